@@ -1,0 +1,20 @@
+"""cv-sandbox: restricted, isolated, fast execution of model-written image code."""
+
+from .result import ERROR_KINDS, ORIENTATION_OPS, ExecResult, TraceOp
+from .protocol import SYSTEM_PROMPT, TOOL_NAME, TOOL_SCHEMA, render_tool_call, tool_response_text
+from .sandbox import Sandbox, SandboxConfig
+
+__all__ = [
+    "ERROR_KINDS",
+    "ORIENTATION_OPS",
+    "SYSTEM_PROMPT",
+    "TOOL_NAME",
+    "TOOL_SCHEMA",
+    "ExecResult",
+    "Sandbox",
+    "SandboxConfig",
+    "TraceOp",
+    "render_tool_call",
+    "tool_response_text",
+]
+__version__ = "0.1.0"

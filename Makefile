@@ -1,0 +1,14 @@
+# The two commands of the README. Both work on a fresh machine (they install uv and the locked workspace).
+.PHONY: demo test lint bench
+
+demo:
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+lint:
+	uv run --frozen ruff check packages benchmarks
+
+bench:
+	uv run --frozen python benchmarks/sandbox_bench.py

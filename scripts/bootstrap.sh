@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Make a fresh machine ready: uv on PATH, the locked workspace installed, Chromium for browser tests.
+set -euo pipefail
+export UV_PYTHON_DOWNLOADS=never
+if ! command -v uv >/dev/null 2>&1; then
+    python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+    export PATH="$HOME/.local/bin:$PATH"
+fi
+uv sync --frozen --all-packages --quiet
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+    # Browser tests screenshot the HTML viewers/reports; Debian's Chromium is the only browser we can install offline-hub.
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi

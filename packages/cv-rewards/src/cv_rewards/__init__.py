@@ -1,1 +1,74 @@
-"""cv_rewards."""
+"""cv-rewards: answer matching, the format reward and CodeVision's dense process reward (stdlib only).
+
+Example:
+    >>> from cv_rewards import OpRecord, RolloutRecord, ToolCallRecord, score_rollout
+    >>> rec = RolloutRecord("<think>sideways</think><answer>STOP</answer>",
+    ...                     [ToolCallRecord(True, [OpRecord("rotate_270")])], ["rotate_90"], None, "stop")
+    >>> score_rollout(rec).components["must_use"]
+    1.0
+"""
+
+from .answer import (
+    NUMERIC_REL_TOL,
+    TASK_TYPES,
+    MatchResult,
+    extract_answer,
+    match_answer,
+    normalize_text,
+    parse_number,
+)
+from .format import format_reward
+from .judge import DEFAULT_JUDGE_PROMPTS, Judge, JudgeConfig, JudgeError, JudgeVerdict
+from .process import (
+    COMPONENTS,
+    GEOMETRIC_OPS,
+    ORIENTATION_OPS,
+    ProcessRewardConfig,
+    RewardBreakdown,
+    box_iou,
+    required_ops,
+    score_group,
+    score_rollout,
+)
+from .records import OpRecord, RolloutRecord, ToolCallRecord
+from .trl_adapter import (
+    TrlRewardFunction,
+    completion_to_text,
+    make_trl_reward_funcs,
+    records_from_trl,
+    trl_reward_weights,
+)
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_JUDGE_PROMPTS",
+    "GEOMETRIC_OPS",
+    "NUMERIC_REL_TOL",
+    "ORIENTATION_OPS",
+    "TASK_TYPES",
+    "Judge",
+    "JudgeConfig",
+    "JudgeError",
+    "JudgeVerdict",
+    "MatchResult",
+    "OpRecord",
+    "ProcessRewardConfig",
+    "RewardBreakdown",
+    "RolloutRecord",
+    "ToolCallRecord",
+    "TrlRewardFunction",
+    "box_iou",
+    "completion_to_text",
+    "extract_answer",
+    "format_reward",
+    "make_trl_reward_funcs",
+    "match_answer",
+    "normalize_text",
+    "parse_number",
+    "records_from_trl",
+    "required_ops",
+    "score_group",
+    "score_rollout",
+    "trl_reward_weights",
+]
+__version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """cv-sandbox: restricted, isolated, fast execution of model-written image code."""
 
-from .result import ERROR_KINDS, ORIENTATION_OPS, ExecResult, TraceOp
 from .protocol import SYSTEM_PROMPT, TOOL_NAME, TOOL_SCHEMA, render_tool_call, tool_response_text
+from .result import ERROR_KINDS, ORIENTATION_OPS, ExecResult, TraceOp
 from .sandbox import Sandbox, SandboxConfig
 
 __all__ = [

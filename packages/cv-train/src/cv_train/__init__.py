@@ -1,1 +1,67 @@
-"""cv_train."""
+"""cv-train: SFT and multi-turn GRPO for CodeVision on TRL, with PEFT and vLLM.
+
+Heavy libraries (torch, transformers, trl, peft, datasets) load only when training starts.
+"""
+
+from .config import (
+    FAMILIES,
+    ModelRecipe,
+    RecipeError,
+    RLRecipe,
+    SFTRecipe,
+    load_recipe,
+    recipe_from_dict,
+    tiny_rl_recipe,
+    tiny_sft_recipe,
+)
+from .data import (
+    DatasetError,
+    load_rl_items,
+    load_sft_records,
+    rl_dataset,
+    rl_rows,
+    sft_dataset,
+    validate_sft_record,
+)
+from .env import CodeVisionEnv, CodeVisionEnvConfig, ToolCallTrace
+from .invariants import ImageTokenMismatchError, check_image_tokens, count_image_runs
+from .rewards import completion_text, make_process_reward, rollout_record, tool_statistics
+from .rl import build_rl_trainer, grpo_config_kwargs, train_rl
+from .sft import build_sft_trainer, fill_image_placeholders, make_sft_collator, train_sft
+
+__all__ = [
+    "FAMILIES",
+    "CodeVisionEnv",
+    "CodeVisionEnvConfig",
+    "DatasetError",
+    "ImageTokenMismatchError",
+    "ModelRecipe",
+    "RLRecipe",
+    "RecipeError",
+    "SFTRecipe",
+    "ToolCallTrace",
+    "build_rl_trainer",
+    "build_sft_trainer",
+    "check_image_tokens",
+    "completion_text",
+    "count_image_runs",
+    "fill_image_placeholders",
+    "grpo_config_kwargs",
+    "load_recipe",
+    "load_rl_items",
+    "load_sft_records",
+    "make_process_reward",
+    "make_sft_collator",
+    "recipe_from_dict",
+    "rl_dataset",
+    "rl_rows",
+    "rollout_record",
+    "sft_dataset",
+    "tiny_rl_recipe",
+    "tiny_sft_recipe",
+    "tool_statistics",
+    "train_rl",
+    "train_sft",
+    "validate_sft_record",
+]
+__version__ = "0.1.0"

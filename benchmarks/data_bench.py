@@ -1,0 +1,64 @@
+"""cv-data throughput: samples/s of each builder vs the encode-only bound (PNG-encoding the same images).
+
+Usage: python benchmarks/data_bench.py [--num 24] [--seed 0]
+
+The encode-only bound is what writing the produced images costs by itself (PNG, compress_level=1, as
+cv-data writes them): a builder cannot be faster than rendering + encoding, so the ratio shows how much of
+the time is generation/execution rather than I/O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from cv_data import SOURCES, RLBuildConfig, SFTBuildConfig, build_bench, build_rl_items, build_sft
+from cv_data._images import encode_png
+
+
+def _rate(n: int, dt: float) -> float:
+    return n / dt if dt > 0 else float("inf")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--num", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    rows: list[tuple[str, int, float, float]] = []
+
+    def bench(name: str, fn) -> None:
+        t0 = time.perf_counter()
+        images = fn()
+        dt = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for im in images:
+            encode_png(im)
+        enc = time.perf_counter() - t1
+        rows.append((name, len(images), _rate(len(images), dt), _rate(len(images), enc)))
+
+    for src, make in SOURCES.items():
+        bench(f"source:{src}", lambda make=make: [make(i, args.seed, "train").images[0] for i in range(args.num)])
+    bench("build_rl_items", lambda: [it.images[0] for it in build_rl_items(
+        RLBuildConfig(num=args.num, seed=args.seed, progress=False))])
+    bench("build_bench:orientation", lambda: [it.images[0] for it in build_bench(
+        "orientation", num=max(1, args.num // 6), seed=args.seed, progress=False)])
+    sft_n = max(1, args.num // 2)
+    t0 = time.perf_counter()
+    recs = build_sft(SFTBuildConfig(num=sft_n, seed=args.seed, progress=False))
+    dt = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for r in recs:
+        for im in r["images"]:
+            encode_png(im)
+    enc = time.perf_counter() - t1
+    rows.append(("build_sft (trajectories)", len(recs), _rate(len(recs), dt), _rate(len(recs), enc)))
+
+    print(f"{'builder':28s} {'n':>5s} {'samples/s':>10s} {'encode-only/s':>14s} {'ratio':>6s}")
+    for name, n, rate, bound in rows:
+        print(f"{name:28s} {n:5d} {rate:10.2f} {bound:14.2f} {rate / bound:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Latency of one tool call, three ways, on a realistic op mix over a 1 MP image.
+
+1. in-process ``exec`` with the real modules (no isolation at all: the floor),
+2. cv-sandbox (RestrictedPython + facades + tracing, forked hardened child of a warm worker),
+3. a fresh Python interpreter per call (imports + image transfer + exec each time).
+
+Run: ``uv run python benchmarks/sandbox_bench.py [--rounds N] [--fresh-calls N] [--json out.json]``.
+Prints p50 latencies (ms) and the ratios against the targets (sandbox <= 1.5x in-process, >= 50x faster
+than a fresh interpreter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+from cv_sandbox import Sandbox, SandboxConfig
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+
+# What models actually write: orientation fixes, zoom crops, contrast/sharpen, binarisation, mixes.
+OP_MIX: list[tuple[str, str]] = [
+    ("rotate90", "result = image.rotate(90, expand=True)"),
+    ("flip_np", "result = Image.fromarray(np.fliplr(np.asarray(image)))"),
+    ("crop_zoom", "w, h = image.size\nresult = image.crop((w // 4, h // 4, w // 2, h // 2)).resize((w // 2, h // 2), Image.BICUBIC)"),
+    ("contrast_sharpen", "im = ImageEnhance.Contrast(image).enhance(1.6)\nresult = im.filter(ImageFilter.SHARPEN)"),
+    ("gray_otsu", "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\n_, b = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\nresult = Image.fromarray(b)"),
+    ("clahe", "g = cv2.cvtColor(np.array(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.createCLAHE(2.0, (8, 8)).apply(g))"),
+    ("rot_crop_cv2", "a = cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE)\nh, w = a.shape[:2]\nresult = Image.fromarray(a[h // 3: 2 * h // 3, w // 3: 2 * w // 3])"),
+    ("autocontrast_gray", "result = ImageOps.autocontrast(ImageOps.grayscale(image.rotate(180)))"),
+]
+
+_FRESH_SCRIPT = r"""
+import sys, math
+import numpy as np, cv2
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+w, h, n = (int(v) for v in sys.argv[1:4])
+code = sys.stdin.buffer.read(n).decode()
+image = Image.frombytes("RGB", (w, h), sys.stdin.buffer.read(w * h * 3))
+ns = {"image": image, "img": image, "Image": Image, "ImageDraw": ImageDraw, "ImageEnhance": ImageEnhance,
+      "ImageFilter": ImageFilter, "ImageOps": ImageOps, "np": np, "cv2": cv2, "math": math}
+exec(compile(code, "<tool code>", "exec"), ns)
+out = ns["result"]
+sys.stdout.buffer.write(f"{out.mode} {out.width} {out.height}\n".encode() + out.tobytes())
+"""
+
+
+def make_image(w: int = 1224, h: int = 816) -> Image.Image:
+    """A 1 MP document-like test image (text lines, boxes, noise)."""
+    rng = np.random.default_rng(0)
+    im = Image.fromarray((rng.normal(235, 12, (h, w, 3))).clip(0, 255).astype(np.uint8))
+    d = ImageDraw.Draw(im)
+    for i in range(30):
+        y = 20 + i * 26
+        d.text((30, y), f"Line {i}: the quick brown fox jumps over the lazy dog 0123456789", fill=(20, 20, 20))
+    d.rectangle((700, 100, 1100, 500), outline=(30, 60, 150), width=5)
+    return im
+
+
+def in_process(code: str, image: Image.Image) -> Image.Image:
+    ns = {"image": image, "img": image, "Image": Image, "ImageDraw": ImageDraw, "ImageEnhance": ImageEnhance,
+          "ImageFilter": ImageFilter, "ImageOps": ImageOps, "np": np, "cv2": cv2, "math": math}
+    exec(compile(code, "<tool code>", "exec"), ns)  # noqa: S102 - the unisolated baseline
+    return ns["result"]
+
+
+def fresh_interpreter(code: str, image: Image.Image) -> Image.Image:
+    raw = code.encode()
+    p = subprocess.run(
+        [sys.executable, "-c", _FRESH_SCRIPT, str(image.width), str(image.height), str(len(raw))],
+        input=raw + image.tobytes(), capture_output=True, check=True,
+    )
+    head, body = p.stdout.split(b"\n", 1)
+    mode, w, h = head.decode().split()
+    return Image.frombytes(mode, (int(w), int(h)), body)
+
+
+def p50(xs: list[float]) -> float:
+    return statistics.median(xs) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=15, help="passes over the op mix (in-process and sandbox)")
+    ap.add_argument("--fresh-calls", type=int, default=8, help="calls for the fresh-interpreter baseline")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--json", help="also write the numbers to this file")
+    args = ap.parse_args(argv)
+
+    image = make_image()
+    print(f"image: {image.width}x{image.height} ({image.width * image.height / 1e6:.2f} MP), "
+          f"{len(OP_MIX)} snippets x {args.rounds} rounds")
+    times: dict[str, list[float]] = {"in_process": [], "sandbox": [], "fresh": []}
+    per_op: dict[str, dict[str, list[float]]] = {name: {"in_process": [], "sandbox": []} for name, _ in OP_MIX}
+
+    with Sandbox(SandboxConfig(workers=args.workers, timeout_s=30)) as sb:
+        for name, code in OP_MIX:  # warm both paths, and check they agree
+            ref = in_process(code, image)
+            got = sb.run(code, [image])
+            assert got.ok, (name, got.error)
+            assert got.image.size == ref.size and got.image.tobytes() == ref.tobytes(), name
+        for _ in range(args.rounds):
+            for name, code in OP_MIX:
+                t0 = time.perf_counter()
+                in_process(code, image)
+                dt = time.perf_counter() - t0
+                times["in_process"].append(dt)
+                per_op[name]["in_process"].append(dt)
+                t0 = time.perf_counter()
+                r = sb.run(code, [image])
+                dt = time.perf_counter() - t0
+                assert r.ok
+                times["sandbox"].append(dt)
+                per_op[name]["sandbox"].append(dt)
+    for k in range(args.fresh_calls):
+        _, code = OP_MIX[k % len(OP_MIX)]
+        t0 = time.perf_counter()
+        fresh_interpreter(code, image)
+        times["fresh"].append(time.perf_counter() - t0)
+
+    print(f"\n{'snippet':<20}{'in-process ms':>15}{'sandbox ms':>12}{'ratio':>8}")
+    for name, _ in OP_MIX:
+        a, b = p50(per_op[name]["in_process"]), p50(per_op[name]["sandbox"])
+        print(f"{name:<20}{a:>15.1f}{b:>12.1f}{b / a:>8.2f}")
+    ip, sbx, fr = p50(times["in_process"]), p50(times["sandbox"]), p50(times["fresh"])
+    mean_ip = statistics.mean(times["in_process"]) * 1000
+    mean_sb = statistics.mean(times["sandbox"]) * 1000
+    print(f"\np50 over all calls: in-process {ip:.1f} ms | cv-sandbox {sbx:.1f} ms | fresh interpreter {fr:.1f} ms")
+    print(f"mean over all calls: in-process {mean_ip:.1f} ms | cv-sandbox {mean_sb:.1f} ms")
+    print(f"cv-sandbox / in-process = {sbx / ip:.2f}x (target <= 1.5x)")
+    print(f"fresh interpreter / cv-sandbox = {fr / sbx:.1f}x (target >= 50x)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"p50_ms": {"in_process": ip, "sandbox": sbx, "fresh": fr},
+                       "ratio_sandbox_in_process": sbx / ip, "ratio_fresh_sandbox": fr / sbx,
+                       "per_op_p50_ms": {n: {k: p50(v) for k, v in d.items()} for n, d in per_op.items()}}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

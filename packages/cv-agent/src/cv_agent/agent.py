@@ -1,0 +1,430 @@
+"""The multi-turn code-as-tool loop: generate → parse → execute in the sandbox → tool message → repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cv_sandbox import ExecResult, Sandbox
+from cv_sandbox.protocol import SYSTEM_PROMPT, tool_response_text
+from PIL import Image
+
+from .backends.base import Generation, ModelBackend
+from .images import ImageLike, chain_to_input, map_box, resize_for_model, to_pil
+from .parsing import ParsedCall, ParseError, parse_tool_calls
+from .trajectory import ToolCall, Trajectory
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+# Only very big images are resized in a thread (PIL releases the GIL there); below this the thread hop
+# costs more than it saves (OpenCV resizes ~1 MP in a few ms, multi-threaded on its own).
+_THREAD_RESIZE_PIXELS = 4_000_000
+
+
+@dataclass
+class AgentConfig:
+    """Settings of :class:`Agent`.
+
+    Attributes:
+        max_turns: Most assistant turns per episode (the paper's RL uses 12).
+        max_new_tokens: Most tokens per assistant turn.
+        token_budget: Most generated tokens per episode, summed over turns; the last turn is capped to
+            what is left. ``None``: unlimited.
+        max_pixels: Pixel budget of each image the model sees (reference RL: 8192·28·28).
+        min_pixels: Lower pixel bound of model images (Qwen default 56·56).
+        resize_factor: Side multiple of model images: 28 for Qwen2.5-VL, 32 for Qwen3-VL.
+        system_prompt: System message; ``None`` or ``""`` sends none.
+        temperature: Sampling temperature passed to the backend; ``None`` uses the backend's default.
+        max_images: Most images per episode (inputs + tool outputs); further successful calls get an
+            error message instead, so prompts cannot grow without bound.
+    """
+
+    max_turns: int = 12
+    max_new_tokens: int = 2048
+    token_budget: int | None = 16384
+    max_pixels: int = 8192 * 28 * 28
+    min_pixels: int = 56 * 56
+    resize_factor: int = 28
+    system_prompt: str | None = SYSTEM_PROMPT
+    temperature: float | None = None
+    max_images: int = 32
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.token_budget is not None and self.token_budget < 1:
+            raise ValueError(f"token_budget must be >= 1 or None, got {self.token_budget}")
+        if self.resize_factor < 1:
+            raise ValueError(f"resize_factor must be >= 1, got {self.resize_factor}")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
+        if self.max_pixels < self.resize_factor**2:
+            raise ValueError(f"max_pixels must be at least resize_factor**2 = {self.resize_factor**2}")
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 or None, got {self.temperature}")
+        if self.max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {self.max_images}")
+
+
+def extract_final_answer(text: str) -> str | None:
+    """Text of the last ``<answer>...</answer>`` in ``text`` (stripped), else ``None``.
+
+    Example:
+        >>> extract_final_answer("<think>x</think><answer> B </answer>")
+        'B'
+    """
+    found = _ANSWER.findall(text)
+    return found[-1].strip() if found else None
+
+
+class _Episode:
+    """Mutable per-episode state; the Trajectory is its record."""
+
+    def __init__(self, agent: Agent, traj: Trajectory) -> None:
+        self.agent = agent
+        self.traj = traj
+        self.model_images: list[Image.Image] = []
+
+    async def add_model_copy(self, image: Image.Image) -> None:
+        cfg = self.agent.config
+        kw = {"factor": cfg.resize_factor, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
+        if image.width * image.height > _THREAD_RESIZE_PIXELS:
+            copy = await asyncio.to_thread(resize_for_model, image, **kw)
+        else:
+            copy = resize_for_model(image, **kw)
+        self.model_images.append(copy)
+        if len(self.traj.model_image_sizes) < len(self.model_images):
+            self.traj.model_image_sizes.append(copy.size)
+
+
+class Agent:
+    """Runs episodes of the code-as-tool loop against a model backend and a sandbox.
+
+    Args:
+        backend: Any :class:`~cv_agent.backends.ModelBackend`.
+        config: Loop settings.
+        sandbox: Executes the code; a default :class:`cv_sandbox.Sandbox` is created (and closed by
+            :meth:`close`) when omitted.
+
+    Example:
+        >>> from cv_agent.testing import ScriptedPolicy
+        >>> agent = Agent(ScriptedPolicy(["<think>easy</think><answer>A</answer>"]))
+        >>> traj = agent.run(Image.new("RGB", (64, 64)), "Which?")
+        >>> traj.answer, traj.stop_reason
+        ('A', 'answer')
+    """
+
+    def __init__(self, backend: ModelBackend, config: AgentConfig | None = None, sandbox: Sandbox | None = None) -> None:
+        self.backend = backend
+        self.config = config or AgentConfig()
+        self._owns_sandbox = sandbox is None
+        self._sandbox = sandbox
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox; the default one is started on first use (its warm workers cost a moment)."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return self._sandbox
+
+    # -- public API ------------------------------------------------------------------------------------
+    async def arun(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        question: str,
+        *,
+        item_id: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> Trajectory:
+        """Run one episode to completion.
+
+        Args:
+            images: The input image or images (PIL, uint8 arrays or paths); image 0 is the main input.
+            question: The user question.
+            item_id: Caller's id, kept in the trajectory.
+            meta: JSON-serialisable extra data kept in the trajectory.
+
+        Returns:
+            The finished :class:`Trajectory`; backend failures end it with ``stop_reason="error"``.
+
+        Example:
+            >>> traj = await agent.arun(img, "What does the sign say?", item_id="q1")  # doctest: +SKIP
+        """
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a string, got {type(question).__name__}")
+        single = isinstance(images, (Image.Image, str, os.PathLike)) or _is_array(images)
+        imgs = [images] if single else list(images)  # type: ignore[arg-type]
+        if not imgs:
+            raise ValueError("give at least one input image")
+        full = [to_pil(im) for im in imgs]
+        traj = Trajectory(
+            item_id=item_id,
+            question=question,
+            images=full,
+            n_input_images=len(full),
+            image_parents=[None] * len(full),
+            image_to_parent=[None] * len(full),
+            meta=dict(meta or {}),
+        )
+        if self.config.system_prompt:
+            traj.messages.append({"role": "system", "content": self.config.system_prompt})
+        content: list[dict[str, Any]] = [{"type": "image", "image_index": k} for k in range(len(full))]
+        content.append({"type": "text", "text": question})
+        traj.messages.append({"role": "user", "content": content})
+        return await self._loop(traj)
+
+    async def acontinue(self, trajectory: Trajectory) -> Trajectory:
+        """Resume an unfinished trajectory (e.g. loaded from disk) with this agent's limits.
+
+        A trajectory that stopped on ``max_turns``, ``token_budget`` or ``error`` (or never stopped) goes on
+        from its last message exactly as if the episode had never been interrupted; one that ended with an
+        answer or without a tool call is returned unchanged.
+
+        Example:
+            >>> traj = await Agent(backend, AgentConfig(max_turns=12)).acontinue(Trajectory.load("runs", item_id="q1"))  # doctest: +SKIP
+        """
+        if trajectory.stop_reason in ("answer", "no_tool_call"):
+            return trajectory
+        trajectory.stop_reason = None
+        trajectory.error = None
+        return await self._loop(trajectory)
+
+    def run(self, images: ImageLike | Sequence[ImageLike], question: str, *, item_id: str = "", meta: dict[str, Any] | None = None) -> Trajectory:
+        """Synchronous :meth:`arun` (not inside a running event loop)."""
+        return asyncio.run(self.arun(images, question, item_id=item_id, meta=meta))
+
+    def close(self) -> None:
+        """Close the sandbox if the agent created it."""
+        if self._owns_sandbox and self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+    # -- the loop --------------------------------------------------------------------------------------
+    async def _loop(self, traj: Trajectory) -> Trajectory:
+        cfg = self.config
+        ep = _Episode(self, traj)
+        t_start = time.perf_counter()
+        tim = traj.timings
+        for key in ("total_s", "model_s", "sandbox_s", "overhead_s"):
+            tim.setdefault(key, 0.0)
+        use = traj.usage
+        for key in ("prompt_tokens", "completion_tokens", "estimated"):
+            use.setdefault(key, 0)
+        for im in traj.images[len(ep.model_images) :]:
+            await ep.add_model_copy(im)
+        model_s = sandbox_s = 0.0
+        try:
+            while traj.stop_reason is None:
+                if traj.turns >= cfg.max_turns:
+                    traj.stop_reason = "max_turns"
+                    break
+                max_new = cfg.max_new_tokens
+                if cfg.token_budget is not None:
+                    left = cfg.token_budget - use["completion_tokens"]
+                    if left <= 0:
+                        traj.stop_reason = "token_budget"
+                        break
+                    max_new = min(max_new, left)
+                t0 = time.perf_counter()
+                try:
+                    gen = await self.backend.complete(
+                        traj.messages, ep.model_images, max_new_tokens=max_new, temperature=cfg.temperature
+                    )
+                except Exception as e:  # noqa: BLE001 - any backend failure ends the episode, recorded
+                    model_s += time.perf_counter() - t0
+                    traj.stop_reason = "error"
+                    traj.error = f"{type(e).__name__}: {e}"
+                    break
+                model_s += time.perf_counter() - t0
+                if not isinstance(gen, Generation):
+                    gen = Generation(text=str(gen))
+                self._account(traj, gen)
+                text = gen.text
+                traj.messages.append({"role": "assistant", "content": text})
+                traj.final_text = text if not traj.final_text else traj.final_text + "\n" + text
+                turn = traj.turns
+                traj.turns += 1
+                parsed = parse_tool_calls(text)
+                answer = extract_final_answer(text)
+                if isinstance(parsed, ParsedCall):
+                    sandbox_s += await self._execute(ep, turn, parsed)
+                elif answer is not None:
+                    traj.answer = answer
+                    traj.stop_reason = "answer"
+                elif parsed.kind == "no_call":
+                    traj.stop_reason = "no_tool_call"
+                else:
+                    self._reject(traj, turn, parsed)
+                if traj.stop_reason is None and cfg.token_budget is not None and use["completion_tokens"] >= cfg.token_budget:
+                    traj.stop_reason = "token_budget"
+        finally:
+            total = time.perf_counter() - t_start
+            tim["total_s"] += total
+            tim["model_s"] += model_s
+            tim["sandbox_s"] += sandbox_s
+            tim["overhead_s"] += max(0.0, total - model_s - sandbox_s)
+        return traj
+
+    @staticmethod
+    def _account(traj: Trajectory, gen: Generation) -> None:
+        use = traj.usage
+        if gen.completion_tokens is None:
+            use["estimated"] = 1
+            use["completion_tokens"] += max(1, len(gen.text) // 4)  # ~4 characters per BPE token
+        else:
+            use["completion_tokens"] += gen.completion_tokens
+        if gen.prompt_tokens is not None:
+            use["prompt_tokens"] += gen.prompt_tokens
+
+    def _reject(self, traj: Trajectory, turn: int, err: ParseError) -> None:
+        text = f"Tool call error: {err.message}"
+        traj.messages.append({"role": "tool", "content": [{"type": "text", "text": text}]})
+        traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
+
+    async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
+        traj = ep.traj
+        notes = []
+        if call.n_calls > 1:
+            notes.append(f"Note: your reply contained {call.n_calls} tool calls; only the first was executed.")
+        if any("image_index" in w for w in call.warnings):
+            notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
+        record = ToolCall(
+            turn=turn, code=call.code, description=call.description, image_index=call.image_index, warnings=list(call.warnings)
+        )
+        n = len(traj.images)
+        if not 0 <= call.image_index < n:
+            record.error = f"image_index {call.image_index} does not exist; valid indices are 0..{n - 1}."
+            record.error_kind = "bad_index"
+            self._tool_message(traj, None, f"Execution failed (bad_index): {record.error}\nNo image was produced; fix the call and try again.", notes)
+            traj.tool_calls.append(record)
+            return 0.0
+        t0 = time.perf_counter()
+        try:
+            result = await self.sandbox.arun(call.code, traj.images, image_index=call.image_index)
+        except Exception as e:  # noqa: BLE001 - a broken sandbox is reported to the model, never raised
+            result = ExecResult(error=f"sandbox failure: {type(e).__name__}: {e}", error_kind="crash")
+        elapsed = time.perf_counter() - t0
+        record.duration_s = result.duration_s or elapsed
+        record.stdout = result.stdout
+        if result.ok and result.image is not None and n >= self.config.max_images:
+            result = ExecResult(
+                error=f"the episode already has {n} images (the limit); reuse an existing image index",
+                error_kind="output_too_large",
+                trace=result.trace,
+                duration_s=result.duration_s,
+            )
+        record.ops = self._ops(traj, call.image_index, result)
+        if result.ok and result.image is not None:
+            k = n
+            traj.images.append(result.image)
+            traj.image_parents.append(call.image_index)
+            traj.image_to_parent.append(list(result.to_source) if result.to_source is not None else None)
+            await ep.add_model_copy(result.image)
+            record.ok = True
+            record.output_index = k
+            self._tool_message(traj, k, tool_response_text(result, k), notes)
+        else:
+            record.error = result.error or "no image was produced"
+            record.error_kind = result.error_kind or "bad_result"
+            self._tool_message(traj, None, tool_response_text(result, None), notes)
+        traj.tool_calls.append(record)
+        return elapsed
+
+    @staticmethod
+    def _tool_message(traj: Trajectory, index: int | None, text: str, notes: list[str]) -> None:
+        if notes:
+            text = text + "\n" + "\n".join(notes)
+        content: list[dict[str, Any]] = []
+        if index is not None:
+            content.append({"type": "image", "image_index": index})
+        content.append({"type": "text", "text": text})
+        traj.messages.append({"role": "tool", "content": content})
+
+    @staticmethod
+    def _ops(traj: Trajectory, source: int, result: ExecResult) -> list[dict[str, Any]]:
+        to_input = chain_to_input(source, traj.image_parents, [tuple(a) if a else None for a in traj.image_to_parent])  # type: ignore[misc]
+        ops = []
+        for op in result.trace:
+            box = list(op.box) if op.box is not None else None
+            box_input = None
+            if box is not None and to_input is not None:
+                box_input = [round(v, 3) for v in map_box(to_input, box)]
+            ops.append({"name": op.name, "box": box, "box_input": box_input, "params": dict(op.params)})
+        return ops
+
+
+def _is_array(x: Any) -> bool:
+    return hasattr(x, "__array_interface__") and not isinstance(x, (list, tuple))
+
+
+Episode = tuple[Any, str] | tuple[Any, str, str]
+
+
+def _unpack(ep: Any) -> tuple[Any, str, str, dict[str, Any] | None]:
+    if isinstance(ep, tuple):
+        if len(ep) == 2:
+            return ep[0], ep[1], "", None
+        if len(ep) == 3:
+            return ep[0], ep[1], ep[2], None
+        if len(ep) == 4:
+            return ep[0], ep[1], ep[2], ep[3]
+        raise ValueError(f"an episode tuple is (images, question[, item_id[, meta]]), got {len(ep)} fields")
+    if hasattr(ep, "images") and hasattr(ep, "question"):  # cv_data.Item and friends
+        return ep.images, ep.question, str(getattr(ep, "id", "")), None
+    raise TypeError(f"cannot read an episode from {type(ep).__name__}; pass (images, question, item_id)")
+
+
+async def run_episodes(
+    agent: Agent,
+    episodes: Iterable[Any],
+    concurrency: int = 64,
+    *,
+    progress: bool = True,
+    on_done: Callable[[Trajectory], None] | None = None,
+) -> list[Trajectory]:
+    """Run many episodes concurrently on one event loop.
+
+    Args:
+        agent: The agent (its backend's own limit also applies).
+        episodes: ``(images, question, item_id)`` tuples (``item_id`` and a 4th ``meta`` dict optional) or
+            objects with ``images``, ``question`` and ``id`` (e.g. ``cv_data.Item``).
+        concurrency: Most episodes in flight at once.
+        progress: Show a tqdm progress bar.
+        on_done: Called with each trajectory as soon as it finishes (e.g. to append it to disk).
+
+    Returns:
+        Trajectories in the order of ``episodes``. Failures never raise: a backend failure (or an
+        unexpected exception) yields a trajectory with ``stop_reason="error"`` and ``error`` set.
+
+    Example:
+        >>> trajs = await run_episodes(agent, [(img, "What is written?", "q1")], concurrency=8)  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    items = [_unpack(ep) for ep in episodes]
+    sem = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=len(items), desc="episodes", unit="ep", disable=not progress)
+
+    async def one(images: Any, question: str, item_id: str, meta: dict[str, Any] | None) -> Trajectory:
+        async with sem:
+            try:
+                traj = await agent.arun(images, question, item_id=item_id, meta=meta)
+            except Exception as e:  # noqa: BLE001 - one bad item must not sink the batch
+                traj = Trajectory(item_id=item_id, question=question, stop_reason="error", error=f"{type(e).__name__}: {e}")
+            bar.update(1)
+            if on_done is not None:
+                on_done(traj)
+            return traj
+
+    try:
+        return list(await asyncio.gather(*(one(*it) for it in items)))
+    finally:
+        bar.close()

@@ -1,0 +1,238 @@
+"""OpenAI-compatible chat-completions backend (``vllm serve``, SGLang, hosted APIs) over async httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from ._messages import DataUrlCache, to_openai_messages
+from .base import BackendError, Generation, ModelBackend
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class OpenAIBackendConfig:
+    """Settings of :class:`OpenAIBackend`.
+
+    Attributes:
+        base_url: Server root including ``/v1``, e.g. ``http://localhost:8000/v1``.
+        model: Model name sent in each request.
+        api_key_env: Environment variable holding the API key (unset or empty: no auth header).
+        max_concurrency: Most requests in flight at once (a semaphore shared by all episodes).
+        timeout_s: Per-request timeout in seconds.
+        max_retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
+        backoff_s: First retry delay; doubles each retry (with jitter), capped by ``max_backoff_s``.
+        max_backoff_s: Upper bound of one retry delay (a server's ``Retry-After`` is honoured up to this).
+        max_new_tokens: Default ``max_tokens`` per reply.
+        temperature: Default sampling temperature.
+        top_p: Nucleus sampling; ``None`` leaves the server default.
+        image_format: ``"jpeg"`` (default: ~30x faster to encode than PNG, which matters at 64 concurrent
+            episodes) or ``"png"`` (lossless, for when compression artefacts must be ruled out).
+        image_quality: JPEG quality (95: visually lossless).
+        tool_role: ``"user"`` sends tool results as ``<tool_response>`` user turns (what Qwen templates
+            render); ``"tool"`` keeps the ``tool`` role.
+        extra_body: Extra JSON fields merged into every request (e.g. ``{"top_k": 20}`` for vLLM).
+        seed: Request seed for servers that honour it; ``None`` sends none.
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 64
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 20.0
+    max_new_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float | None = None
+    image_format: str = "jpeg"
+    image_quality: int = 95
+    tool_role: str = "user"
+    extra_body: dict[str, Any] | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        self.base_url = self.base_url.rstrip("/")
+        if not self.model:
+            raise ValueError("set model to the served model name")
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError("backoff_s and max_backoff_s must be >= 0")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.image_format.lower() not in ("png", "jpeg", "jpg"):
+            raise ValueError(f"image_format must be 'png' or 'jpeg', got {self.image_format!r}")
+        if not 1 <= self.image_quality <= 100:
+            raise ValueError(f"image_quality must be in 1..100, got {self.image_quality}")
+        if self.tool_role not in ("user", "tool"):
+            raise ValueError(f"tool_role must be 'user' or 'tool', got {self.tool_role!r}")
+
+
+class OpenAIBackend(ModelBackend):
+    """Chat-completions client with retries, timeouts and a concurrency limit.
+
+    Example:
+        >>> backend = OpenAIBackend(OpenAIBackendConfig("http://localhost:8000/v1", "qwen"))
+        >>> backend.config.max_concurrency
+        64
+    """
+
+    name = "openai"
+
+    def __init__(self, config: OpenAIBackendConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._encode = DataUrlCache(config.image_format, config.image_quality)
+        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        loop = asyncio.get_running_loop()
+        # httpx clients and semaphores are bound to one event loop; asyncio.run() per call makes new ones.
+        if self._client is None or self._client_loop is not loop:
+            key = os.environ.get(self.config.api_key_env, "") if self.config.api_key_env else ""
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            limits = httpx.Limits(max_connections=self.config.max_concurrency, max_keepalive_connections=self.config.max_concurrency)
+            self._client = httpx.AsyncClient(
+                base_url=self.config.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(self.config.timeout_s),
+                limits=limits,
+                transport=self._transport,
+            )
+            self._client_loop = loop
+            self._sem = asyncio.Semaphore(self.config.max_concurrency)
+        assert self._sem is not None
+        return self._client, self._sem
+
+    def build_request(
+        self,
+        messages: list[dict[str, Any]],
+        images: list[Image.Image],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> dict[str, Any]:
+        """The JSON body of one chat-completions request."""
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": to_openai_messages(messages, images, encode=self._encode, tool_role=self.config.tool_role),
+            "max_tokens": max_new_tokens or self.config.max_new_tokens,
+            "temperature": self.config.temperature if temperature is None else temperature,
+        }
+        if self.config.top_p is not None:
+            body["top_p"] = self.config.top_p
+        if self.config.seed is not None:
+            body["seed"] = self.config.seed
+        if self.config.extra_body:
+            body.update(self.config.extra_body)
+        return body
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        if response is not None:
+            ra = response.headers.get("retry-after")
+            if ra:
+                try:
+                    return min(float(ra), self.config.max_backoff_s)
+                except ValueError:
+                    pass
+        base = min(self.config.backoff_s * (2**attempt), self.config.max_backoff_s)
+        return base * (0.5 + random.random() / 2)  # jitter spreads out retry storms
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        images: list[Image.Image],
+        *,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> Generation:
+        client, sem = self._ensure_client()
+        # Encoding happens outside the semaphore (CPU work must not hold a request slot) and in a thread for
+        # new images, so big images never stall other episodes' event-loop work.
+        body = await asyncio.to_thread(
+            self.build_request, messages, images, max_new_tokens=max_new_tokens, temperature=temperature
+        )
+        last_error = ""
+        for attempt in range(self.config.max_retries + 1):
+            response: httpx.Response | None = None
+            async with sem:
+                self.stats["requests"] += 1
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                except (httpx.TimeoutException, httpx.TransportError) as e:
+                    last_error = f"{type(e).__name__}: {e}"
+                else:
+                    if response.status_code == 200:
+                        try:
+                            return self._parse_response(response.json())
+                        except (ValueError, KeyError, IndexError, TypeError) as e:
+                            last_error = f"malformed response: {type(e).__name__}: {e}"
+                            response = None
+                    elif response.status_code in _RETRY_STATUS:
+                        last_error = f"HTTP {response.status_code}: {response.text[:300]}"
+                    else:
+                        self.stats["failures"] += 1
+                        raise BackendError(f"HTTP {response.status_code} from {self.config.base_url}: {response.text[:500]}")
+            if attempt < self.config.max_retries:
+                self.stats["retries"] += 1
+                await asyncio.sleep(self._delay(attempt, response))
+        self.stats["failures"] += 1
+        raise BackendError(f"request failed after {self.config.max_retries + 1} attempts: {last_error}")
+
+    @staticmethod
+    def _parse_response(data: dict[str, Any]) -> Generation:
+        choice = data["choices"][0]
+        msg = choice["message"]
+        content = msg.get("content") or ""
+        if isinstance(content, list):  # some servers return content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
+        if reasoning and "<think>" not in content:
+            # Servers with a reasoning parser split the think block off; put it back for the trajectory.
+            content = f"<think>{reasoning}</think>\n{content}"
+        for call in msg.get("tool_calls") or []:
+            # Servers with a tool parser return structured calls; re-render them as the model wrote them
+            # (raw, so a broken call still reaches the tolerant parser and gets a helpful error).
+            fn = call.get("function", {})
+            args = fn.get("arguments", {})
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except ValueError:
+                    content += f'\n<tool_call>\n{{"name": {json.dumps(fn.get("name", ""))}, "arguments": {args}}}\n</tool_call>'
+                    continue
+            content += "\n<tool_call>\n" + json.dumps({"name": fn.get("name", ""), "arguments": args}, ensure_ascii=False) + "\n</tool_call>"
+        usage = data.get("usage") or {}
+        return Generation(
+            text=content,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            try:
+                await self._client.aclose()
+            except RuntimeError:  # the loop that owned it is gone
+                pass
+            self._client = None

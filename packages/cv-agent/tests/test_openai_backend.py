@@ -1,0 +1,133 @@
+"""OpenAI-compatible backend against a real local HTTP server: format, retries, timeouts, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from PIL import Image
+
+from cv_agent import Agent, AgentConfig, BackendError, make_backend, parse_backend_spec, run_episodes
+from cv_agent.backends import OpenAIBackend, OpenAIBackendConfig
+from cv_agent.images import decode_data_url
+from cv_agent.testing import StubOpenAIServer
+from cv_sandbox.protocol import render_tool_call
+
+from ._fakes import FakeSandbox
+
+CALL = "<think>rotate</think>\n" + render_tool_call("rotate90", "rotate upright", 0)
+ANSWER = "<think>ok</think>\n<answer>B</answer>"
+
+
+def backend_for(server: StubOpenAIServer, **kw) -> OpenAIBackend:
+    cfg = {"backoff_s": 0.01, "max_backoff_s": 0.05, **kw}
+    return make_backend(f"openai:{server.base_url}#stub-model", **cfg)  # type: ignore[return-value]
+
+
+async def test_episode_over_http_sends_images_and_tool_turns() -> None:
+    with StubOpenAIServer([CALL, ANSWER]) as server:
+        backend = backend_for(server)
+        agent = Agent(backend, AgentConfig(max_pixels=32 * 28 * 28), sandbox=FakeSandbox())  # type: ignore[arg-type]
+        traj = await agent.arun(Image.new("RGB", (300, 120), (200, 10, 10)), "What does it say?", item_id="h1")
+        await backend.aclose()
+    assert traj.stop_reason == "answer" and traj.answer == "B" and traj.turns == 2
+    assert traj.usage["prompt_tokens"] == 200 and traj.usage["estimated"] == 0
+    first, second = server.requests
+    assert first["model"] == "stub-model" and first["max_tokens"] == 2048
+    assert [m["role"] for m in first["messages"]] == ["system", "user"]
+    user = first["messages"][1]["content"]
+    assert user[0]["type"] == "image_url" and user[1] == {"type": "text", "text": "What does it say?"}
+    sent = decode_data_url(user[0]["image_url"]["url"])
+    assert sent.size == traj.model_image_sizes[0] and sent.getpixel((5, 5)) == (200, 10, 10)
+    # the tool turn goes back as a user turn wrapped exactly like the Qwen template renders tool turns
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
+    tool = second["messages"][3]["content"]
+    assert tool[0] == {"type": "text", "text": "<tool_response>\n"}
+    assert tool[1]["type"] == "image_url" and decode_data_url(tool[1]["image_url"]["url"]).size == traj.model_image_sizes[1]
+    assert tool[2]["text"].startswith("Execution succeeded. The result is image 1") and tool[2]["text"].endswith("\n</tool_response>")
+    assert second["messages"][2]["content"] == CALL
+
+
+async def test_retries_on_503_and_429_then_succeeds() -> None:
+    for status in (503, 429):
+        with StubOpenAIServer([ANSWER], fail_first=2, fail_status=status) as server:
+            backend = backend_for(server, max_retries=3)
+            text = await backend.generate([{"role": "user", "content": "hi"}], [])
+            await backend.aclose()
+        assert text == ANSWER and server.n_received == 3 and backend.stats["retries"] == 2
+
+
+async def test_gives_up_after_retries_and_agent_records_error() -> None:
+    with StubOpenAIServer([ANSWER], fail_first=100, fail_status=500) as server:
+        backend = backend_for(server, max_retries=2)
+        traj = await Agent(backend, sandbox=FakeSandbox()).arun(Image.new("RGB", (64, 64)), "q")  # type: ignore[arg-type]
+        await backend.aclose()
+    assert traj.stop_reason == "error" and "after 3 attempts" in traj.error and "HTTP 500" in traj.error
+    assert server.n_received == 3
+
+
+async def test_timeout_is_retried() -> None:
+    with StubOpenAIServer([ANSWER], hang_first=1) as server:
+        backend = backend_for(server, timeout_s=0.3, max_retries=2)
+        text = await backend.generate([{"role": "user", "content": "hi"}], [])
+        await backend.aclose()
+    assert text == ANSWER and backend.stats["retries"] == 1
+
+
+async def test_client_errors_are_not_retried() -> None:
+    with StubOpenAIServer([ANSWER]) as server:
+        cfg = OpenAIBackendConfig(base_url=server.base_url.replace("/v1", "/nope"), model="m", max_retries=3)
+        backend = OpenAIBackend(cfg)
+        with pytest.raises(BackendError, match="HTTP 404"):
+            await backend.generate([{"role": "user", "content": "hi"}], [])
+        await backend.aclose()
+    assert backend.stats["retries"] == 0
+
+
+async def test_connection_refused_is_an_error_not_a_hang() -> None:
+    backend = OpenAIBackend(OpenAIBackendConfig("http://127.0.0.1:9/v1", "m", max_retries=1, backoff_s=0.01))
+    with pytest.raises(BackendError, match="after 2 attempts"):
+        await backend.generate([{"role": "user", "content": "hi"}], [])
+    await backend.aclose()
+
+
+async def test_concurrency_limit_and_overlap() -> None:
+    with StubOpenAIServer([ANSWER], latency_s=0.2) as server:
+        backend = backend_for(server, max_concurrency=8)
+        agent = Agent(backend, sandbox=FakeSandbox())  # type: ignore[arg-type]
+        t0 = asyncio.get_running_loop().time()
+        trajs = await run_episodes(agent, [(Image.new("RGB", (64, 64)), f"q{i}") for i in range(24)], progress=False)
+        elapsed = asyncio.get_running_loop().time() - t0
+        await backend.aclose()
+    assert all(t.stop_reason == "answer" for t in trajs)
+    assert server.max_in_flight == 8
+    assert 0.55 < elapsed < 2.0  # 3 waves of 8 x 0.2 s
+
+
+def test_structured_tool_calls_and_reasoning_are_rendered_back() -> None:
+    data = {
+        "choices": [
+            {
+                "message": {
+                    "content": None,
+                    "reasoning_content": "rotate first",
+                    "tool_calls": [{"type": "function", "function": {"name": "code_image_tool", "arguments": json.dumps({"code": "x", "image_index": 0})}}],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    gen = OpenAIBackend._parse_response(data)
+    assert gen.text.startswith("<think>rotate first</think>") and '<tool_call>\n{"name": "code_image_tool"' in gen.text
+
+
+def test_spec_parsing_and_config_validation() -> None:
+    assert parse_backend_spec("openai:https://api.example.com/v1#gpt-4o") == ("openai", {"base_url": "https://api.example.com/v1", "model": "gpt-4o"})
+    for bad in ("openai:http://x/v1", "openai:ftp://x#m", "gpt4", "foo:bar", "hf:"):
+        with pytest.raises(ValueError):
+            parse_backend_spec(bad)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        OpenAIBackendConfig("http://x/v1", "m", max_concurrency=0)
+    with pytest.raises(ValueError, match="image_format"):
+        OpenAIBackendConfig("http://x/v1", "m", image_format="gif")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cv_bench.cli import main
+
+
+def test_eval_without_model_explains_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--suite", "orientation"]) == 2
+    err = capsys.readouterr().err
+    for form in ("reference", "openai:URL#MODEL", "hf:PATH", "vllm:PATH"):
+        assert form in err
+
+
+def test_eval_bad_model_spec_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["eval", "--model", "gpt4", "--out", str(tmp_path)]) == 2
+    assert "unknown model spec 'gpt4'" in capsys.readouterr().err
+
+
+def test_list_shows_suites_and_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("orientation"))
+    assert row.split()[1:4] == ["built-in", "20", "120"]
+    for name in ("corruption", "multi-tool", "crop-only", "ocrbench", "chartqapro", "mvtoolbench", "vstar", "hrbench"):
+        assert name in out
+
+
+def test_report_and_compare_commands(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "| source | rot90 |" in out and "calls/item" in out
+    assert (run_dir / "report.html").exists()
+    assert main(["compare", str(run_dir), str(run_dir)]) == 0
+    assert "delta (last - first)" in capsys.readouterr().out
+
+
+def test_report_on_missing_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.jsonl" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point() -> None:
+    p = subprocess.run([sys.executable, "-m", "cv_bench", "eval"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "needs a model" in p.stderr

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+from cv_data import (
+    SOURCES,
+    BuildReport,
+    TeacherConfig,
+    answers_match,
+    build_teacher_sft,
+    read_items,
+    replay_trajectory,
+    transform_item,
+)
+from cv_data.cli import main
+from cv_sandbox.protocol import render_tool_call
+
+
+def _teacher(answer: str):
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls["n"] += 1
+        if calls["n"] % 2 == 1:
+            assert body["messages"][1]["content"][0]["type"] == "image_url"
+            text = "<think>upside down</think>\n" + render_tool_call("result = image.rotate(180, expand=True)", "fix", 0)
+        else:
+            assert "Execution succeeded" in json.dumps(body["messages"][-1])
+            text = f"<think>read it</think>\n<answer>{answer}</answer>"
+        return httpx.Response(200, json={"choices": [{"message": {"content": text}}]})
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_teacher_keeps_only_verified() -> None:
+    item = transform_item(SOURCES["chart"](0, 0, "train"), ["rotate_180"])
+    cfg = TeacherConfig(base_url="http://teacher.local/v1", model="t", api_key_env="")
+    good = build_teacher_sft([item], cfg, client=_teacher(item.answer), progress=False)
+    assert len(good) == 1 and good[0]["correct"]
+    assert [m["role"] for m in good[0]["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert replay_trajectory(good[0]) == []
+    report = BuildReport()
+    bad = build_teacher_sft([item], cfg, client=_teacher("definitely wrong"), progress=False, report=report)
+    assert bad == [] and report.errors[0].stage == "verify"
+
+
+def test_answers_match() -> None:
+    assert answers_match("1,234.50", "1234.5")
+    assert answers_match("C", "C", ["a", "b", "c"])
+    assert not answers_match("12", "13")
+    assert answers_match("Room 4B", "room 4b")
+
+
+def test_cli_builds(tmp_path: Path, capsys) -> None:
+    assert main(["build-rl", "--out", str(tmp_path / "rl.parquet"), "--num", "3", "--no-progress"]) == 0
+    assert len(read_items(tmp_path / "rl.parquet")) == 3
+    assert (tmp_path / "rl.report.json").exists()
+    assert main(["build-bench", "--out", str(tmp_path / "b"), "--num", "1", "--suite", "orientation",
+                 "--format", "verl", "--no-progress"]) == 0
+    assert pq.read_table(tmp_path / "b" / "data.parquet").num_rows == 6
+    assert main(["build-sft", "--out", str(tmp_path / "sft"), "--num", "2", "--kinds", "no_tool=1",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "sft" / "sft.parquet").exists() and (tmp_path / "sft" / "sharegpt.json").exists()
+    assert "wrote 2 trajectories" in capsys.readouterr().out
+
+
+def test_cli_input_with_bad_records(tmp_path: Path) -> None:
+    rows = [{"image": "missing.png", "question": "q", "answer": "a"}]
+    item = SOURCES["document"](0, 0, "test")
+    item.images[0].save(tmp_path / "doc.png")
+    rows.append({"image": "doc.png", "question": item.question, "answer": item.answer})
+    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "bench.parquet"
+    assert main(["build-bench", "--out", str(out), "--input", str(tmp_path / "t.jsonl"), "--input-format", "table",
+                 "--no-progress"]) == 0
+    assert len(read_items(out)) == 6
+    rep = json.loads((tmp_path / "bench.report.json").read_text())
+    assert len(rep["errors"]) == 1 and rep["errors"][0]["stage"] == "image"
+
+
+def test_cli_errors_are_clear(tmp_path: Path, capsys) -> None:
+    assert main(["build-bench", "--out", str(tmp_path / "x"), "--input", str(tmp_path / "nope.jsonl"),
+                 "--input-format", "table"]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -1,0 +1,231 @@
+"""Compile and run one piece of user code on one image; the body of every sandbox child process.
+
+Returns a JSON-able header and the raw output pixels; never raises for anything user code does.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+from RestrictedPython import compile_restricted_exec
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+
+from . import _affine as A
+from ._facades import build_cv2, build_math, build_numpy, build_pil
+from ._forbid import GUARD, ForbiddenError
+from ._guards import (
+    CODE_FILENAME,
+    BoundedPrint,
+    guarded_getattr,
+    guarded_getitem,
+    guarded_write,
+    inplacevar,
+    make_builtins,
+    make_import,
+)
+from ._trace import STATE, TracedArray, geo_of, patch_pil, set_geo
+from ._wire import encode_image
+
+
+@dataclass
+class Limits:
+    """What one execution may produce (mirrors :class:`cv_sandbox.SandboxConfig`)."""
+
+    max_code_chars: int = 20_000
+    max_output_pixels: int = 64_000_000
+    max_stdout_chars: int = 4_000
+    max_aspect_ratio: float = 200.0
+    max_error_chars: int = 2_000
+
+
+class Namespaces:
+    """Facades are built once per worker; they are immutable, so every run can share them."""
+
+    def __init__(self) -> None:
+        patch_pil()
+        pil = build_pil()
+        self.np = build_numpy()
+        self.cv2 = build_cv2()
+        self.math = build_math()
+        self.pil = pil
+        self.modules: dict[str, Any] = {"numpy": self.np, "cv2": self.cv2, "math": self.math, "PIL": pil["PIL"]}
+        for sub in ("random", "linalg", "fft"):
+            self.modules["numpy." + sub] = getattr(self.np, sub)
+        for k, v in pil.items():
+            if k != "PIL":
+                self.modules["PIL." + k] = v
+        self.builtins = make_builtins(make_import(self.modules))
+
+    def globals_for(self, image: Image.Image, printer: BoundedPrint) -> dict[str, Any]:
+        return {
+            "__builtins__": self.builtins,
+            "__name__": "tool_code",
+            "__metaclass__": type,
+            "_getattr_": guarded_getattr,
+            "_getitem_": guarded_getitem,
+            "_write_": guarded_write,
+            "_getiter_": iter,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "_unpack_sequence_": guarded_unpack_sequence,
+            "_inplacevar_": inplacevar,
+            "_apply_": _apply,
+            "_print_": lambda *_a: printer,
+            "image": image,
+            "img": image,
+            "Image": self.pil["Image"],
+            "ImageEnhance": self.pil["ImageEnhance"],
+            "ImageFilter": self.pil["ImageFilter"],
+            "ImageOps": self.pil["ImageOps"],
+            "ImageDraw": self.pil["ImageDraw"],
+            "np": self.np,
+            "cv2": self.cv2,
+            "math": self.math,
+        }
+
+
+def _apply(f: Any, *args: Any, **kwargs: Any) -> Any:
+    return f(*args, **kwargs)
+
+
+def _user_line(exc: BaseException) -> int | None:
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == CODE_FILENAME:
+            line = lineno
+    return line
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " ...[truncated]"
+
+
+def _is_memory_error(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    if isinstance(exc, cv2.error):
+        msg = str(exc).lower()
+        return "insufficient memory" in msg or "failed to allocate" in msg or "out of memory" in msg
+    return False
+
+
+def _error(kind: str, msg: str, printer: BoundedPrint | None = None) -> tuple[dict[str, Any], bytes]:
+    return {
+        "ok": False,
+        "error": msg,
+        "error_kind": kind,
+        "stdout": printer.text() if printer else "",
+        "trace": list(STATE.ops),
+        "to_source": None,
+    }, b""
+
+
+def _to_image(value: Any) -> Image.Image | str:
+    """Convert ``result`` to a PIL image, or return an error message."""
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, np.ndarray):
+        arr = value
+        g = geo_of(arr)
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+            return (f"`result` is an array of shape {tuple(value.shape)}; an image array must be HxW, HxWx3 "
+                    "or HxWx4")
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        if arr.dtype != np.uint8:
+            return (f"`result` is a {arr.dtype} array; convert it to uint8 first, e.g. "
+                    "`result = np.clip(arr, 0, 255).astype(np.uint8)`")
+        im = Image.fromarray(np.ascontiguousarray(arr.view(np.ndarray)))
+        if g is not None:
+            set_geo(im, g.affine)
+        return im
+    if value is None:
+        return "the code did not assign an image to `result` (or `output`)"
+    return f"`result` must be a PIL image (or a uint8 image array), got {type(value).__name__}"
+
+
+class Executor:
+    """Runs user code against a worker's shared :class:`Namespaces`."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.ns = Namespaces()
+
+    def run(self, code: str, image: Image.Image) -> tuple[dict[str, Any], bytes]:
+        lim = self.limits
+        STATE.reset(image.size)
+        GUARD.forbidden = None
+        if len(code) > lim.max_code_chars:
+            return _error("code_too_long", f"code is {len(code)} characters; the limit is {lim.max_code_chars}")
+        try:
+            compiled = compile_restricted_exec(code, filename=CODE_FILENAME)
+        except (MemoryError, RecursionError):
+            return _error("syntax", "code is too deeply nested or too large to compile")
+        except Exception as exc:  # noqa: BLE001 - anything the compiler throws is the code's fault
+            return _error("syntax", _clip(f"{type(exc).__name__}: {exc}", lim.max_error_chars))
+        if compiled.errors:
+            msg = "; ".join(compiled.errors)
+            kind = "syntax" if "SyntaxError" in msg or "IndentationError" in msg or "TabError" in msg else "forbidden"
+            return _error(kind, _clip(msg, lim.max_error_chars))
+        printer = BoundedPrint(lim.max_stdout_chars)
+        set_geo(image, A.IDENTITY)
+        glb = self.ns.globals_for(image, printer)
+        try:
+            exec(compiled.code, glb)  # noqa: S102 - RestrictedPython-compiled, guarded globals
+        except ForbiddenError as exc:
+            return _error("forbidden", _clip(str(exc), lim.max_error_chars), printer)
+        except BaseException as exc:  # noqa: BLE001 - user code may raise anything, SystemExit included
+            if GUARD.forbidden is not None:
+                return _error("forbidden", _clip(GUARD.forbidden, lim.max_error_chars), printer)
+            if _is_memory_error(exc):
+                return _error("memory", "memory limit exceeded (the code allocated too much memory)", printer)
+            line = _user_line(exc)
+            where = f" (line {line})" if line is not None else ""
+            text = _clip(f"{type(exc).__name__}: {exc}{where}", lim.max_error_chars)
+            return _error("exception", text, printer)
+        if GUARD.forbidden is not None:
+            return _error("forbidden", _clip(GUARD.forbidden, lim.max_error_chars), printer)
+        value = glb["result"] if "result" in glb else glb.get("output")
+        try:
+            out = _to_image(value)
+        except MemoryError:
+            return _error("memory", "memory limit exceeded while converting `result`", printer)
+        if isinstance(out, str):
+            return _error("bad_result", out, printer)
+        w, h = out.size
+        if w == 0 or h == 0:
+            return _error("empty_result", f"`result` is empty ({w}x{h} pixels); check the crop box", printer)
+        if max(w, h) / min(w, h) > lim.max_aspect_ratio:
+            return _error("empty_result", f"`result` has an extreme aspect ratio ({w}x{h} pixels; at most "
+                          f"{lim.max_aspect_ratio:g}:1 is allowed)", printer)
+        if w * h > lim.max_output_pixels:
+            return _error("output_too_large", f"`result` has {w * h} pixels ({w}x{h}); the limit is "
+                          f"{lim.max_output_pixels}", printer)
+        g = geo_of(out)
+        to_source = None
+        if g is not None and g.affine is not None and A.is_axis_aligned(g.affine) and all(math.isfinite(v) for v in g.affine):
+            to_source = list(A.clean(g.affine))
+        try:
+            meta, data = encode_image(out)
+        except MemoryError:
+            return _error("memory", "memory limit exceeded while returning `result`", printer)
+        header = {
+            "ok": True,
+            "error": None,
+            "error_kind": None,
+            "stdout": printer.text(),
+            "trace": list(STATE.ops),
+            "to_source": to_source,
+            "image": meta,
+        }
+        return header, data
+
+
+_ = TracedArray  # re-exported for tests that inspect arrays

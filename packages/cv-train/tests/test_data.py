@@ -1,0 +1,155 @@
+"""SFT record and RL item validation: malformed data fails fast, naming the record and the fix."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cv_train._synthetic import synthetic_rl_items, synthetic_sft_records
+from cv_train.data import (
+    DatasetError,
+    load_sft_records,
+    read_sft_records,
+    rl_dataset,
+    rl_rows,
+    sft_dataset,
+    validate_sft_record,
+)
+from cv_train.sft import fill_image_placeholders
+from PIL import Image
+
+
+def hand_record() -> dict[str, Any]:
+    """A hand-made record in cv-data's SFT format: tool call, image tool output, final answer."""
+    img0, img1 = Image.new("RGB", (40, 20), "white"), Image.new("RGB", (20, 40), "white")
+    return {
+        "id": "hand-1", "kind": "single-tool", "data_source": "test",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "SYS"}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is written?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": '<think>rotated</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {"code": "result = image.rotate(90, expand=True)", "description": "d", "image_index": 0}}\n</tool_call>'}]},
+            {"role": "tool", "content": [{"type": "image"}, {"type": "text", "text": "Execution succeeded. The result is image 1 (20x40 pixels)."}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "<think>now upright</think>\n<answer>HELLO</answer>"}]},
+        ],
+        "images": [img0, img1],
+    }
+
+
+def test_hand_record_and_synthetic_records_are_valid() -> None:
+    validate_sft_record(hand_record())
+    records = synthetic_sft_records(6, seed=1)
+    assert {r["kind"] for r in records} == {"single-tool", "no-tool", "error-handling"}
+    for i, r in enumerate(records):
+        validate_sft_record(r, i)
+        n_tool_images = sum(1 for m in r["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "image")
+        assert len(r["images"]) == 1 + n_tool_images
+    err = next(r for r in records if r["kind"] == "error-handling")
+    tool_texts = [p["text"] for m in err["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "text"]
+    assert tool_texts[0].startswith("Execution failed") and tool_texts[1].startswith("Execution succeeded")
+
+
+def _broken(mutate: Any) -> dict[str, Any]:
+    rec = hand_record()
+    mutate(rec)
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda r: r["images"].pop(), "2 image placeholders in messages but 1 images"),
+        (lambda r: r["messages"].pop(), "ends with a tool turn"),
+        (lambda r: r["messages"][2].update(content=[{"type": "text", "text": "<think>x</think> no call"}]), "has no <tool_call>"),
+        (lambda r: r["messages"][4].update(content=""), "assistant message 4 is empty"),
+        (lambda r: r["messages"][1].update(role="human"), "role 'human'"),
+        (lambda r: r["messages"][2]["content"].append({"type": "image"}), "images belong to user or tool turns"),
+        (lambda r: r["messages"][1]["content"].append({"type": "video"}), "type 'video'"),
+        (lambda r: r.update(images=["a.png", "b.png"]), "not a PIL image"),
+        (lambda r: r.update(messages=[]), "non-empty list"),
+        (lambda r: r["messages"].insert(2, {"role": "system", "content": "again"}), "system message must come first"),
+    ],
+)
+def test_bad_sft_records_fail_fast(mutate: Any, fragment: str) -> None:
+    with pytest.raises(DatasetError) as err:
+        validate_sft_record(_broken(mutate), 3)
+    assert "SFT record 3 (id=hand-1)" in str(err.value) and fragment in str(err.value)
+
+
+def test_sft_dataset_roundtrip_keeps_order_and_images() -> None:
+    ds = sft_dataset([hand_record()])
+    row = ds[0]
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert [im.size for im in row["images"]] == [(40, 20), (20, 40)]
+    filled = fill_image_placeholders(row["messages"], row["images"])
+    sizes = [p["image"].size for m in filled for p in m["content"] if p["type"] == "image"]
+    assert sizes == [(40, 20), (20, 40)]  # the tool turn's image too, which TRL's own helper skips
+    with pytest.raises(DatasetError, match="SFT dataset is empty"):
+        sft_dataset([])
+
+
+def test_fill_image_placeholders_counts() -> None:
+    msgs = hand_record()["messages"]
+    with pytest.raises(ValueError, match="only 2 image placeholders"):
+        fill_image_placeholders(msgs, [1, 2, 3])
+    with pytest.raises(ValueError, match="more image placeholders than images"):
+        fill_image_placeholders(msgs, [1])
+
+
+def test_read_sft_records_from_jsonl(tmp_path: Path) -> None:
+    rec = hand_record()
+    for i, im in enumerate(rec["images"]):
+        im.save(tmp_path / f"{i}.png")
+    line = {**{k: v for k, v in rec.items() if k != "images"}, "images": ["0.png", "1.png"]}
+    (tmp_path / "records.jsonl").write_text(json.dumps(line) + "\n")
+    records = load_sft_records(str(tmp_path))
+    assert len(records) == 1 and records[0]["images"][1].size == (20, 40)
+    (tmp_path / "records.jsonl").write_text(json.dumps({**line, "images": ["missing.png"]}) + "\n")
+    with pytest.raises(DatasetError, match="not found next to the records file"):
+        read_sft_records(tmp_path)
+    (tmp_path / "records.jsonl").write_text("{not json\n")
+    with pytest.raises(DatasetError, match="is not valid JSON"):
+        read_sft_records(tmp_path / "records.jsonl")
+    with pytest.raises(DatasetError, match="does not exist"):
+        read_sft_records(tmp_path / "nope")
+
+
+def test_rl_rows_shape_and_labels() -> None:
+    items = synthetic_rl_items(6, seed=2)
+    rows = rl_rows(items)
+    assert len(rows) == 6
+    row = rows[0]
+    assert row["prompt"][1]["content"][0] == {"type": "image"}
+    assert row["answer"] == items[0]["answer"] and row["transform"] == items[0]["transform"]
+    ds = rl_dataset(items)
+    assert set(ds.column_names) >= {"prompt", "images", "answer", "transform", "bbox", "item_id", "question"}
+    assert ds[0]["images"][0].size == items[0]["images"][0].size
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"answer": ""}, "missing ['answer']"),
+        ({"images": []}, "missing ['images']"),
+        ({"bbox": [10, 10, 5, 20]}, "x1 < x2"),
+        ({"transform": ["crop"], "bbox": None}, "'crop' but no bbox"),
+        ({"images": ["x.png"]}, "must be PIL images"),
+    ],
+)
+def test_bad_rl_items_fail_fast(change: dict[str, Any], fragment: str) -> None:
+    item = copy.copy(synthetic_rl_items(1)[0])
+    item.update(change)
+    with pytest.raises(DatasetError, match="RL item 0") as err:
+        rl_rows([item])
+    assert fragment in str(err.value)
+
+
+def test_rl_rows_accepts_item_objects() -> None:
+    class Item:  # the attribute shape of cv_data.Item
+        def __init__(self, d: dict[str, Any]) -> None:
+            self.__dict__.update(d)
+
+    d = synthetic_rl_items(1)[0]
+    assert rl_rows([Item(d)])[0]["item_id"] == d["id"]

@@ -12,7 +12,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from cv_data import SOURCES, RLBuildConfig, SFTBuildConfig, build_bench, build_rl_items, build_sft
+from cv_data import (
+    SOURCES,
+    BuildReport,
+    RLBuildConfig,
+    SFTBuildConfig,
+    build_bench,
+    build_rl_items,
+    build_sft,
+)
 from cv_data._images import encode_png
 
 
@@ -45,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         "orientation", num=max(1, args.num // 6), seed=args.seed, progress=False)])
     sft_n = max(1, args.num // 2)
     t0 = time.perf_counter()
-    recs = build_sft(SFTBuildConfig(num=sft_n, seed=args.seed, progress=False))
+    report = BuildReport()
+    recs = build_sft(SFTBuildConfig(num=sft_n, seed=args.seed, progress=False), report=report)
     dt = time.perf_counter() - t0
+    for e in report.errors:
+        print(f"build_sft error: record {e.index} ({e.id}): {e.message}")
     t1 = time.perf_counter()
     for r in recs:
         for im in r["images"]:

@@ -28,11 +28,26 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 OP_MIX: list[tuple[str, str]] = [
     ("rotate90", "result = image.rotate(90, expand=True)"),
     ("flip_np", "result = Image.fromarray(np.fliplr(np.asarray(image)))"),
-    ("crop_zoom", "w, h = image.size\nresult = image.crop((w // 4, h // 4, w // 2, h // 2)).resize((w // 2, h // 2), Image.BICUBIC)"),
-    ("contrast_sharpen", "im = ImageEnhance.Contrast(image).enhance(1.6)\nresult = im.filter(ImageFilter.SHARPEN)"),
-    ("gray_otsu", "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\n_, b = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\nresult = Image.fromarray(b)"),
-    ("clahe", "g = cv2.cvtColor(np.array(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.createCLAHE(2.0, (8, 8)).apply(g))"),
-    ("rot_crop_cv2", "a = cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE)\nh, w = a.shape[:2]\nresult = Image.fromarray(a[h // 3: 2 * h // 3, w // 3: 2 * w // 3])"),
+    (
+        "crop_zoom",
+        "w, h = image.size\nresult = image.crop((w // 4, h // 4, w // 2, h // 2)).resize((w // 2, h // 2), Image.BICUBIC)",
+    ),
+    (
+        "contrast_sharpen",
+        "im = ImageEnhance.Contrast(image).enhance(1.6)\nresult = im.filter(ImageFilter.SHARPEN)",
+    ),
+    (
+        "gray_otsu",
+        "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\n_, b = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\nresult = Image.fromarray(b)",
+    ),
+    (
+        "clahe",
+        "g = cv2.cvtColor(np.array(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.createCLAHE(2.0, (8, 8)).apply(g))",
+    ),
+    (
+        "rot_crop_cv2",
+        "a = cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE)\nh, w = a.shape[:2]\nresult = Image.fromarray(a[h // 3: 2 * h // 3, w // 3: 2 * w // 3])",
+    ),
     ("autocontrast_gray", "result = ImageOps.autocontrast(ImageOps.grayscale(image.rotate(180)))"),
 ]
 
@@ -58,14 +73,26 @@ def make_image(w: int = 1224, h: int = 816) -> Image.Image:
     d = ImageDraw.Draw(im)
     for i in range(30):
         y = 20 + i * 26
-        d.text((30, y), f"Line {i}: the quick brown fox jumps over the lazy dog 0123456789", fill=(20, 20, 20))
+        d.text(
+            (30, y), f"Line {i}: the quick brown fox jumps over the lazy dog 0123456789", fill=(20, 20, 20)
+        )
     d.rectangle((700, 100, 1100, 500), outline=(30, 60, 150), width=5)
     return im
 
 
 def in_process(code: str, image: Image.Image) -> Image.Image:
-    ns = {"image": image, "img": image, "Image": Image, "ImageDraw": ImageDraw, "ImageEnhance": ImageEnhance,
-          "ImageFilter": ImageFilter, "ImageOps": ImageOps, "np": np, "cv2": cv2, "math": math}
+    ns = {
+        "image": image,
+        "img": image,
+        "Image": Image,
+        "ImageDraw": ImageDraw,
+        "ImageEnhance": ImageEnhance,
+        "ImageFilter": ImageFilter,
+        "ImageOps": ImageOps,
+        "np": np,
+        "cv2": cv2,
+        "math": math,
+    }
     exec(compile(code, "<tool code>", "exec"), ns)  # noqa: S102 - the unisolated baseline
     return ns["result"]
 
@@ -74,7 +101,9 @@ def fresh_interpreter(code: str, image: Image.Image) -> Image.Image:
     raw = code.encode()
     p = subprocess.run(
         [sys.executable, "-c", _FRESH_SCRIPT, str(image.width), str(image.height), str(len(raw))],
-        input=raw + image.tobytes(), capture_output=True, check=True,
+        input=raw + image.tobytes(),
+        capture_output=True,
+        check=True,
     )
     head, body = p.stdout.split(b"\n", 1)
     mode, w, h = head.decode().split()
@@ -90,16 +119,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15, help="passes over the op mix (in-process and sandbox)")
     ap.add_argument("--fresh-calls", type=int, default=8, help="calls for the fresh-interpreter baseline")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--calls-per-child",
+        type=int,
+        default=SandboxConfig.calls_per_child,
+        help="1 = a brand-new forked process for every call (strictest)",
+    )
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args(argv)
 
     image = make_image()
-    print(f"image: {image.width}x{image.height} ({image.width * image.height / 1e6:.2f} MP), "
-          f"{len(OP_MIX)} snippets x {args.rounds} rounds")
+    print(
+        f"image: {image.width}x{image.height} ({image.width * image.height / 1e6:.2f} MP), "
+        f"{len(OP_MIX)} snippets x {args.rounds} rounds, calls_per_child={args.calls_per_child}"
+    )
     times: dict[str, list[float]] = {"in_process": [], "sandbox": [], "fresh": []}
-    per_op: dict[str, dict[str, list[float]]] = {name: {"in_process": [], "sandbox": []} for name, _ in OP_MIX}
+    per_op: dict[str, dict[str, list[float]]] = {
+        name: {"in_process": [], "sandbox": []} for name, _ in OP_MIX
+    }
 
-    with Sandbox(SandboxConfig(workers=args.workers, timeout_s=30)) as sb:
+    with Sandbox(
+        SandboxConfig(workers=args.workers, timeout_s=30, calls_per_child=args.calls_per_child)
+    ) as sb:
         for name, code in OP_MIX:  # warm both paths, and check they agree
             ref = in_process(code, image)
             got = sb.run(code, [image])
@@ -131,15 +172,24 @@ def main(argv: list[str] | None = None) -> int:
     ip, sbx, fr = p50(times["in_process"]), p50(times["sandbox"]), p50(times["fresh"])
     mean_ip = statistics.mean(times["in_process"]) * 1000
     mean_sb = statistics.mean(times["sandbox"]) * 1000
-    print(f"\np50 over all calls: in-process {ip:.1f} ms | cv-sandbox {sbx:.1f} ms | fresh interpreter {fr:.1f} ms")
+    print(
+        f"\np50 over all calls: in-process {ip:.1f} ms | cv-sandbox {sbx:.1f} ms | fresh interpreter {fr:.1f} ms"
+    )
     print(f"mean over all calls: in-process {mean_ip:.1f} ms | cv-sandbox {mean_sb:.1f} ms")
     print(f"cv-sandbox / in-process = {sbx / ip:.2f}x (target <= 1.5x)")
     print(f"fresh interpreter / cv-sandbox = {fr / sbx:.1f}x (target >= 50x)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"p50_ms": {"in_process": ip, "sandbox": sbx, "fresh": fr},
-                       "ratio_sandbox_in_process": sbx / ip, "ratio_fresh_sandbox": fr / sbx,
-                       "per_op_p50_ms": {n: {k: p50(v) for k, v in d.items()} for n, d in per_op.items()}}, f, indent=2)
+            json.dump(
+                {
+                    "p50_ms": {"in_process": ip, "sandbox": sbx, "fresh": fr},
+                    "ratio_sandbox_in_process": sbx / ip,
+                    "ratio_fresh_sandbox": fr / sbx,
+                    "per_op_p50_ms": {n: {k: p50(v) for k, v in d.items()} for n, d in per_op.items()},
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -6,7 +6,7 @@ if ! command -v uv >/dev/null 2>&1; then
     python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
     export PATH="$HOME/.local/bin:$PATH"
 fi
-uv sync --frozen --all-packages --quiet
+uv sync --frozen --all-packages --extra hf --quiet
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
     # Browser tests screenshot the HTML viewers/reports; Debian's Chromium is the only browser we can install offline-hub.
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

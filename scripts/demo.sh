@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, then evaluate the scripted reference policy on the built-in
-# offline orientation suite (the real sandbox runs every call) and print the paper-style table.
+# offline orientation suite (every tool call runs in the real sandbox) and print the paper-style table.
+# Evaluate a real model the same way: --model openai:http://localhost:8000/v1#Qwen/Qwen2.5-VL-7B-Instruct
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 export PATH="$HOME/.local/bin:$PATH"
-uv run --frozen cv-sandbox demo
+uv run --frozen cv-bench eval --model reference --suite orientation --out runs/demo "$@"

@@ -17,9 +17,11 @@ run() {
 }
 
 # Light members: exact per-package environments without heavy deps.
-for pkg in cv-sandbox cv-rewards cv-data; do
-    run env UV_PROJECT_ENVIRONMENT=".venvs/$pkg" uv run --frozen --quiet --exact --package "$pkg" --group dev \
-        python -m pytest "packages/$pkg/tests" -q -p no:cacheprovider
+# cv-data's `hf` extra is `datasets` (no torch): its tests prove the parquet output loads there.
+for spec in cv-sandbox: cv-rewards: cv-data:hf; do
+    pkg=${spec%%:*} extra=${spec#*:}
+    run env UV_PROJECT_ENVIRONMENT=".venvs/$pkg" uv run --frozen --quiet --exact --package "$pkg" \
+        ${extra:+--extra "$extra"} --group dev python -m pytest "packages/$pkg/tests" -q -p no:cacheprovider
 done
 # cv-agent alone (no torch) must import and run its CLI help; its full tests need the hf extra.
 run env UV_PROJECT_ENVIRONMENT=.venvs/cv-agent-light uv run --frozen --quiet --exact --package cv-agent \

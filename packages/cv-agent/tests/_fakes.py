@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PIL import Image
-
 from cv_sandbox import ExecResult, TraceOp
+from PIL import Image
 
 
 class FakeSandbox:
@@ -25,16 +24,28 @@ class FakeSandbox:
         if code == "rotate90":
             # PIL rotate(90, expand=True) is counter-clockwise: output (x, y) <- source (w - y, x)
             out = src.rotate(90, expand=True)
-            return ExecResult(image=out, trace=[TraceOp("rotate_90", api="PIL.Image.rotate")], to_source=(0, -1, w, 1, 0, 0), duration_s=0.001)
+            return ExecResult(
+                image=out,
+                trace=[TraceOp("rotate_90", api="PIL.Image.rotate")],
+                to_source=(0, -1, w, 1, 0, 0),
+                duration_s=0.001,
+            )
         if code.startswith("crop "):
             x1, y1, x2, y2 = (int(v) for v in code.split()[1:])
             out = src.crop((x1, y1, x2, y2))
-            return ExecResult(image=out, trace=[TraceOp("crop", box=(x1, y1, x2, y2))], to_source=(1, 0, x1, 0, 1, y1), duration_s=0.001)
+            return ExecResult(
+                image=out,
+                trace=[TraceOp("crop", box=(x1, y1, x2, y2))],
+                to_source=(1, 0, x1, 0, 1, y1),
+                duration_s=0.001,
+            )
         if code == "untracked":
             return ExecResult(image=src.copy(), trace=[TraceOp("warp")], to_source=None)
         if code == "raise":
             raise RuntimeError("worker died")
-        return ExecResult(error="NameError: name 'fail' is not defined", error_kind="exception", duration_s=0.001)
+        return ExecResult(
+            error="NameError: name 'fail' is not defined", error_kind="exception", duration_s=0.001
+        )
 
     def close(self) -> None:
         pass

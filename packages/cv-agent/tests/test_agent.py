@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from cv_agent import Agent, AgentConfig, Trajectory, load_trajectories, run_episodes, save_trajectories
 from cv_agent.backends import Generation
 from cv_agent.testing import ScriptedPolicy
 from cv_sandbox import Sandbox
 from cv_sandbox.protocol import SYSTEM_PROMPT, render_tool_call
+from PIL import Image
 
 from ._fakes import FakeSandbox
 
@@ -39,7 +38,15 @@ async def test_answer_after_tool_calls_and_lineage_boxes() -> None:
     agent, sb = agent_with([call("rotate90"), call("crop 10 20 50 80", 1), ANSWER])
     traj = await agent.arun(gradient(200, 100), "What is written?", item_id="q1")
     assert traj.stop_reason == "answer" and traj.answer == "B" and traj.turns == 3
-    assert [m["role"] for m in traj.messages] == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [m["role"] for m in traj.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert traj.messages[0]["content"] == SYSTEM_PROMPT
     assert [im.size for im in traj.images] == [(200, 100), (100, 200), (40, 60)]
     assert traj.image_parents == [None, 0, 1]
@@ -50,7 +57,9 @@ async def test_answer_after_tool_calls_and_lineage_boxes() -> None:
     assert c1.ops[0]["box_input"] == [120.0, 10.0, 180.0, 50.0]
     assert traj.crop_boxes_input() == [(120.0, 10.0, 180.0, 50.0)]
     # the rotated image's region really is the crop: check pixels
-    assert np.array_equal(np.array(traj.images[0].crop((120, 10, 180, 50)).rotate(90, expand=True)), np.array(traj.images[2]))
+    assert np.array_equal(
+        np.array(traj.images[0].crop((120, 10, 180, 50)).rotate(90, expand=True)), np.array(traj.images[2])
+    )
     tool_msg = traj.messages[3]["content"]
     assert tool_msg[0] == {"type": "image", "image_index": 1}
     assert "image 1 (100x200 pixels)" in tool_msg[1]["text"]
@@ -67,7 +76,16 @@ async def test_untrackable_link_gives_no_box_input() -> None:
 
 
 async def test_errors_are_reported_to_the_model_and_recovered() -> None:
-    agent, _ = agent_with([call("fail"), "<tool_call>{broken</tool_call>", call("rotate90", 7), call("raise"), call("rotate90"), ANSWER])
+    agent, _ = agent_with(
+        [
+            call("fail"),
+            "<tool_call>{broken</tool_call>",
+            call("rotate90", 7),
+            call("raise"),
+            call("rotate90"),
+            ANSWER,
+        ]
+    )
     traj = await agent.arun(gradient(), "q")
     assert traj.stop_reason == "answer"
     kinds = [c.error_kind for c in traj.tool_calls]
@@ -103,11 +121,19 @@ async def test_token_budget_caps_last_turn() -> None:
     class Rec(ScriptedPolicy):
         async def complete(self, messages, images, *, max_new_tokens=None, temperature=None):
             seen.append(max_new_tokens)
-            return await super().complete(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
+            return await super().complete(
+                messages, images, max_new_tokens=max_new_tokens, temperature=temperature
+            )
 
-    agent = Agent(Rec([Generation(call("rotate90"), completion_tokens=700)]), AgentConfig(token_budget=1000, max_new_tokens=800), sandbox=FakeSandbox())  # type: ignore[arg-type]
+    agent = Agent(
+        Rec([Generation(call("rotate90"), completion_tokens=700)]),
+        AgentConfig(token_budget=1000, max_new_tokens=800),
+        sandbox=FakeSandbox(),
+    )  # type: ignore[arg-type]
     traj = await agent.arun(gradient(), "q")
-    assert seen == [800, 300] and traj.stop_reason == "token_budget" and traj.usage["completion_tokens"] == 1400
+    assert (
+        seen == [800, 300] and traj.stop_reason == "token_budget" and traj.usage["completion_tokens"] == 1400
+    )
 
 
 async def test_backend_failure_is_recorded_not_raised() -> None:
@@ -146,7 +172,10 @@ async def test_multiple_input_images_and_paths(tmp_path: Path) -> None:
     gradient(50, 40).save(p)
     agent, sb = agent_with([call("crop 0 0 10 10", 1), ANSWER])
     traj = await agent.arun([gradient(), str(p)], "compare")
-    assert traj.n_input_images == 2 and traj.messages[1]["content"][:2] == [{"type": "image", "image_index": 0}, {"type": "image", "image_index": 1}]
+    assert traj.n_input_images == 2 and traj.messages[1]["content"][:2] == [
+        {"type": "image", "image_index": 0},
+        {"type": "image", "image_index": 1},
+    ]
     assert traj.tool_calls[0].output_index == 2
     assert traj.tool_calls[0].ops[0]["box_input"] is None  # image 1 is not in image 0's frame
 
@@ -170,24 +199,38 @@ def test_sync_run_with_real_sandbox() -> None:
 
 def _policy_fn(messages):
     turn = sum(m["role"] == "assistant" for m in messages)
-    n_images = sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p.get("type") == "image")
+    n_images = sum(
+        1
+        for m in messages
+        if isinstance(m["content"], list)
+        for p in m["content"]
+        if p.get("type") == "image"
+    )
     script = [call("rotate90"), call(f"crop 5 5 {30 + n_images} 40", 1), call("fail"), ANSWER]
     return script[min(turn, 3)]
 
 
 async def test_resume_from_jsonl_continues_identically(tmp_path: Path) -> None:
-    full = await Agent(ScriptedPolicy(_policy_fn), AgentConfig(max_turns=12), sandbox=FakeSandbox()).arun(gradient(), "q", item_id="a", meta={"k": 1})  # type: ignore[arg-type]
-    part = await Agent(ScriptedPolicy(_policy_fn), AgentConfig(max_turns=2), sandbox=FakeSandbox()).arun(gradient(), "q", item_id="a", meta={"k": 1})  # type: ignore[arg-type]
+    full = await Agent(ScriptedPolicy(_policy_fn), AgentConfig(max_turns=12), sandbox=FakeSandbox()).arun(
+        gradient(), "q", item_id="a", meta={"k": 1}
+    )  # type: ignore[arg-type]
+    part = await Agent(ScriptedPolicy(_policy_fn), AgentConfig(max_turns=2), sandbox=FakeSandbox()).arun(
+        gradient(), "q", item_id="a", meta={"k": 1}
+    )  # type: ignore[arg-type]
     assert part.stop_reason == "max_turns" and part.turns == 2
     part.save(tmp_path)
     loaded = Trajectory.load(tmp_path, item_id="a")
     assert loaded.to_dict(image_paths=[])["messages"] == part.to_dict(image_paths=[])["messages"]
-    resumed = await Agent(ScriptedPolicy(_policy_fn), AgentConfig(max_turns=12), sandbox=FakeSandbox()).acontinue(loaded)  # type: ignore[arg-type]
+    resumed = await Agent(
+        ScriptedPolicy(_policy_fn), AgentConfig(max_turns=12), sandbox=FakeSandbox()
+    ).acontinue(loaded)  # type: ignore[arg-type]
     a, b = resumed.to_dict(), full.to_dict()
     for d in (a, b):
         d.pop("timings")
     assert a == b
-    assert all(np.array_equal(np.array(x), np.array(y)) for x, y in zip(resumed.images, full.images, strict=True))
+    assert all(
+        np.array_equal(np.array(x), np.array(y)) for x, y in zip(resumed.images, full.images, strict=True)
+    )
     # a finished trajectory is returned unchanged
     assert (await Agent(ScriptedPolicy([call("rotate90")])).acontinue(resumed)) is resumed
 
@@ -214,7 +257,9 @@ async def test_run_episodes_concurrent_ordered_and_failures_captured() -> None:
     done: list[str] = []
     eps = [(gradient(), f"q{i}", f"id{i}") for i in range(40)] + [([], "bad", "broken")]
     t0 = time.perf_counter()
-    trajs = await run_episodes(agent, eps, concurrency=64, progress=False, on_done=lambda t: done.append(t.item_id))
+    trajs = await run_episodes(
+        agent, eps, concurrency=64, progress=False, on_done=lambda t: done.append(t.item_id)
+    )
     elapsed = time.perf_counter() - t0
     assert [t.item_id for t in trajs] == [f"id{i}" for i in range(40)] + ["broken"]
     assert all(t.stop_reason == "answer" for t in trajs[:40])
@@ -238,3 +283,21 @@ async def test_run_episodes_respects_concurrency() -> None:
     agent = Agent(Probe([ANSWER]), sandbox=FakeSandbox())  # type: ignore[arg-type]
     await run_episodes(agent, [(gradient(), "q")] * 20, concurrency=5, progress=False)
     assert peak == 5
+
+
+def test_box_input_with_the_real_sandbox_trace() -> None:
+    replies = [
+        call("result = image.rotate(90, expand=True)"),
+        call("result = image.crop((10, 20, 50, 80))", 1),
+        ANSWER,
+    ]
+    with Sandbox() as sb:
+        traj = Agent(ScriptedPolicy(replies), sandbox=sb).run(gradient(200, 100), "q")
+    assert traj.stop_reason == "answer"
+    assert traj.tool_calls[0].op_names == ["rotate_90"]
+    crop = traj.tool_calls[1].ops[0]
+    assert crop["name"] == "crop" and crop["box"] == [10, 20, 50, 80]
+    assert crop["box_input"] == [120.0, 10.0, 180.0, 50.0]  # same frame convention as the fake
+    assert np.array_equal(
+        np.array(traj.images[0].crop((120, 10, 180, 50)).rotate(90, expand=True)), np.array(traj.images[2])
+    )

@@ -6,13 +6,12 @@ import asyncio
 import json
 
 import pytest
-from PIL import Image
-
 from cv_agent import Agent, AgentConfig, BackendError, make_backend, parse_backend_spec, run_episodes
 from cv_agent.backends import OpenAIBackend, OpenAIBackendConfig
 from cv_agent.images import decode_data_url
 from cv_agent.testing import StubOpenAIServer
 from cv_sandbox.protocol import render_tool_call
+from PIL import Image
 
 from ._fakes import FakeSandbox
 
@@ -29,7 +28,9 @@ async def test_episode_over_http_sends_images_and_tool_turns() -> None:
     with StubOpenAIServer([CALL, ANSWER]) as server:
         backend = backend_for(server)
         agent = Agent(backend, AgentConfig(max_pixels=32 * 28 * 28), sandbox=FakeSandbox())  # type: ignore[arg-type]
-        traj = await agent.arun(Image.new("RGB", (300, 120), (200, 10, 10)), "What does it say?", item_id="h1")
+        traj = await agent.arun(
+            Image.new("RGB", (300, 120), (200, 10, 10)), "What does it say?", item_id="h1"
+        )
         await backend.aclose()
     assert traj.stop_reason == "answer" and traj.answer == "B" and traj.turns == 2
     assert traj.usage["prompt_tokens"] == 200 and traj.usage["estimated"] == 0
@@ -44,8 +45,13 @@ async def test_episode_over_http_sends_images_and_tool_turns() -> None:
     assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
     tool = second["messages"][3]["content"]
     assert tool[0] == {"type": "text", "text": "<tool_response>\n"}
-    assert tool[1]["type"] == "image_url" and decode_data_url(tool[1]["image_url"]["url"]).size == traj.model_image_sizes[1]
-    assert tool[2]["text"].startswith("Execution succeeded. The result is image 1") and tool[2]["text"].endswith("\n</tool_response>")
+    assert (
+        tool[1]["type"] == "image_url"
+        and decode_data_url(tool[1]["image_url"]["url"]).size == traj.model_image_sizes[1]
+    )
+    assert tool[2]["text"].startswith("Execution succeeded. The result is image 1") and tool[2][
+        "text"
+    ].endswith("\n</tool_response>")
     assert second["messages"][2]["content"] == CALL
 
 
@@ -97,7 +103,9 @@ async def test_concurrency_limit_and_overlap() -> None:
         backend = backend_for(server, max_concurrency=8)
         agent = Agent(backend, sandbox=FakeSandbox())  # type: ignore[arg-type]
         t0 = asyncio.get_running_loop().time()
-        trajs = await run_episodes(agent, [(Image.new("RGB", (64, 64)), f"q{i}") for i in range(24)], progress=False)
+        trajs = await run_episodes(
+            agent, [(Image.new("RGB", (64, 64)), f"q{i}") for i in range(24)], progress=False
+        )
         elapsed = asyncio.get_running_loop().time() - t0
         await backend.aclose()
     assert all(t.stop_reason == "answer" for t in trajs)
@@ -112,18 +120,32 @@ def test_structured_tool_calls_and_reasoning_are_rendered_back() -> None:
                 "message": {
                     "content": None,
                     "reasoning_content": "rotate first",
-                    "tool_calls": [{"type": "function", "function": {"name": "code_image_tool", "arguments": json.dumps({"code": "x", "image_index": 0})}}],
+                    "tool_calls": [
+                        {
+                            "type": "function",
+                            "function": {
+                                "name": "code_image_tool",
+                                "arguments": json.dumps({"code": "x", "image_index": 0}),
+                            },
+                        }
+                    ],
                 },
                 "finish_reason": "tool_calls",
             }
         ]
     }
     gen = OpenAIBackend._parse_response(data)
-    assert gen.text.startswith("<think>rotate first</think>") and '<tool_call>\n{"name": "code_image_tool"' in gen.text
+    assert (
+        gen.text.startswith("<think>rotate first</think>")
+        and '<tool_call>\n{"name": "code_image_tool"' in gen.text
+    )
 
 
 def test_spec_parsing_and_config_validation() -> None:
-    assert parse_backend_spec("openai:https://api.example.com/v1#gpt-4o") == ("openai", {"base_url": "https://api.example.com/v1", "model": "gpt-4o"})
+    assert parse_backend_spec("openai:https://api.example.com/v1#gpt-4o") == (
+        "openai",
+        {"base_url": "https://api.example.com/v1", "model": "gpt-4o"},
+    )
     for bad in ("openai:http://x/v1", "openai:ftp://x#m", "gpt4", "foo:bar", "hf:"):
         with pytest.raises(ValueError):
             parse_backend_spec(bad)

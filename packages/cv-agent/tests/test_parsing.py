@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from cv_agent import ParsedCall, ParseError, parse_tool_calls
 from cv_sandbox.protocol import TOOL_NAME, render_tool_call
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 CODE = "result = image.rotate(90, expand=True)"
 ARGS = {"code": CODE, "description": "rotate", "image_index": 1}
@@ -31,47 +30,161 @@ OK_CASES: list[tuple[str, str, int, str | None]] = [
     (tc(GOOD_JSON + " and then I will read it"), CODE, 1, "after the JSON"),  # trailing text inside the tag
     (tc("Here is the call: " + GOOD_JSON), CODE, 1, "before the JSON"),
     (tc(str({"name": TOOL_NAME, "arguments": ARGS})), CODE, 1, "Python-style"),  # python dict repr
-    (tc("{'name': 'code_image_tool', 'arguments': {'code': 'result = image', 'description': 'x', 'image_index': 0,}}"), "result = image", 0, "Python-style"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "w, h = image.size\nresult = image.crop((0, 0, w // 2, h))", "description": "crop", "image_index": 0}}'),
-     "w, h = image.size\nresult = image.crop((0, 0, w // 2, h))", 0, None),  # raw newline in the code string
-    (tc("{'name': 'code_image_tool', 'arguments': {'code': 'a = 1\nresult = image', 'image_index': 0, 'description': 'd'}}"), "a = 1\nresult = image", 0, "Python-style"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "image_index": 2}}'), "result = image", 2, "description"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d"}}'), "result = image", 0, "image_index"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": "3"}}'), "result = image", 3, "converted"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": 1.0}}'), "result = image", 1, "converted"),
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": json.dumps(ARGS)})), CODE, 1, "JSON string"),  # arguments as string
+    (
+        tc(
+            "{'name': 'code_image_tool', 'arguments': {'code': 'result = image', 'description': 'x', 'image_index': 0,}}"
+        ),
+        "result = image",
+        0,
+        "Python-style",
+    ),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "w, h = image.size\nresult = image.crop((0, 0, w // 2, h))", "description": "crop", "image_index": 0}}'
+        ),
+        "w, h = image.size\nresult = image.crop((0, 0, w // 2, h))",
+        0,
+        None,
+    ),  # raw newline in the code string
+    (
+        tc(
+            "{'name': 'code_image_tool', 'arguments': {'code': 'a = 1\nresult = image', 'image_index': 0, 'description': 'd'}}"
+        ),
+        "a = 1\nresult = image",
+        0,
+        "Python-style",
+    ),
+    (
+        tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "image_index": 2}}'),
+        "result = image",
+        2,
+        "description",
+    ),
+    (
+        tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d"}}'),
+        "result = image",
+        0,
+        "image_index",
+    ),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": "3"}}'
+        ),
+        "result = image",
+        3,
+        "converted",
+    ),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": 1.0}}'
+        ),
+        "result = image",
+        1,
+        "converted",
+    ),
+    (
+        tc(json.dumps({"name": TOOL_NAME, "arguments": json.dumps(ARGS)})),
+        CODE,
+        1,
+        "JSON string",
+    ),  # arguments as string
     (tc(json.dumps({"name": TOOL_NAME, "parameters": ARGS})), CODE, 1, "parameters"),
     (tc(json.dumps(ARGS)), CODE, 1, "top level"),  # flat call without name/arguments
     (tc(json.dumps({"function": {"name": TOOL_NAME, "arguments": ARGS}})), CODE, 1, None),  # OpenAI nesting
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": {**ARGS, "code": f"```python\n{CODE}\n```"}})), CODE, 1, "code fence"),
+    (
+        tc(json.dumps({"name": TOOL_NAME, "arguments": {**ARGS, "code": f"```python\n{CODE}\n```"}})),
+        CODE,
+        1,
+        "code fence",
+    ),
     ("<think>rotate</think>\n<tool_call>\n" + GOOD_JSON, CODE, 1, "closing"),  # missing closing tag
     ("<tool_call>\n" + GOOD_JSON + "\n<|im_end|>", CODE, 1, "closing"),
-    (tc(GOOD_JSON) + tc(json.dumps({"name": TOOL_NAME, "arguments": {**ARGS, "code": "result = image"}})), CODE, 1, "2 tool calls"),
+    (
+        tc(GOOD_JSON) + tc(json.dumps({"name": TOOL_NAME, "arguments": {**ARGS, "code": "result = image"}})),
+        CODE,
+        1,
+        "2 tool calls",
+    ),
     ("<tool_call>" + GOOD_JSON + "<tool_call>" + GOOD_JSON + "</tool_call>", CODE, 1, "2 tool calls"),
     (f"```json\n{GOOD_JSON}\n```", CODE, 1, "without <tool_call> tags"),  # fence only, no tags
     (f"I'll call the tool: {GOOD_JSON}", CODE, 1, "no <tool_call> tags"),  # bare JSON naming the tool
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": 'print("</tool>")\nresult = image', "description": "d", "image_index": 0}})),
-     'print("</tool>")\nresult = image', 0, None),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image.point(lambda p: 255 if p > 128 else 0)", "description": "binarize", "image_index": 0}}'),
-     "result = image.point(lambda p: 255 if p > 128 else 0)", 0, None),
-    (tc("{'name': 'code_image_tool', 'arguments': {'code': '''w, h = image.size\nresult = image.crop((0, 0, w, h // 2))''', 'description': 'top half', 'image_index': 0}}"),
-     "w, h = image.size\nresult = image.crop((0, 0, w, h // 2))", 0, "Python-style"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "s = \\"a\\\\nb\\"\\nresult = image", "description": "d", "image_index": 0}}'),
-     's = "a\\nb"\nresult = image', 0, None),  # properly escaped quotes and backslashes
+    (
+        tc(
+            json.dumps(
+                {
+                    "name": TOOL_NAME,
+                    "arguments": {
+                        "code": 'print("</tool>")\nresult = image',
+                        "description": "d",
+                        "image_index": 0,
+                    },
+                }
+            )
+        ),
+        'print("</tool>")\nresult = image',
+        0,
+        None,
+    ),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "result = image.point(lambda p: 255 if p > 128 else 0)", "description": "binarize", "image_index": 0}}'
+        ),
+        "result = image.point(lambda p: 255 if p > 128 else 0)",
+        0,
+        None,
+    ),
+    (
+        tc(
+            "{'name': 'code_image_tool', 'arguments': {'code': '''w, h = image.size\nresult = image.crop((0, 0, w, h // 2))''', 'description': 'top half', 'image_index': 0}}"
+        ),
+        "w, h = image.size\nresult = image.crop((0, 0, w, h // 2))",
+        0,
+        "Python-style",
+    ),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "s = \\"a\\\\nb\\"\\nresult = image", "description": "d", "image_index": 0}}'
+        ),
+        's = "a\\nb"\nresult = image',
+        0,
+        None,
+    ),  # properly escaped quotes and backslashes
     (tc(json.dumps({"name": TOOL_NAME, "arguments": {**ARGS, "image_index": None}})), CODE, 0, "image_index"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": 0}} </tool_call> <answer>B</answer>'),
-     "result = image", 0, None),
+    (
+        tc(
+            '{"name": "code_image_tool", "arguments": {"code": "result = image", "description": "d", "image_index": 0}} </tool_call> <answer>B</answer>'
+        ),
+        "result = image",
+        0,
+        None,
+    ),
 ]
 
 ERROR_CASES: list[tuple[str, str, str]] = [
     (tc("{"), "malformed", "not valid JSON"),
     (tc("not json at all"), "malformed", "not valid JSON"),
-    (tc('{"name": "code_image_tool", "arguments": {"code": "result = image"'), "malformed", "not valid JSON"),  # truncated
+    (
+        tc('{"name": "code_image_tool", "arguments": {"code": "result = image"'),
+        "malformed",
+        "not valid JSON",
+    ),  # truncated
     (tc(json.dumps({"name": "zoom_in", "arguments": {"bbox": [0, 0, 1, 1]}})), "wrong_tool", "only tool"),
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": {"description": "no code", "image_index": 0}})), "bad_arguments", "'code'"),
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": "   ", "image_index": 0}})), "bad_arguments", "non-empty"),
+    (
+        tc(json.dumps({"name": TOOL_NAME, "arguments": {"description": "no code", "image_index": 0}})),
+        "bad_arguments",
+        "'code'",
+    ),
+    (
+        tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": "   ", "image_index": 0}})),
+        "bad_arguments",
+        "non-empty",
+    ),
     (tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": 5}})), "bad_arguments", "'code'"),
-    (tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": "x", "image_index": "first"}})), "bad_arguments", "image_index"),
+    (
+        tc(json.dumps({"name": TOOL_NAME, "arguments": {"code": "x", "image_index": "first"}})),
+        "bad_arguments",
+        "image_index",
+    ),
     (tc(json.dumps({"name": TOOL_NAME, "arguments": [1, 2]})), "bad_arguments", "object"),
     (tc(json.dumps({"name": TOOL_NAME, "arguments": "{broken"})), "malformed", "string"),
     (tc(json.dumps({"foo": 1})), "malformed", "no 'name' and no 'arguments'"),
@@ -128,7 +241,12 @@ def test_multiple_calls_counted() -> None:
 def test_exact_format_roundtrip() -> None:
     parsed = parse_tool_calls(render_tool_call("a = '\"quoted\"'\nresult = image", "quotes", 4))
     assert isinstance(parsed, ParsedCall)
-    assert (parsed.code, parsed.description, parsed.image_index, parsed.warnings) == ("a = '\"quoted\"'\nresult = image", "quotes", 4, [])
+    assert (parsed.code, parsed.description, parsed.image_index, parsed.warnings) == (
+        "a = '\"quoted\"'\nresult = image",
+        "quotes",
+        4,
+        [],
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -139,7 +257,12 @@ def test_never_raises_on_arbitrary_text(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('<>{}[]"\':,\n tool_call/namecodeargumentsimage_index0123')), max_size=200))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("<>{}[]\"':,\n tool_call/namecodeargumentsimage_index0123")),
+        max_size=200,
+    )
+)
 def test_never_raises_on_tag_soup(text: str) -> None:
     parsed = parse_tool_calls("<tool_call>" + text)
     assert isinstance(parsed, (ParsedCall, ParseError))

@@ -6,20 +6,41 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from cv_agent import chat_template_path, load_chat_template
 from cv_agent.testing import SPECIAL_TOKENS, build_tiny_vlm
 from cv_sandbox import SYSTEM_PROMPT, TOOL_SCHEMA
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor
+
+# Without the `hf` extra (a bare `cv-agent` install) these tests cannot run; in the workspace they do.
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+AutoModelForImageTextToText, AutoProcessor = (
+    transformers.AutoModelForImageTextToText,
+    transformers.AutoProcessor,
+)
 
 
 def _conversation() -> list[dict]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (64, 64), "red")}, {"type": "text", "text": "What?"}]},
-        {"role": "assistant", "content": '<think>x</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {}}\n</tool_call>'},
-        {"role": "tool", "content": [{"type": "image", "image": Image.new("RGB", (64, 64), "blue")}, {"type": "text", "text": "Execution succeeded."}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": Image.new("RGB", (64, 64), "red")},
+                {"type": "text", "text": "What?"},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": '<think>x</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {}}\n</tool_call>',
+        },
+        {
+            "role": "tool",
+            "content": [
+                {"type": "image", "image": Image.new("RGB", (64, 64), "blue")},
+                {"type": "text", "text": "Execution succeeded."},
+            ],
+        },
         {"role": "assistant", "content": "<answer>A</answer>"},
     ]
 
@@ -43,11 +64,17 @@ def test_tiny_model_loads_and_generates(family: str, request: pytest.FixtureRequ
     assert enc[0] == ids["<tool_call>"] and enc[1] == ids["<think>"]
     assert "<tool_call>" in tok.decode(enc, skip_special_tokens=True)
 
-    text = proc.apply_chat_template(_conversation()[:4], tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False)
+    text = proc.apply_chat_template(
+        _conversation()[:4], tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False
+    )
     assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
     assert '"name": "code_image_tool"' in text and "<tool_response>" in text
     assert text.endswith("<|im_start|>assistant\n")
-    inputs = proc(text=[text], images=[Image.new("RGB", (64, 64), "red"), Image.new("RGB", (96, 64), "blue")], return_tensors="pt")
+    inputs = proc(
+        text=[text],
+        images=[Image.new("RGB", (64, 64), "red"), Image.new("RGB", (96, 64), "blue")],
+        return_tensors="pt",
+    )
     out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
@@ -72,7 +99,9 @@ def test_training_template_masks_only_assistant_output(family: str, request: pyt
     assert "Execution succeeded" not in trained and "What?" not in trained  # tool/user text never trained
     # Inference and training variants render the same text.
     plain = proc.apply_chat_template(_conversation(), tools=[TOOL_SCHEMA], tokenize=False)
-    train = proc.apply_chat_template(_conversation(), tools=[TOOL_SCHEMA], tokenize=False, chat_template=load_chat_template(family, True))
+    train = proc.apply_chat_template(
+        _conversation(), tools=[TOOL_SCHEMA], tokenize=False, chat_template=load_chat_template(family, True)
+    )
     assert plain == train
 
 
@@ -81,7 +110,9 @@ def test_qwen2_5_template_default_system_prompt_and_trl_identity() -> None:
 
     trl_dir = Path(trl.__file__).parent / "chat_templates"
     assert chat_template_path("qwen3_vl").read_text() == (trl_dir / "qwen3_vl.jinja").read_text()
-    assert chat_template_path("qwen3_vl", True).read_text() == (trl_dir / "qwen3_vl_training.jinja").read_text()
+    assert (
+        chat_template_path("qwen3_vl", True).read_text() == (trl_dir / "qwen3_vl_training.jinja").read_text()
+    )
     with pytest.raises(ValueError, match="family"):
         chat_template_path("llama")
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from cv_agent import Agent, AgentConfig, load_trajectories, render_trajectory_html, write_html_report
 from cv_agent.cli import main
 from cv_agent.testing import ScriptedPolicy, StubOpenAIServer
 from cv_sandbox.protocol import render_tool_call
+from PIL import Image
 
 from ._fakes import FakeSandbox
 
@@ -23,7 +22,12 @@ CALL = "<think>The text is sideways & tiny <b>.</think>\n" + render_tool_call("r
 
 def _traj():
     im = Image.new("RGB", (420, 300), MAGENTA)
-    agent = Agent(ScriptedPolicy([CALL, "<think>fail next</think>" + render_tool_call("fail", "x", 1), "<answer>B</answer>"]), sandbox=FakeSandbox())  # type: ignore[arg-type]
+    agent = Agent(
+        ScriptedPolicy(
+            [CALL, "<think>fail next</think>" + render_tool_call("fail", "x", 1), "<answer>B</answer>"]
+        ),
+        sandbox=FakeSandbox(),
+    )  # type: ignore[arg-type]
     return agent.run(im, "What is <written>?", item_id="v1")
 
 
@@ -65,7 +69,9 @@ def test_images_render_in_headless_chromium(tmp_path: Path) -> None:
     empty = tmp_path / "empty.html"
     empty.write_text(page.read_text().replace('src="data:image/png', 'data-src="data:image/png'))
     shot2 = tmp_path / "shot2.png"
-    subprocess.run([*cmd[:-2], f"--screenshot={shot2}", empty.as_uri()], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*cmd[:-2], f"--screenshot={shot2}", empty.as_uri()], check=True, capture_output=True, timeout=120
+    )
     px2 = np.asarray(Image.open(shot2).convert("RGB")).astype(int)
     assert (np.abs(px2 - np.array(MAGENTA)).sum(-1) < 30).sum() < 1000
 
@@ -73,8 +79,23 @@ def test_images_render_in_headless_chromium(tmp_path: Path) -> None:
 def test_cli_run_against_http_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     img = tmp_path / "x.png"
     Image.new("RGB", (80, 60), "blue").save(img)
-    with StubOpenAIServer([render_tool_call("result = image.rotate(90, expand=True)", "rotate", 0), "<answer>7</answer>"]) as server:
-        rc = main(["run", "--model", f"openai:{server.base_url}#stub", "--image", str(img), "How many?", "--out", str(tmp_path / "out"), "--max-turns", "4"])
+    with StubOpenAIServer(
+        [render_tool_call("result = image.rotate(90, expand=True)", "rotate", 0), "<answer>7</answer>"]
+    ) as server:
+        rc = main(
+            [
+                "run",
+                "--model",
+                f"openai:{server.base_url}#stub",
+                "--image",
+                str(img),
+                "How many?",
+                "--out",
+                str(tmp_path / "out"),
+                "--max-turns",
+                "4",
+            ]
+        )
     out = capsys.readouterr().out
     assert rc == 0
     assert "stop=answer answer='7' turns=2 calls=1" in out and "ok -> image 1" in out
@@ -97,12 +118,16 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_python_dash_m(tmp_path: Path) -> None:
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "cv_agent", "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "cv_agent", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and "run" in r.stdout and "view" in r.stdout
 
 
 def test_agent_config_max_pixels_applied_in_page(tmp_path: Path) -> None:
-    agent = Agent(ScriptedPolicy(["<answer>A</answer>"]), AgentConfig(max_pixels=16 * 28 * 28), sandbox=FakeSandbox())  # type: ignore[arg-type]
+    agent = Agent(
+        ScriptedPolicy(["<answer>A</answer>"]), AgentConfig(max_pixels=16 * 28 * 28), sandbox=FakeSandbox()
+    )  # type: ignore[arg-type]
     traj = agent.run(Image.new("RGB", (2000, 1000)), "q")
     page = render_trajectory_html(traj, tmp_path / "p.html", max_side=256).read_text()
     assert "image 0 2000x1000" in page  # the caption shows the original size; the embedded copy is small

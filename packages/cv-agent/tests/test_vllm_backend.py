@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from cv_agent import Agent, AgentConfig, BackendError, VLLMBackend, VLLMBackendConfig, run_episodes
 from cv_sandbox.protocol import render_tool_call
+from PIL import Image
 
 from ._fakes import FakeSandbox
+
+# Without the `hf` extra (a bare `cv-agent` install) these tests cannot run; in the workspace they do.
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
 
 CALL = render_tool_call("rotate90", "rotate", 0)
 ANSWER = "<answer>C</answer>"
@@ -60,7 +63,11 @@ class FakeLLM:
         for p in prompts:
             turn = p["prompt"].count("<|im_start|>assistant\n") - 1
             text = CALL if turn == 0 else ANSWER
-            outs.append(_RequestOutput(list(range(len(p["prompt"]) // 4)), [_Completion(text, list(range(len(text) // 4)))]))
+            outs.append(
+                _RequestOutput(
+                    list(range(len(p["prompt"]) // 4)), [_Completion(text, list(range(len(text) // 4)))]
+                )
+            )
         return outs
 
 
@@ -68,7 +75,9 @@ def make(tiny: Path, llm: FakeLLM, **kw) -> VLLMBackend:
     from transformers import AutoTokenizer
 
     cfg = VLLMBackendConfig(str(tiny), batch_wait_s=0.02, **kw)
-    return VLLMBackend(cfg, llm=llm, tokenizer=AutoTokenizer.from_pretrained(tiny), sampling_params_cls=FakeSamplingParams)
+    return VLLMBackend(
+        cfg, llm=llm, tokenizer=AutoTokenizer.from_pretrained(tiny), sampling_params_cls=FakeSamplingParams
+    )
 
 
 async def test_prompt_construction_and_episode(tiny_qwen25: Path) -> None:
@@ -92,7 +101,9 @@ async def test_concurrent_episodes_are_batched(tiny_qwen25: Path) -> None:
     llm = FakeLLM()
     backend = make(tiny_qwen25, llm)
     agent = Agent(backend, AgentConfig(max_pixels=16 * 28 * 28), sandbox=FakeSandbox())  # type: ignore[arg-type]
-    trajs = await run_episodes(agent, [(Image.new("RGB", (50, 50)), f"q{i}") for i in range(12)], progress=False)
+    trajs = await run_episodes(
+        agent, [(Image.new("RGB", (50, 50)), f"q{i}") for i in range(12)], progress=False
+    )
     await backend.aclose()
     assert all(t.stop_reason == "answer" for t in trajs)
     assert sum(backend.batch_sizes) == 24 and max(backend.batch_sizes) > 1 and len(backend.batch_sizes) < 24
@@ -111,7 +122,9 @@ async def test_engine_failure_fails_requests_not_the_batcher(tiny_qwen25: Path) 
 def test_placeholder_mismatch_is_caught(tiny_qwen25: Path) -> None:
     backend = make(tiny_qwen25, FakeLLM())
     with pytest.raises(ValueError, match="image"):
-        backend.build_prompt([{"role": "user", "content": [{"type": "image", "image_index": 3}]}], [Image.new("RGB", (28, 28))])
+        backend.build_prompt(
+            [{"role": "user", "content": [{"type": "image", "image_index": 3}]}], [Image.new("RGB", (28, 28))]
+        )
     asyncio.run(backend.aclose())
 
 

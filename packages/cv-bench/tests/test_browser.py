@@ -45,3 +45,19 @@ def test_report_plots_render(run_dir: Path, tmp_path: Path) -> None:
     assert green > 2000, green
     # the page is not blank: plenty of dark text pixels
     assert count_color(px, (0, 0, 0), tol=80) > 5000
+
+
+def test_real_run_report_and_trajectory_page_render(tmp_path: Path) -> None:
+    from cv_bench import EvalConfig, evaluate, load_results
+
+    run = tmp_path / "run"
+    evaluate(EvalConfig(model="reference", suite="multi-tool", size=1, out=run, progress=False))
+    px = screenshot(run / "report.html", tmp_path / "report.png", tmp_path)
+    assert count_color(px, (0x4E, 0x79, 0xA7)) > 2000  # the accuracy bar (100 %) and histogram bars
+    r = load_results(run)[0]
+    assert r.trajectory is not None and len(r.tool_calls) == 2  # crop, then undo the rotation
+    page = screenshot(run / r.trajectory, tmp_path / "traj.png", tmp_path, size="1000,3000")
+    # the page shows the input and both tool outputs: a large share of the page is image content, not
+    # background (the synthetic scene is colourful; the page background is near-white)
+    colourful = (page.max(axis=-1).astype(int) - page.min(axis=-1).astype(int)) > 40
+    assert colourful.sum() > 20_000, colourful.sum()

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 from cv_bench.results import ItemResult, ResultStore, load_results
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def test_roundtrip_preserves_every_field(tmp_path: Path, make_results) -> None:
@@ -58,3 +60,22 @@ def test_duplicate_keys_keep_first(tmp_path: Path, make_results) -> None:
 def test_missing_results_file_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="cv-bench eval --out"):
         load_results(tmp_path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 8), cut=st.integers(0, 4000))
+def test_any_crash_point_leaves_a_clean_prefix(tmp_path: Path, make_results, n: int, cut: int) -> None:
+    """Truncate the file at any byte (a crash mid-write): reopening keeps exactly the complete lines."""
+    path = tmp_path / f"r-{n}-{cut}.jsonl"
+    path.unlink(missing_ok=True)  # hypothesis reuses tmp_path across examples
+    rs = make_results(n_base=2)[:n]
+    ResultStore(path).extend(rs)
+    path.touch()
+    data = path.read_bytes()
+    cut = min(cut, len(data))
+    path.write_bytes(data[:cut])
+    store = ResultStore(path)
+    kept = store.load()
+    assert kept == rs[: data[:cut].count(b"\n")]
+    store.extend(rs[len(kept):])  # the resumed run redoes the rest
+    assert ResultStore(path).load() == rs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,12 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_vlm() -> Path:
     from cv_agent.testing import build_tiny_vlm
 
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen2_5_vl")
+    # build_tiny_vlm caches by its arguments (atomic rename), so a shared temp location saves the ~10 s
+    # build on later runs and is safe for concurrent test processes.
+    return build_tiny_vlm(Path(tempfile.gettempdir()) / "cv-bench-tests" / "tiny-qwen2_5_vl")
 
 
 @pytest.mark.slow

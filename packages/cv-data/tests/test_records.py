@@ -23,7 +23,7 @@ from PIL import Image
 
 @pytest.fixture(scope="module")
 def items() -> list[Item]:
-    return build_rl_items(RLBuildConfig(num=3, seed=2, progress=False))
+    return build_rl_items(RLBuildConfig(num=3, seed=2, sources={"chart": 1.0, "document": 1.0}, progress=False))
 
 
 def _same_items(a: list[Item], b: list[Item]) -> None:

@@ -122,3 +122,12 @@ def test_sandbox_trace_of_successful_calls_equals_corrective_ops(records) -> Non
         done = [op for ops, m in zip(rec["tool_ops"], tools, strict=True)
                 if any(p["type"] == "image" for p in m["content"]) for op in ops if op in geometric]
         assert done == corrective_ops(rec["transform"]), rec["id"]
+
+
+def test_testing_fakes(sandbox) -> None:
+    from cv_data.testing import tiny_items, tiny_sft_records
+
+    items = tiny_items(4, seed=1)
+    assert len({it.id for it in items}) == 4 and all(it.bbox is not None for it in items)
+    recs = tiny_sft_records(2, seed=1, sandbox=sandbox)
+    assert all(replay_trajectory(r, sandbox) == [] for r in recs)

@@ -7,7 +7,7 @@ from cv_data import SOURCES, Item
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_sources_deterministic_with_valid_boxes(name: str) -> None:
-    for i in range(3):
+    for i in range(2):
         a, b = SOURCES[name](i, 5, "train"), SOURCES[name](i, 5, "train")
         assert isinstance(a, Item)
         assert a.question == b.question and a.answer == b.answer and a.bbox == b.bbox
@@ -25,7 +25,7 @@ def test_sources_deterministic_with_valid_boxes(name: str) -> None:
 
 
 def test_varied_sizes_and_kinds() -> None:
-    items = [SOURCES[n](i, 0, "train") for n in SOURCES for i in range(4)]
+    items = [SOURCES[n](i, 0, "train") for n in ("document", "chart") for i in range(5)]
     assert len({it.images[0].size for it in items}) > 8
     assert {it.task_type for it in items} >= {"ocr", "chart"}
     assert len({it.meta["question_kind"] for it in items}) >= 4

@@ -56,7 +56,7 @@ def test_answers_match() -> None:
 
 
 def test_cli_builds(tmp_path: Path, capsys) -> None:
-    assert main(["build-rl", "--out", str(tmp_path / "rl.parquet"), "--num", "3", "--no-progress"]) == 0
+    assert main(["build-rl", "--out", str(tmp_path / "rl.parquet"), "--num", "3", "--sources", "chart,document", "--no-progress"]) == 0
     assert len(read_items(tmp_path / "rl.parquet")) == 3
     assert (tmp_path / "rl.report.json").exists()
     assert main(["build-bench", "--out", str(tmp_path / "b"), "--num", "1", "--suite", "orientation",

@@ -1,10 +1,9 @@
 """Answer extraction and rule-based matching."""
 
 import pytest
+from cv_rewards import extract_answer, match_answer, normalize_text, parse_number
 from hypothesis import given
 from hypothesis import strategies as st
-
-from cv_rewards import extract_answer, match_answer, normalize_text, parse_number
 
 
 @pytest.mark.parametrize(
@@ -45,6 +44,9 @@ CHOICES = ["cat", "dog", "bird"]
         ("Dog.", "dog", True),  # gt given as option text
         ("A", "dog", False),
         ("D", "B", False),  # not an option letter
+        ("The answer is a dog", "B", True),  # "a" is an article, "dog" names option B
+        ("I see a cat and a dog", "B", False),  # two options named: undecided -> incorrect
+        ("answer: (A)", "A", True),
     ],
 )
 def test_choice(pred: str, gt: str, correct: bool) -> None:
@@ -199,3 +201,11 @@ def test_match_result_is_well_formed(pred: str, gt: str) -> None:
 @given(st.text(max_size=30))
 def test_normalize_is_idempotent(s: str) -> None:
     assert normalize_text(normalize_text(s)) == normalize_text(s)
+
+
+def test_math_rule_is_skipped_without_sympy(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sympy", None)  # makes `import sympy` raise ImportError
+    r = match_answer("\\frac{1}{2}", "1/2", task_type="math")
+    assert r.method == "text" and r.correct is False

@@ -4,9 +4,8 @@ import doctest
 import importlib
 import pkgutil
 
-import pytest
-
 import cv_rewards
+import pytest
 
 MODULES = ["cv_rewards"] + [f"cv_rewards.{m.name}" for m in pkgutil.iter_modules(cv_rewards.__path__)]
 

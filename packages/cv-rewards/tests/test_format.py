@@ -1,7 +1,6 @@
 """The format reward, exactly as SPEC states it."""
 
 import pytest
-
 from cv_rewards import format_reward
 
 TOOL = '<tool_call>{"name": "code_image_tool"}</tool_call>'

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from cv_rewards import OpRecord, RolloutRecord, ToolCallRecord
 from cv_rewards.testing import make_record
 
@@ -32,7 +31,7 @@ def test_answer_alias_for_gt() -> None:
     [
         (lambda: OpRecord(""), "non-empty op name"),
         (lambda: OpRecord("crop", (0, 0, 1)), "four"),
-        (lambda: OpRecord("crop", (5, 0, 1, 1)), "x2 >= x1"),
+        (lambda: RolloutRecord("x", [], ["crop"], [5, 0, 1, 1], "a"), "x2 >= x1"),
         (lambda: OpRecord("crop", (0, 0, float("nan"), 1)), "finite"),
         (lambda: ToolCallRecord("yes", []), "bool"),  # type: ignore[arg-type]
         (lambda: ToolCallRecord.from_dict({"ops": []}), "success"),
@@ -46,3 +45,8 @@ def test_answer_alias_for_gt() -> None:
 def test_validation_errors_say_what_to_fix(build, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_op_box_with_swapped_corners_is_ordered() -> None:
+    # cv-agent maps crop boxes back to image 0 through flips, which swaps corners.
+    assert OpRecord("crop", (90, 40, 10, 0)).box == (10.0, 0.0, 90.0, 40.0)

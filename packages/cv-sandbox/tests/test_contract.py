@@ -57,7 +57,9 @@ def test_stdout_captured_and_truncated(src: Image.Image) -> None:
         assert r.ok
         assert r.stdout.startswith("line 0\nline 1\n")
         assert "[stdout truncated]" in r.stdout and len(r.stdout) < 80
-        r = sb.run("def f():\n    print('in f')\nf()\nprint(printed if False else 'x')\nresult = image", [src])
+        r = sb.run(
+            "def f():\n    print('in f')\nf()\nprint(printed if False else 'x')\nresult = image", [src]
+        )
         assert r.stdout == "in f\nx\n"
 
 
@@ -124,7 +126,12 @@ def test_closed_sandbox_raises(src: Image.Image) -> None:
 def test_summary_roundtrip(sandbox: Sandbox, src: Image.Image) -> None:
     r = sandbox.run("result = image.crop((1, 2, 11, 12))", [src])
     s = r.summary()
-    assert s["ok"] and s["size"] == [10, 10] and s["trace"][0]["name"] == "crop" and s["trace"][0]["box"] == [1, 2, 11, 12]
+    assert (
+        s["ok"]
+        and s["size"] == [10, 10]
+        and s["trace"][0]["name"] == "crop"
+        and s["trace"][0]["box"] == [1, 2, 11, 12]
+    )
     assert TraceOp.from_dict(s["trace"][0]) == r.trace[0]
     assert isinstance(ExecResult().ok, bool)
 
@@ -134,3 +141,27 @@ def test_hardening_report(sandbox: Sandbox) -> None:
     # These hold on any Linux; namespaces, chroot, uid drop and seccomp depend on privileges and kernel.
     for key in ("rlimit_as", "rlimit_cpu", "rlimit_fsize", "no_new_privs", "probe_ok"):
         assert h[key] is True, h
+
+
+def test_augmented_item_assignment(sandbox: Sandbox) -> None:
+    code = (
+        "a = np.array(image)\nm = a > 100\na[m] += 10\na[0:2, 0:2] *= 2\nx = [1, 2]\nx[0] += 5\n"
+        "d = {'k': 1}\nd['k'] -= 3\nprint(x, d, a[0, 0].tolist(), a[3, 3].tolist())\nresult = Image.fromarray(a)"
+    )
+    r = sandbox.run(code, [Image.new("RGB", (4, 4), (120, 0, 0))])
+    assert r.ok, r.error
+    assert r.stdout == "[6, 2] {'k': -2} [4, 0, 0] [130, 0, 0]\n"
+    r = sandbox.run("t = (1, 2)\nt[0] += 1", [Image.new("L", (2, 2))])
+    assert r.error_kind == "exception" and "TypeError" in r.error
+    r = sandbox.run("a = np.zeros(3)\na.shape += (1,)", [Image.new("L", (2, 2))])
+    assert r.error_kind == "forbidden"
+
+
+def test_numpy_methods_that_import_lazily(sandbox: Sandbox, src: Image.Image) -> None:
+    r = sandbox.run(
+        "a = np.asarray(image)\nprint(a.max(), a.min(), a.mean() > 0, a.std() > 0, a.argmax() >= 0)\n"
+        "result = image",
+        [src],
+    )
+    assert r.ok, r.error
+    assert r.stdout.startswith("255 0 True True True")

@@ -18,8 +18,9 @@ def _probe_in_hardened_child() -> dict[str, object]:
     if pid == 0:
         try:
             os.close(r)
-            status = _harden.harden_child(w, devnull, None, memory_mb=256, cpu_s=5,
-                                          seccomp=_harden.seccomp_program(), drop_uid=True)
+            status = _harden.harden_child(
+                w, devnull, None, memory_mb=256, cpu_s=5, seccomp=_harden.seccomp_program(), drop_uid=True
+            )
             out: dict[str, object] = {"status": status}
 
             def attempt(name: str, fn) -> None:  # type: ignore[no-untyped-def]

@@ -56,7 +56,10 @@ GEOMETRIC = [
     ("result = Image.fromarray(np.ascontiguousarray(np.asarray(image).transpose(1, 0, 2)))", ["transpose"]),
     ("result = Image.fromarray(np.swapaxes(np.asarray(image), 0, 1))", ["transpose"]),
     ("result = Image.fromarray(cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE))", ["rotate_270"]),
-    ("result = Image.fromarray(cv2.rotate(np.asarray(image), cv2.ROTATE_90_COUNTERCLOCKWISE))", ["rotate_90"]),
+    (
+        "result = Image.fromarray(cv2.rotate(np.asarray(image), cv2.ROTATE_90_COUNTERCLOCKWISE))",
+        ["rotate_90"],
+    ),
     ("result = Image.fromarray(cv2.rotate(np.asarray(image), cv2.ROTATE_180))", ["rotate_180"]),
     ("result = Image.fromarray(cv2.flip(np.asarray(image), 1))", ["flip_horizontal"]),
     ("result = Image.fromarray(cv2.flip(np.asarray(image), 0))", ["flip_vertical"]),
@@ -65,10 +68,14 @@ GEOMETRIC = [
     ("result = image.crop((10, 5, 40, 30))", ["crop"]),
     ("result = ImageOps.crop(image, 4)", ["crop"]),
     ("result = image.rotate(90, expand=True).crop((5, 10, 20, 30))", ["rotate_90", "crop"]),
-    ("result = image.transpose(Image.FLIP_LEFT_RIGHT).crop((0, 0, 16, 12)).rotate(270, expand=True)",
-     ["flip_horizontal", "crop", "rotate_270"]),
-    ("a = np.rot90(np.asarray(image))\nb = a[3:40, 2:20]\nresult = Image.fromarray(cv2.flip(b, 1))",
-     ["rotate_90", "crop", "flip_horizontal"]),
+    (
+        "result = image.transpose(Image.FLIP_LEFT_RIGHT).crop((0, 0, 16, 12)).rotate(270, expand=True)",
+        ["flip_horizontal", "crop", "rotate_270"],
+    ),
+    (
+        "a = np.rot90(np.asarray(image))\nb = a[3:40, 2:20]\nresult = Image.fromarray(cv2.flip(b, 1))",
+        ["rotate_90", "crop", "flip_horizontal"],
+    ),
     ("result = image.rotate(90)", ["rotate_90"]),  # not expanded, non-square: rotated about the centre
     ("x = image.copy()\nresult = x", []),
     ("r, g, b = image.split()\nresult = Image.merge('RGB', (r, g, b)).crop((1, 1, 9, 9))", ["crop"]),
@@ -100,7 +107,10 @@ def test_crop_box_clipped_and_through_flip(sandbox: Sandbox, src: Image.Image) -
     assert r.crop_boxes == [(0, 0, 20, 20)]
     r = sandbox.run("a = np.asarray(image)[:, ::-1]\nresult = Image.fromarray(a[0:10, 0:16])", [src])
     assert r.crop_boxes == [(48, 0, 64, 10)]
-    r = sandbox.run("a = cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE)\nresult = Image.fromarray(a[0:10, 0:5])", [src])
+    r = sandbox.run(
+        "a = cv2.rotate(np.asarray(image), cv2.ROTATE_90_CLOCKWISE)\nresult = Image.fromarray(a[0:10, 0:5])",
+        [src],
+    )
     # rotate_270 maps output (x, y) to source (y, H - x): H = 48
     assert r.crop_boxes == [(0, 43, 10, 48)]
 
@@ -112,7 +122,10 @@ def test_crop_box_clipped_and_through_flip(sandbox: Sandbox, src: Image.Image) -
         ("result = image.resize((32, 24), box=(0, 0, 32, 24))", ["crop", "resize"]),
         ("result = image.reduce(2)", ["resize"]),
         ("im = image.copy()\nim.thumbnail((16, 16))\nresult = im", ["resize"]),
-        ("result = Image.fromarray(cv2.resize(np.asarray(image), (128, 96), interpolation=cv2.INTER_NEAREST))", ["resize"]),
+        (
+            "result = Image.fromarray(cv2.resize(np.asarray(image), (128, 96), interpolation=cv2.INTER_NEAREST))",
+            ["resize"],
+        ),
         ("result = Image.fromarray(cv2.resize(np.asarray(image), None, fx=2, fy=2))", ["resize"]),
         ("result = ImageOps.scale(image, 2)", ["resize"]),
         ("result = ImageOps.fit(image, (20, 20))", ["crop", "resize"]),
@@ -156,22 +169,42 @@ PIXELWISE = [
     ("result = ImageOps.invert(image)", ["invert"]),
     ("result = image.convert('L').point(lambda p: 255 if p > 100 else 0)", ["grayscale", "point"]),
     ("result = Image.fromarray(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY))", ["grayscale"]),
-    ("g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\n_, b = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\nresult = Image.fromarray(b)", ["grayscale", "threshold"]),
-    ("g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 11, 2))", ["grayscale", "threshold"]),
-    ("g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.equalizeHist(g))", ["grayscale", "equalize"]),
-    ("g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.createCLAHE(2.0, (8, 8)).apply(g))", ["grayscale", "equalize"]),
+    (
+        "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\n_, b = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\nresult = Image.fromarray(b)",
+        ["grayscale", "threshold"],
+    ),
+    (
+        "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 11, 2))",
+        ["grayscale", "threshold"],
+    ),
+    (
+        "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.equalizeHist(g))",
+        ["grayscale", "equalize"],
+    ),
+    (
+        "g = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY)\nresult = Image.fromarray(cv2.createCLAHE(2.0, (8, 8)).apply(g))",
+        ["grayscale", "equalize"],
+    ),
     ("result = Image.fromarray(cv2.GaussianBlur(np.asarray(image), (5, 5), 0))", ["blur"]),
     ("result = Image.fromarray(cv2.medianBlur(np.asarray(image), 3))", ["blur"]),
     ("result = Image.fromarray(cv2.convertScaleAbs(np.asarray(image), alpha=1.5, beta=10))", ["contrast"]),
-    ("k = np.ones((3, 3), np.uint8)\nresult = Image.fromarray(cv2.dilate(np.asarray(image), k))", ["morphology"]),
-    ("a = np.asarray(image).astype(np.float32) * 1.3\nresult = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))", []),
+    (
+        "k = np.ones((3, 3), np.uint8)\nresult = Image.fromarray(cv2.dilate(np.asarray(image), k))",
+        ["morphology"],
+    ),
+    (
+        "a = np.asarray(image).astype(np.float32) * 1.3\nresult = Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))",
+        [],
+    ),
     ("a = 255 - np.array(image)\nresult = Image.fromarray(a)", []),
     ("d = ImageDraw.Draw(image)\nd.rectangle((1, 1, 10, 10), outline=(255, 0, 0))\nresult = image", ["draw"]),
 ]
 
 
 @pytest.mark.parametrize(("code", "ops"), PIXELWISE)
-def test_pixelwise_ops_keep_identity_map(sandbox: Sandbox, src: Image.Image, code: str, ops: list[str]) -> None:
+def test_pixelwise_ops_keep_identity_map(
+    sandbox: Sandbox, src: Image.Image, code: str, ops: list[str]
+) -> None:
     r = sandbox.run(code, [src])
     assert r.ok, r.error
     assert r.ops == ops
@@ -180,8 +213,10 @@ def test_pixelwise_ops_keep_identity_map(sandbox: Sandbox, src: Image.Image, cod
 
 
 def test_pixelwise_after_rotation_keeps_map(sandbox: Sandbox, src: Image.Image) -> None:
-    code = ("a = np.rot90(np.asarray(image))\nb = cv2.GaussianBlur(a, (3, 3), 0)\n"
-            "c = ImageEnhance.Contrast(Image.fromarray(b)).enhance(1.3)\nresult = c.crop((2, 2, 20, 30))")
+    code = (
+        "a = np.rot90(np.asarray(image))\nb = cv2.GaussianBlur(a, (3, 3), 0)\n"
+        "c = ImageEnhance.Contrast(Image.fromarray(b)).enhance(1.3)\nresult = c.crop((2, 2, 20, 30))"
+    )
     r = sandbox.run(code, [src])
     assert r.ops == ["rotate_90", "blur", "contrast", "crop"]
     assert r.to_source == (0.0, -1.0, 62.0, 1.0, 0.0, 2.0)
@@ -217,7 +252,10 @@ def test_ops_that_raise_are_not_recorded(sandbox: Sandbox, src: Image.Image) -> 
 
 
 def test_array_padding_tracked(sandbox: Sandbox, src: Image.Image) -> None:
-    r = sandbox.run("a = np.pad(np.asarray(image), ((3, 3), (5, 5), (0, 0)))\nresult = Image.fromarray(a[3:51, 5:69])", [src])
+    r = sandbox.run(
+        "a = np.pad(np.asarray(image), ((3, 3), (5, 5), (0, 0)))\nresult = Image.fromarray(a[3:51, 5:69])",
+        [src],
+    )
     assert r.ops == ["pad", "crop"]
     assert_maps_to_source(r, src)
     r = sandbox.run("result = ImageOps.expand(image, border=4).crop((4, 4, 68, 52))", [src])

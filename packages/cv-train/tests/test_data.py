@@ -153,3 +153,19 @@ def test_rl_rows_accepts_item_objects() -> None:
 
     d = synthetic_rl_items(1)[0]
     assert rl_rows([Item(d)])[0]["item_id"] == d["id"]
+
+
+def test_cv_data_trajectories_and_items_pass_validation(tmp_path: Path) -> None:
+    from cv_data import save_sft
+    from cv_train.data import load_rl_items
+
+    records = load_sft_records("cv-data", num_synthetic=3, seed=1)
+    for i, rec in enumerate(records):
+        validate_sft_record(rec, i)
+    save_sft(records, tmp_path)
+    back = read_sft_records(tmp_path)
+    assert [[m["role"] for m in r["messages"]] for r in back] == [[m["role"] for m in r["messages"]] for r in records]
+    assert [[im.size for im in r["images"]] for r in back] == [[im.size for im in r["images"]] for r in records]
+    assert len(sft_dataset(back)) == 3
+    rows = rl_rows(load_rl_items("cv-data", num_synthetic=3, seed=1))
+    assert len(rows) == 3 and all(r["answer"] and r["images"] for r in rows)

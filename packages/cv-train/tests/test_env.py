@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from cv_sandbox import ExecResult, TraceOp
+from cv_sandbox import TOOL_SCHEMA, ExecResult, TraceOp
 from cv_train.env import CodeVisionEnv, CodeVisionEnvConfig, compose_affine, map_box
 from PIL import Image
 
@@ -28,10 +28,8 @@ def test_tool_schema_is_what_trl_exposes() -> None:
     public = [n for n, _ in inspect.getmembers(CodeVisionEnv, predicate=inspect.isfunction) if not n.startswith("_")]
     assert sorted(public) == ["code_image_tool", "reset"]  # TRL exposes every public method but reset as a tool
     schema = get_json_schema(CodeVisionEnv(sandbox=FakeSandbox([])).code_image_tool)
-    params = schema["function"]["parameters"]
-    assert schema["function"]["name"] == "code_image_tool"
-    assert params["required"] == ["code", "description", "image_index"]
-    assert params["properties"]["image_index"]["type"] == "integer"
+    # Byte-identical to the schema SFT data and the agent render, so RL prompts match SFT and inference.
+    assert schema == TOOL_SCHEMA
 
 
 def test_reset_success_failure_and_bad_index() -> None:
@@ -106,3 +104,15 @@ def test_real_sandbox_round_trip() -> None:
     assert out[0]["image"].size == (20, 30) and env.images[1].size == (20, 30)
     out = env.code_image_tool("result = undefined_name", "fail", 1)
     assert out[0]["type"] == "text" and not env.trace[-1].ok
+
+
+def test_sandbox_crash_becomes_a_tool_error() -> None:
+    class Crashing:
+        def run(self, *args: Any, **kwargs: Any) -> ExecResult:
+            raise ConnectionError("worker died")
+
+    env = CodeVisionEnv(sandbox=Crashing())
+    env.reset(images=[Image.new("RGB", (4, 4))])
+    out = env.code_image_tool("result = image", "noop", 0)
+    assert out[0]["type"] == "text" and "worker died" in out[0]["text"]
+    assert env.trace[0].error_kind == "crash" and not env.trace[0].ok

@@ -8,63 +8,40 @@ from typing import Any
 
 import pytest
 import torch
-from cv_train._synthetic import synthetic_rl_items, tool_call_text
+from cv_train._synthetic import synthetic_rl_items
 from cv_train.cli import main
 from cv_train.config import tiny_rl_recipe
 from cv_train.invariants import ImageTokenMismatchError
 from cv_train.rl import build_rl_trainer
+from cv_train.testing import script_rollouts, tool_call_turn
 
 pytestmark = pytest.mark.slow
 
-TOOL_TURN = ("<think>The image is rotated.</think>\n<tool_call>\n"
-             + tool_call_text("result = image.rotate(270, expand=True)", "Rotate upright.", 0) + "\n</tool_call><|im_end|>")
+TOOL_TURN = tool_call_turn("result = image.rotate(270, expand=True)", "Rotate upright.", 0, think="The image is rotated.")
 DIRECT = "<think>Looks fine.</think>\n<answer>Q</answer><|im_end|>"
 AFTER_TOOL = "<think>Upright now.</think>\n<answer>Q</answer><|im_end|>"
 
 
-def script(trainer: Any, calls: list[tuple[int, bool]]) -> None:
-    """Replace generation by a scripted policy after running the real one (so real generation with tool images
-    is exercised too): even rollouts of a group call the tool, odd ones answer at once."""
-    tok = trainer.processing_class.tokenizer
-    tool_response_id = tok.convert_tokens_to_ids("<tool_response>")
-    real = trainer._generate_single_turn
-
-    def scripted(prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        # A few real tokens are enough to run the vision tower on the tool images; the CPU budget is small.
-        budget = trainer.generation_config.max_new_tokens
-        trainer.generation_config.max_new_tokens = 4
-        try:
-            real(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-        finally:
-            trainer.generation_config.max_new_tokens = budget
-        calls.append((len(prompt_ids), has_tool_images))
-        out = []
-        for i, ids in enumerate(prompt_ids):
-            if tool_response_id in ids:
-                text = AFTER_TOOL
-            else:
-                text = TOOL_TURN if i % 2 == 0 else DIRECT
-            out.append(tok.encode(text, add_special_tokens=False))
-        return out, None
-
-    trainer._generate_single_turn = scripted
-
-
-@pytest.fixture(scope="module")
-def trained(runs_root: Path) -> tuple[Any, list[tuple[int, bool]], dict[str, torch.Tensor]]:
-    recipe = tiny_rl_recipe(output_dir=str(runs_root / "rl-scripted"), max_steps=1, max_completion_length=128,
+@pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
+def trained(request: pytest.FixtureRequest, runs_root: Path) -> tuple[Any, list[tuple[int, bool]], dict[str, torch.Tensor], list[dict[str, Any]]]:
+    family = request.param
+    recipe = tiny_rl_recipe(model=f"tiny:{family}", output_dir=str(runs_root / f"rl-scripted-{family}"), max_steps=1,
+                            max_completion_length=128,
                             num_generations=2, per_device_train_batch_size=4, logging_steps=1)
     items = [it for it in synthetic_rl_items(8, seed=4) if it["transform"]][:2]
     trainer = build_rl_trainer(recipe, items=items)
     calls: list[tuple[int, bool]] = []
-    script(trainer, calls)
+    outputs: list[dict[str, Any]] = []
+    # Even rollouts of a group call the tool then answer; odd ones answer at once.
+    script_rollouts(trainer, lambda i, after_tool: AFTER_TOOL if after_tool else (TOOL_TURN if i % 2 == 0 else DIRECT),
+                    calls=calls, outputs=outputs)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
-    return trainer, calls, before
+    return trainer, calls, before, outputs
 
 
 def test_tool_loop_runs_and_images_flow_back(trained) -> None:
-    trainer, calls, _ = trained
+    trainer, calls, _, _ = trained
     # Turn 1 for all 4 rollouts, then a second turn only for the 2 that called the tool, with tool images.
     assert calls == [(4, False), (2, True)]
     envs = trainer.environments
@@ -73,15 +50,28 @@ def test_tool_loop_runs_and_images_flow_back(trained) -> None:
     assert envs[0].images[1].size == envs[0].images[0].size[::-1]  # the rotation really ran
 
 
+def test_tool_response_tokens_are_masked_from_the_loss(trained) -> None:
+    trainer, _, _, outputs = trained
+    out = outputs[0]
+    tok = trainer.processing_class.tokenizer
+    ids, live, tool = out["completion_ids"][0], out["completion_mask"][0].bool(), out["tool_mask"][0].bool()
+    trained_text = tok.decode(ids[live & tool])
+    masked_text = tok.decode(ids[live & ~tool])
+    assert trained_text == TOOL_TURN + AFTER_TOOL  # exactly the two assistant turns
+    assert "<tool_response>" in masked_text and "Execution succeeded" in masked_text and "<|image_pad|>" in masked_text
+    assert out["num_images"][0] == 2  # input image + tool output image travel into the training forward pass
+    assert (out["tool_mask"][1] == 1).all()  # the rollout that answered directly has nothing to mask
+
+
 def test_parameters_change_and_vision_stays_frozen(trained) -> None:
-    trainer, _, before = trained
+    trainer, _, before, _ = trained
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}
     assert any("language_model" in n for n in changed)
     assert not any("visual." in n for n in changed)
 
 
 def test_reward_components_and_tool_statistics_are_logged(trained) -> None:
-    trainer, _, _ = trained
+    trainer, _, _, _ = trained
     log = next(h for h in trainer.state.log_history if "reward" in h)
     assert math.isfinite(log["reward"]) and math.isfinite(log["loss"])
     assert log["tools/calls_per_rollout"] == pytest.approx(0.5)
@@ -94,8 +84,19 @@ def test_reward_components_and_tool_statistics_are_logged(trained) -> None:
     assert log["tools/call_frequency"] == pytest.approx(0.5)
 
 
+def test_rl_prompt_matches_the_sft_and_agent_prompt(trained) -> None:
+    from cv_sandbox import TOOL_SCHEMA
+
+    trainer, _, _, _ = trained
+    prompt = [{"role": "system", "content": [{"type": "text", "text": "SYS"}]},
+              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}]
+    render = trainer.processing_class.apply_chat_template
+    assert render(prompt, tools=trainer.tools, add_generation_prompt=True, tokenize=False) == render(
+        prompt, tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False)
+
+
 def test_invariant_check_rejects_a_corrupted_batch(trained) -> None:
-    trainer, _, _ = trained
+    trainer, _, _, _ = trained
     pad = trainer.cv_image_pad_id
     batch = {"prompt_ids": torch.tensor([[1, pad, pad, 2]]), "completion_ids": torch.tensor([[3, pad, 4]]),
              "num_images": [1]}

@@ -145,3 +145,14 @@ def test_cli_bad_dataset_exits_2(runs_root: Path, tmp_path: Path, capsys: pytest
     (tmp_path / "records.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}], "images": []}\n')
     assert main(["sft", "--output_dir", str(runs_root / "sft-bad"), "--dataset", str(tmp_path)]) == 2
     assert "has no assistant turn" in capsys.readouterr().err
+
+
+def test_drop_long_removes_only_overlong_conversations(runs_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    short, long = hand_record(), hand_record()
+    long["id"] = "long"
+    long["messages"][4]["content"][0]["text"] = "<think>" + "very long reasoning " * 400 + "</think><answer>X</answer>"
+    recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-droplong"), drop_long=True, max_length=2000)
+    with caplog.at_level("WARNING"):
+        tr = build_sft_trainer(recipe, records=[short, long])
+    assert tr.train_dataset["id"] == ["hand-1"]
+    assert "dropped 1 of 2 conversations longer than max_length=2000" in caplog.text

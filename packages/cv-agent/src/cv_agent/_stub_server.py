@@ -86,7 +86,8 @@ class StubOpenAIServer:
                 status, payload = await self._respond(method, path, raw)
                 data = json.dumps(payload).encode()
                 writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                    + data
                 )
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError, asyncio.CancelledError):
@@ -122,15 +123,23 @@ class StubOpenAIServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "stub"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": max(1, len(text) // 4), "total_tokens": 100 + max(1, len(text) // 4)},
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": 100,
+                "completion_tokens": max(1, len(text) // 4),
+                "total_tokens": 100 + max(1, len(text) // 4),
+            },
         }
 
     def start(self) -> StubOpenAIServer:
         def serve() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, self.host, 0, backlog=1024))
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, self.host, 0, backlog=1024)
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             self._ready.set()
             loop.run_forever()
@@ -166,3 +175,30 @@ class StubOpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a stub server in this process until stdin closes (for benchmarks: a separate process, like a
+    real ``vllm serve``). Prints ``PORT <n>`` once listening.
+
+    Example:
+        >>> main(["--latency", "0.5", "--replies-json", '["<answer>A</answer>"]'])  # doctest: +SKIP
+    """
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description="stub OpenAI-compatible chat server")
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--replies-json", default='["<answer>A</answer>"]')
+    args = p.parse_args(argv)
+    server = StubOpenAIServer(json.loads(args.replies_json), latency_s=args.latency)
+    server.record_bodies = False
+    server.start()
+    print(f"PORT {server.port}", flush=True)
+    sys.stdin.read()  # parent closes stdin (or dies) -> stop
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -58,7 +58,9 @@ def _corpus() -> list[str]:
     for i, code in enumerate(_CODE_SNIPPETS):
         call = render_tool_call(code, f"Step {i}: fix the image.", i % 3)
         lines.append(f"<think>The text looks rotated; I will fix it first.</think>\n{call}")
-        lines.append(f"<tool_response>\nExecution succeeded. The result is image {i + 1} ({64 + i}x{48 + i} pixels).\n</tool_response>")
+        lines.append(
+            f"<tool_response>\nExecution succeeded. The result is image {i + 1} ({64 + i}x{48 + i} pixels).\n</tool_response>"
+        )
         lines.append(f"<think>Now it is readable.</think>\n<answer>{chr(65 + i % 4)}</answer>")
     lines += [
         "What is the title of the chart? Options: A. Sales B. Revenue C. Profit D. Growth",
@@ -197,7 +199,12 @@ def _build_processor(family: str, tokenizer: Any, min_pixels: int, max_pixels: i
         from transformers import Qwen3VLProcessor as Proc
         from transformers import Qwen3VLVideoProcessor as Video
     video_processor = Video(**geometry, **norm)
-    return Proc(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=template)
+    return Proc(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=template,
+    )
 
 
 def build_tiny_vlm(

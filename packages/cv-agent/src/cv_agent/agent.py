@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,9 @@ class AgentConfig:
         if self.resize_factor < 1:
             raise ValueError(f"resize_factor must be >= 1, got {self.resize_factor}")
         if not 0 < self.min_pixels <= self.max_pixels:
-            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
+            raise ValueError(
+                f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}"
+            )
         if self.max_pixels < self.resize_factor**2:
             raise ValueError(f"max_pixels must be at least resize_factor**2 = {self.resize_factor**2}")
         if self.temperature is not None and self.temperature < 0:
@@ -83,6 +86,28 @@ def extract_final_answer(text: str) -> str | None:
     return found[-1].strip() if found else None
 
 
+# Model copies of images shared by many episodes (GRPO's n rollouts of one prompt, benchmark items) are
+# made once: same copy object -> backends' per-object encoding caches hit too. Weak references, so the
+# cache never keeps an image alive.
+_COPIES: dict[int, tuple[weakref.ref[Image.Image], tuple[int, int, int], Image.Image]] = {}
+
+
+def _cached_copy(image: Image.Image, key: tuple[int, int, int]) -> Image.Image | None:
+    hit = _COPIES.get(id(image))
+    if hit is not None and hit[0]() is image and hit[1] == key:
+        return hit[2]
+    return None
+
+
+def _remember_copy(image: Image.Image, key: tuple[int, int, int], copy: Image.Image) -> None:
+    ident = id(image)
+    try:
+        ref = weakref.ref(image, lambda _r, i=ident, d=_COPIES: d.pop(i, None))
+    except TypeError:  # not weak-referenceable: just skip caching
+        return
+    _COPIES[ident] = (ref, key, copy)
+
+
 class _Episode:
     """Mutable per-episode state; the Trajectory is its record."""
 
@@ -93,11 +118,15 @@ class _Episode:
 
     async def add_model_copy(self, image: Image.Image) -> None:
         cfg = self.agent.config
-        kw = {"factor": cfg.resize_factor, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
-        if image.width * image.height > _THREAD_RESIZE_PIXELS:
-            copy = await asyncio.to_thread(resize_for_model, image, **kw)
-        else:
-            copy = resize_for_model(image, **kw)
+        key = (cfg.resize_factor, cfg.min_pixels, cfg.max_pixels)
+        copy = _cached_copy(image, key)
+        if copy is None:
+            kw = {"factor": cfg.resize_factor, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
+            if image.width * image.height > _THREAD_RESIZE_PIXELS:
+                copy = await asyncio.to_thread(resize_for_model, image, **kw)
+            else:
+                copy = resize_for_model(image, **kw)
+            _remember_copy(image, key, copy)
         self.model_images.append(copy)
         if len(self.traj.model_image_sizes) < len(self.model_images):
             self.traj.model_image_sizes.append(copy.size)
@@ -120,7 +149,9 @@ class Agent:
         ('A', 'answer')
     """
 
-    def __init__(self, backend: ModelBackend, config: AgentConfig | None = None, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, backend: ModelBackend, config: AgentConfig | None = None, sandbox: Sandbox | None = None
+    ) -> None:
         self.backend = backend
         self.config = config or AgentConfig()
         self._owns_sandbox = sandbox is None
@@ -195,7 +226,14 @@ class Agent:
         trajectory.error = None
         return await self._loop(trajectory)
 
-    def run(self, images: ImageLike | Sequence[ImageLike], question: str, *, item_id: str = "", meta: dict[str, Any] | None = None) -> Trajectory:
+    def run(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        question: str,
+        *,
+        item_id: str = "",
+        meta: dict[str, Any] | None = None,
+    ) -> Trajectory:
         """Synchronous :meth:`arun` (not inside a running event loop)."""
         return asyncio.run(self.arun(images, question, item_id=item_id, meta=meta))
 
@@ -261,7 +299,11 @@ class Agent:
                     traj.stop_reason = "no_tool_call"
                 else:
                     self._reject(traj, turn, parsed)
-                if traj.stop_reason is None and cfg.token_budget is not None and use["completion_tokens"] >= cfg.token_budget:
+                if (
+                    traj.stop_reason is None
+                    and cfg.token_budget is not None
+                    and use["completion_tokens"] >= cfg.token_budget
+                ):
                     traj.stop_reason = "token_budget"
         finally:
             total = time.perf_counter() - t_start
@@ -291,17 +333,28 @@ class Agent:
         traj = ep.traj
         notes = []
         if call.n_calls > 1:
-            notes.append(f"Note: your reply contained {call.n_calls} tool calls; only the first was executed.")
+            notes.append(
+                f"Note: your reply contained {call.n_calls} tool calls; only the first was executed."
+            )
         if any("image_index" in w for w in call.warnings):
             notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
         record = ToolCall(
-            turn=turn, code=call.code, description=call.description, image_index=call.image_index, warnings=list(call.warnings)
+            turn=turn,
+            code=call.code,
+            description=call.description,
+            image_index=call.image_index,
+            warnings=list(call.warnings),
         )
         n = len(traj.images)
         if not 0 <= call.image_index < n:
             record.error = f"image_index {call.image_index} does not exist; valid indices are 0..{n - 1}."
             record.error_kind = "bad_index"
-            self._tool_message(traj, None, f"Execution failed (bad_index): {record.error}\nNo image was produced; fix the call and try again.", notes)
+            self._tool_message(
+                traj,
+                None,
+                f"Execution failed (bad_index): {record.error}\nNo image was produced; fix the call and try again.",
+                notes,
+            )
             traj.tool_calls.append(record)
             return 0.0
         t0 = time.perf_counter()
@@ -348,7 +401,9 @@ class Agent:
 
     @staticmethod
     def _ops(traj: Trajectory, source: int, result: ExecResult) -> list[dict[str, Any]]:
-        to_input = chain_to_input(source, traj.image_parents, [tuple(a) if a else None for a in traj.image_to_parent])  # type: ignore[misc]
+        to_input = chain_to_input(
+            source, traj.image_parents, [tuple(a) if a else None for a in traj.image_to_parent]
+        )  # type: ignore[misc]
         ops = []
         for op in result.trace:
             box = list(op.box) if op.box is not None else None
@@ -418,7 +473,9 @@ async def run_episodes(
             try:
                 traj = await agent.arun(images, question, item_id=item_id, meta=meta)
             except Exception as e:  # noqa: BLE001 - one bad item must not sink the batch
-                traj = Trajectory(item_id=item_id, question=question, stop_reason="error", error=f"{type(e).__name__}: {e}")
+                traj = Trajectory(
+                    item_id=item_id, question=question, stop_reason="error", error=f"{type(e).__name__}: {e}"
+                )
             bar.update(1)
             if on_done is not None:
                 on_done(traj)

@@ -29,7 +29,11 @@ def format_trajectory(traj: Trajectory) -> str:
             lines.append(m["content"])
             call = calls.get(turn)
             if call is not None:
-                status = f"ok -> image {call.output_index}" if call.ok else f"FAILED ({call.error_kind}): {call.error}"
+                status = (
+                    f"ok -> image {call.output_index}"
+                    if call.ok
+                    else f"FAILED ({call.error_kind}): {call.error}"
+                )
                 ops = ", ".join(op["name"] for op in call.ops)
                 lines.append(f"-- tool: {status}" + (f" [ops: {ops}]" if ops else ""))
             turn += 1
@@ -101,19 +105,25 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     d = AgentConfig()
-    p = argparse.ArgumentParser(prog="cv-agent", description="CodeVision agent loop: code as the universal image tool.")
+    p = argparse.ArgumentParser(
+        prog="cv-agent", description="CodeVision agent loop: code as the universal image tool."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run one episode and print the trajectory")
     r.add_argument("question", help="the question about the image")
     r.add_argument("--model", required=True, help="openai:URL#MODEL | hf:PATH | vllm:PATH")
     r.add_argument("--image", required=True, action="append", help="input image (repeat for several)")
-    r.add_argument("--out", default="cv_agent_runs", help="directory for trajectories.jsonl, images and the HTML page")
+    r.add_argument(
+        "--out", default="cv_agent_runs", help="directory for trajectories.jsonl, images and the HTML page"
+    )
     r.add_argument("--item-id", default="episode", help="id recorded in the trajectory")
     r.add_argument("--max-turns", type=int, default=d.max_turns)
     r.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     r.add_argument("--token-budget", type=int, default=d.token_budget)
     r.add_argument("--max-pixels", type=int, default=d.max_pixels)
-    r.add_argument("--resize-factor", type=int, default=d.resize_factor, help="28 for Qwen2.5-VL, 32 for Qwen3-VL")
+    r.add_argument(
+        "--resize-factor", type=int, default=d.resize_factor, help="28 for Qwen2.5-VL, 32 for Qwen3-VL"
+    )
     r.add_argument("--temperature", type=float, default=None)
     r.set_defaults(fn=_cmd_run)
     v = sub.add_parser("view", help="write HTML pages for a directory of saved trajectories")

@@ -184,7 +184,9 @@ def map_box(affine: Affine, box: Sequence[float]) -> tuple[float, float, float, 
     return (min(xs), min(ys), max(xs), max(ys))
 
 
-def chain_to_input(index: int, parents: Sequence[int | None], to_parent: Sequence[Affine | None]) -> Affine | None:
+def chain_to_input(
+    index: int, parents: Sequence[int | None], to_parent: Sequence[Affine | None]
+) -> Affine | None:
     """Affine from image ``index``'s pixels to input image 0's pixels, following the image lineage.
 
     Args:

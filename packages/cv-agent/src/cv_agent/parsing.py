@@ -257,7 +257,9 @@ def _interpret(obj: dict[str, Any], raw: str, repairs: list[str]) -> ParsedCall 
         warnings.append("arguments were given at the top level")
     if name is None:
         if args is None:
-            return ParseError("malformed", f"The tool call has no 'name' and no 'arguments'. {_FORMAT_HINT}", raw)
+            return ParseError(
+                "malformed", f"The tool call has no 'name' and no 'arguments'. {_FORMAT_HINT}", raw
+            )
         warnings.append(f"missing 'name'; assumed {TOOL_NAME}")
     elif name != TOOL_NAME:
         return ParseError(
@@ -266,7 +268,9 @@ def _interpret(obj: dict[str, Any], raw: str, repairs: list[str]) -> ParsedCall 
     if isinstance(args, str):
         inner, _, inner_repairs = _decode_object(args)
         if inner is None:
-            return ParseError("malformed", f"'arguments' is a string that is not a JSON object. {_FORMAT_HINT}", raw)
+            return ParseError(
+                "malformed", f"'arguments' is a string that is not a JSON object. {_FORMAT_HINT}", raw
+            )
         args = inner
         warnings.append("'arguments' was a JSON string")
         warnings.extend(inner_repairs)
@@ -281,7 +285,9 @@ def _interpret(obj: dict[str, Any], raw: str, repairs: list[str]) -> ParsedCall 
                 break
     if not isinstance(code, str) or not code.strip():
         return ParseError(
-            "bad_arguments", f"The call needs a non-empty string argument 'code' that assigns a PIL image to `result`. {_FORMAT_HINT}", raw
+            "bad_arguments",
+            f"The call needs a non-empty string argument 'code' that assigns a PIL image to `result`. {_FORMAT_HINT}",
+            raw,
         )
     code, fenced = _strip_fence(code)
     if fenced:
@@ -296,7 +302,9 @@ def _interpret(obj: dict[str, Any], raw: str, repairs: list[str]) -> ParsedCall 
         index = _coerce_index(args["image_index"])
         if index is None:
             return ParseError(
-                "bad_arguments", f"'image_index' must be an integer image index, got {args['image_index']!r}. {_FORMAT_HINT}", raw
+                "bad_arguments",
+                f"'image_index' must be an integer image index, got {args['image_index']!r}. {_FORMAT_HINT}",
+                raw,
             )
         if not isinstance(args["image_index"], int):
             warnings.append("'image_index' was not an integer; converted")
@@ -328,7 +336,9 @@ def parse_tool_calls(text: str) -> ParsedCall | ParseError:
     try:
         return _parse(text)
     except Exception as e:  # noqa: BLE001 - parsing must never take down an episode
-        return ParseError("malformed", f"The tool call could not be read ({type(e).__name__}). {_FORMAT_HINT}", text)
+        return ParseError(
+            "malformed", f"The tool call could not be read ({type(e).__name__}). {_FORMAT_HINT}", text
+        )
 
 
 def _parse(text: str) -> ParsedCall | ParseError:
@@ -337,7 +347,11 @@ def _parse(text: str) -> ParsedCall | ParseError:
     payloads = _payloads(text)
     if not payloads:
         if _OPEN.strip("<>") in text or TOOL_NAME in text:
-            return ParseError("malformed", f"A tool call was mentioned but not written in the expected format. {_FORMAT_HINT}", text)
+            return ParseError(
+                "malformed",
+                f"A tool call was mentioned but not written in the expected format. {_FORMAT_HINT}",
+                text,
+            )
         return ParseError("no_call", "The reply contains no tool call.", "")
     results: list[ParsedCall | ParseError] = []
     for payload, repairs in payloads:

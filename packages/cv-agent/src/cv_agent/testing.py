@@ -65,7 +65,11 @@ class ScriptedPolicy(ModelBackend):
                 r = self.replies[turn]
             else:
                 r = self.default if self.default is not None else self.replies[-1]
-        return r if isinstance(r, Generation) else Generation(text=str(r), completion_tokens=max(1, len(str(r)) // 4))
+        return (
+            r
+            if isinstance(r, Generation)
+            else Generation(text=str(r), completion_tokens=max(1, len(str(r)) // 4))
+        )
 
     async def complete(
         self,
@@ -78,7 +82,14 @@ class ScriptedPolicy(ModelBackend):
         from .backends.base import BackendError
 
         turn = sum(1 for m in messages if m.get("role") == "assistant")
-        self.calls.append({"turn": turn, "n_messages": len(messages), "n_images": len(images), "image_sizes": [im.size for im in images]})
+        self.calls.append(
+            {
+                "turn": turn,
+                "n_messages": len(messages),
+                "n_images": len(images),
+                "image_sizes": [im.size for im in images],
+            }
+        )
         if self.latency_s:
             import asyncio
 

@@ -166,7 +166,11 @@ class Trajectory:
             if m["role"] == "assistant":
                 parts.append(m["content"])
             elif m["role"] == "tool":
-                parts.append("<tool_response>\n" + _content_text(m["content"], image_token="<image>") + "\n</tool_response>")
+                parts.append(
+                    "<tool_response>\n"
+                    + _content_text(m["content"], image_token="<image>")
+                    + "\n</tool_response>"
+                )
         return "\n".join(parts)
 
     def crop_boxes_input(self) -> list[tuple[float, float, float, float]]:
@@ -202,7 +206,9 @@ class Trajectory:
     def from_dict(cls, d: dict[str, Any], images: list[Image.Image] | None = None) -> Trajectory:
         """Inverse of :meth:`to_dict`; ``images`` supplies the pixels (see :func:`load_trajectories`)."""
         if d.get("format_version", 1) > _FORMAT_VERSION:
-            raise ValueError(f"trajectory format {d['format_version']} is newer than this cv-agent ({_FORMAT_VERSION})")
+            raise ValueError(
+                f"trajectory format {d['format_version']} is newer than this cv-agent ({_FORMAT_VERSION})"
+            )
         return cls(
             item_id=d["item_id"],
             question=d["question"],
@@ -233,7 +239,9 @@ class Trajectory:
         return save_trajectories([self], directory, append=True)[0]
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], item_id: str | None = None, index: int | None = None) -> Trajectory:
+    def load(
+        cls, directory: str | os.PathLike[str], item_id: str | None = None, index: int | None = None
+    ) -> Trajectory:
         """Load one trajectory from ``directory``: by line ``index``, by ``item_id`` (the last one saved
         with that id), or the only one present.
 

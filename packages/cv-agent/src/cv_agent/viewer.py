@@ -71,7 +71,9 @@ def _assistant_html(text: str, call: ToolCall | None) -> str:
         parts.append(f'<div class="text">{_esc(rest)}</div>')
     if call is not None and call.ops:
         ops = ", ".join(
-            op["name"] + (f" box={op['box']}" if op.get("box") else "") + (f" → input {op['box_input']}" if op.get("box_input") else "")
+            op["name"]
+            + (f" box={op['box']}" if op.get("box") else "")
+            + (f" → input {op['box_input']}" if op.get("box_input") else "")
             for op in call.ops
         )
         parts.append(f'<div class="caption">traced ops: {_esc(ops)}</div>')
@@ -87,7 +89,9 @@ def _content_html(content: Any, urls: dict[int, str], sizes: Sequence[tuple[int,
             k = p.get("image_index")
             if isinstance(k, int) and k in urls:
                 size = f"{sizes[k][0]}x{sizes[k][1]}" if k < len(sizes) else ""
-                out.append(f'<img class="shot" alt="image {k}" src="{urls[k]}"><div class="caption">image {k} {size}</div>')
+                out.append(
+                    f'<img class="shot" alt="image {k}" src="{urls[k]}"><div class="caption">image {k} {size}</div>'
+                )
             else:
                 out.append(f'<div class="error">[image {_esc(k)} missing]</div>')
         elif p.get("type") == "text":
@@ -111,14 +115,20 @@ def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
         role = m["role"]
         if role == "assistant":
             inner = _assistant_html(m["content"], calls_by_turn.get(turn))
-            body.append(f'<section class="msg assistant"><div class="role">assistant · turn {turn}</div>{inner}</section>')
+            body.append(
+                f'<section class="msg assistant"><div class="role">assistant · turn {turn}</div>{inner}</section>'
+            )
             turn += 1
         elif role == "tool":
             call = calls_by_turn.get(turn - 1)
             err = call is not None and not call.ok
             body.append(
                 f'<section class="msg tool{" err" if err else ""}"><div class="role">tool</div>'
-                + (f'<div class="error">{_esc(call.error)}</div>' if err and call is not None else _content_html(m["content"], urls, sizes))
+                + (
+                    f'<div class="error">{_esc(call.error)}</div>'
+                    if err and call is not None
+                    else _content_html(m["content"], urls, sizes)
+                )
                 + "</section>"
             )
         elif role == "system":
@@ -127,9 +137,13 @@ def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
                 f'<div class="text">{_esc(m["content"] if isinstance(m["content"], str) else "")}</div></details></section>'
             )
         else:
-            body.append(f'<section class="msg {_esc(role)}"><div class="role">{_esc(role)}</div>{_content_html(m["content"], urls, sizes)}</section>')
+            body.append(
+                f'<section class="msg {_esc(role)}"><div class="role">{_esc(role)}</div>{_content_html(m["content"], urls, sizes)}</section>'
+            )
     if traj.error:
-        body.append(f'<section class="msg tool err"><div class="role">episode error</div><div class="error">{_esc(traj.error)}</div></section>')
+        body.append(
+            f'<section class="msg tool err"><div class="role">episode error</div><div class="error">{_esc(traj.error)}</div></section>'
+        )
     t = traj.timings
     meta = (
         f"stop: <b>{_esc(traj.stop_reason)}</b> · answer: <b>{_esc(traj.answer)}</b> · turns: {traj.turns} · "

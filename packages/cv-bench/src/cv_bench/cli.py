@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         print(MODEL_HELP, file=sys.stderr)
         return 2
     out = args.out or f"runs/{args.suite}-{args.model.split('#')[-1].replace('/', '_').replace(':', '_')}"
+    if args.samples > 1 and not args.temperature and args.model != "reference":
+        print("note: --samples > 1 with greedy decoding (no --temperature > 0) repeats the same episode; "
+              "Avg@k then equals Avg@1", file=sys.stderr)
     try:
         config = EvalConfig(
             model=args.model, suite=args.suite, out=out, size=args.size, limit=args.limit, samples=args.samples,
@@ -105,12 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"cv-bench eval: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ncv-bench eval: interrupted; finished episodes are saved in {out}/results.jsonl. "
+              "Rerun the same command to resume.", file=sys.stderr)
+        return 130
     _print_summary(outcome.summary, outcome.run_dir)
     if outcome.skipped:
         print(f"resumed: {outcome.skipped} episodes were already done, {outcome.new} new")
     if outcome.failed:
         print(f"{outcome.failed} episodes failed in the harness (see {outcome.run_dir / 'errors.jsonl'}); "
-              "rerun the same command to retry them", file=sys.stderr)
+              "rerun the same command to retry them. First errors:", file=sys.stderr)
+        for msg in list(dict.fromkeys(e.split(": ", 1)[-1] for e in outcome.errors))[:3]:
+            print(f"  {msg}", file=sys.stderr)
         return 1
     return 0
 

@@ -138,7 +138,7 @@ def svg_bar_chart(
         )
         parts.append(
             f'<text x="{x + bw * 0.35:.1f}" y="{pad_t + plot_h + 14}" text-anchor="middle" font-size="10" '
-            f'font-family="sans-serif">{html.escape(str(lab)[:14])}</text>'
+            f'font-family="sans-serif">{html.escape(str(lab)[:18])}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -185,7 +185,7 @@ def render_html_report(summary: dict[str, Any], results: Sequence[ItemResult]) -
     tool_rows = [[_td(k), _td(v if not isinstance(v, dict) else json.dumps(v), "num")]
                  for k, v in ts.items() if k not in ("calls_hist", "turns_hist")]
     item_rows, classes = [], []
-    for r in results:
+    for r in sorted(results, key=lambda r: (r.item_id, r.sample)):
         link = (f'<td><a href="{html.escape(r.trajectory)}">trajectory</a></td>' if r.trajectory else "<td>-</td>")
         item_rows.append([
             _td(r.item_id), _td(r.sample, "num"), _td(r.variant), _td(r.gt), _td(r.pred),

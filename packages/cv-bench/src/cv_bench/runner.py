@@ -9,6 +9,7 @@ recorded as wrong answers: they go to ``errors.jsonl`` and are retried by the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -160,8 +161,20 @@ def make_backend_factory(model: str, agent_config: Any = None) -> BackendFactory
         return lambda item: ReferencePolicy.for_item(item, agent_config)
     from cv_agent import make_backend
 
-    backend = make_backend(model)
-    return lambda _item: backend
+    return _SharedBackend(make_backend(model))
+
+
+class _SharedBackend:
+    """One backend for every item; closed (HTTP clients, models) when the run ends."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    def __call__(self, _item: Any) -> Any:
+        return self.backend
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
 
 
 def make_judge(spec: str | None) -> Any:
@@ -183,10 +196,7 @@ def score_answer(pred: str | None, item: Any, judge: Any = None) -> tuple[bool, 
     Returns:
         ``(correct, method, detail)``; ``method`` records who decided (``judge:<model>`` for the judge).
     """
-    try:
-        from cv_rewards import match_answer
-    except ImportError:  # cv-rewards before it exported its API at the top level
-        from cv_rewards.answer import match_answer
+    from cv_rewards import match_answer
 
     meta = getattr(item, "meta", None) or {}
     answers = [str(a) for a in meta.get("answers") or []] or [str(item.answer)]
@@ -281,7 +291,8 @@ async def aevaluate(
     run_dir = Path(config.out)
     _check_run_info(run_dir, config)
     if items is None:
-        items = load_suite(config.suite, size=config.size, seed=config.seed, data=config.data)
+        items = load_suite(config.suite, size=config.size, seed=config.seed, data=config.data, limit=config.limit,
+                           progress=config.progress)
     if config.limit is not None:
         items = list(items)[: config.limit]
     ids = [it.id for it in items]
@@ -312,7 +323,9 @@ async def aevaluate(
     bar = tqdm(total=len(keys), initial=skipped, desc=f"{config.suite} {config.label or config.model}",
                unit="ep", disable=not config.progress, dynamic_ncols=True)
 
-    with Sandbox(SandboxConfig(workers=config.sandbox_workers)) as sandbox:
+    # A finished run that is only re-reported starts no sandbox workers.
+    sandbox_cm = Sandbox(SandboxConfig(workers=config.sandbox_workers)) if todo else contextlib.nullcontext()
+    with sandbox_cm as sandbox:
 
         async def one(item: Any, sample: int) -> None:
             nonlocal correct, finished
@@ -377,6 +390,8 @@ async def aevaluate(
                     raise r
         finally:
             bar.close()
+            if hasattr(factory, "aclose"):
+                await factory.aclose()
         if abort:
             raise abort[0]
     outcome.summary = write_report(run_dir)

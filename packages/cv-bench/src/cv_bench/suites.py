@@ -121,7 +121,7 @@ def list_suites() -> list[SuiteInfo]:
 
 
 def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str | Path | None = None,
-               limit: int | None = None) -> list[Any]:
+               limit: int | None = None, progress: bool = False) -> list[Any]:
     """The items of a suite.
 
     Args:
@@ -130,6 +130,7 @@ def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str |
         seed: Seed of the synthetic generators.
         data: Path of the user's copy for external suites (file or directory).
         limit: Stop after this many items (avoids decoding a whole external benchmark for a quick run).
+        progress: Show a progress bar while building a built-in suite.
 
     Raises:
         ValueError: Unknown suite, or an external suite without ``data``.
@@ -149,7 +150,7 @@ def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str |
         n = size or info.default_size
         if limit is not None:
             n = min(n, max(1, math.ceil(limit / max(len(info.variants), 1))))
-        items = _build_builtin(name, n, seed)
+        items = _build_builtin(name, n, seed, progress)
     else:
         if data is None:
             raise ValueError(f"suite {name!r} needs your copy of the benchmark: --data PATH (see the cv-bench README "
@@ -158,18 +159,19 @@ def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str |
     return items[:limit] if limit is not None else items
 
 
-def _build_builtin(name: str, n: int, seed: int) -> list[Any]:
+def _build_builtin(name: str, n: int, seed: int, progress: bool = False) -> list[Any]:
     from cv_data import SOURCES, BenchConfig, BuildReport, build_bench
+    from tqdm.auto import tqdm
 
     if name == "crop-only":
-        items = [SOURCES["scene"](i, seed, "test") for i in range(n)]
+        items = [SOURCES["scene"](i, seed, "test") for i in tqdm(range(n), desc="build-bench:crop-only", disable=not progress)]
         for it in items:
             it.meta = {**it.meta, "variant": "crop", "base_id": it.id}
         return items
     if name == "corruption":
-        cfg = BenchConfig(suite="corruption", num=n, seed=seed, severities=[CORRUPTION_SEVERITY], progress=False)
+        cfg = BenchConfig(suite="corruption", num=n, seed=seed, severities=[CORRUPTION_SEVERITY], progress=progress)
     else:
-        cfg = BenchConfig(suite=name.replace("-", "_"), num=n, seed=seed, progress=False)
+        cfg = BenchConfig(suite=name.replace("-", "_"), num=n, seed=seed, progress=progress)
     report = BuildReport()
     items = build_bench(cfg, report=report)
     _raise_on_errors(report, f"built-in suite {name!r}")

@@ -104,6 +104,12 @@ class _Conversation:
         self.messages.append({"role": "assistant", "content": [
             _text(f"<think>{think}</think>\n{render_tool_call(code, description, image_index)}")]})
         res = self.sandbox.run(code, self.images, image_index=image_index)
+        for _ in range(2):
+            # Infrastructure failures (a worker killed or starved on a loaded machine) say nothing about the
+            # code; run it again rather than writing a spurious error into the trajectory.
+            if res.ok or res.error_kind not in ("timeout", "crash"):
+                break
+            res = self.sandbox.run(code, self.images, image_index=image_index)
         if res.ok != expect_ok:
             raise TrajectoryError(f"planned {'success' if expect_ok else 'failure'} but sandbox gave "
                                   f"ok={res.ok} ({res.error_kind}: {res.error}) for code:\n{code}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 __all__ = ["math_equal"]
 
@@ -46,8 +47,9 @@ def _safe(s: str) -> bool:
     return len(ops) == 1 and re.search(r"(?:\*\*|\^)\s*(?:-?\d{1,3}|[A-Za-z]|\(\s*-?\d{1,3}(?:\s*/\s*\d{1,3})?\s*\))(?![\d.(])", s) is not None
 
 
-def _parse(s: str):  # -> sympy.Expr | None
-    from sympy import E, I, pi
+def _parse(s: str) -> Any:
+    """A sympy expression, or ``None`` when the string is unsafe or not an expression."""
+    from sympy import E, I, log, pi
     from sympy.parsing.sympy_parser import (
         convert_xor,
         implicit_multiplication_application,
@@ -62,7 +64,7 @@ def _parse(s: str):  # -> sympy.Expr | None
         s = re.sub(r"(?<=\d),(?=\d{3})", "", s)
     if "," in s:
         return None  # tuples and lists are out of scope
-    local = {"pi": pi, "e": E, "i": I, "ln": __import__("sympy").log}
+    local = {"pi": pi, "e": E, "i": I, "ln": log}
     try:
         return parse_expr(
             s,

@@ -217,7 +217,8 @@ def _numbers_equal(a: _Number, b: _Number, rel_tol: float) -> bool:
 
 _LETTER_ONLY_RE = re.compile(r"^\(?\[?([A-Za-z])\]?\)?[.:)]?$")
 _LETTER_PREFIX_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|\s*-)\s*\S")
-_LETTER_PHRASE_RE = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*[:\s]\s*\(?([A-Z])\)?(?![A-Za-z])", re.I)
+# The keyword is case-insensitive, the letter is not: "the answer is a dog" names no option.
+_LETTER_PHRASE_RE = re.compile(r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*[:\s]\s*\(?([A-Z])\)?(?![A-Za-z])")
 _CHOICE_LABEL_RE = re.compile(r"^\s*\(?[A-Z]\)?[.:)]\s+")
 
 
@@ -242,7 +243,9 @@ def _letter_of(text: str, choices: list[str], *, strict: bool) -> str | None:
         m = pattern.search(s)
         if m:
             return m.group(1).upper()
-    return None
+    # A sentence naming exactly one option's text ("it is a dog") designates that option.
+    named = [i for i, t in enumerate(texts) if t and f" {t} " in f" {norm} "]
+    return chr(ord("A") + named[0]) if len(named) == 1 else None
 
 
 # ----------------------------------------------------------------------------------------------- main

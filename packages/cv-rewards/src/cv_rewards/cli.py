@@ -7,6 +7,7 @@ import dataclasses
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -132,6 +133,9 @@ def _score(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not records:
+        print(f"error: {args.rollouts} holds no rollout records", file=sys.stderr)
+        return 2
     if args.group_key != "none" and args.group_key not in {f.name for f in dataclasses.fields(RolloutRecord)}:
         print(f"error: --group-key {args.group_key!r} is not a RolloutRecord field (or 'none')", file=sys.stderr)
         return 2
@@ -167,7 +171,7 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(total: int):  # -> Callable[[int | None], None]
+def _progress(total: int) -> Callable[[int | None], None]:
     """A tqdm bar on stderr when tqdm is installed (it is optional: this package is stdlib-only)."""
     try:
         from tqdm import tqdm

@@ -66,6 +66,7 @@ class JudgeConfig:
         max_tokens: Completion token cap; the verdict is one word.
         cache_path: Optional JSONL file of verdicts, read at start and appended to.
         prompts: Per-task-type prompt templates overriding :data:`DEFAULT_JUDGE_PROMPTS`.
+        max_concurrency: Judge requests in flight at once when a group of rollouts is scored.
         on_error: ``"fallback"`` keeps the rule result (its ``detail`` says the judge failed, and a warning is
             logged) or ``"raise"`` raises :class:`JudgeError`.
 
@@ -84,6 +85,7 @@ class JudgeConfig:
     max_tokens: int = 8
     cache_path: str | None = None
     prompts: dict[str, str] = field(default_factory=dict)
+    max_concurrency: int = 8
     on_error: str = "fallback"
 
     def __post_init__(self) -> None:
@@ -99,6 +101,8 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.backoff_s must be >= 0, got {self.backoff_s}")
         if self.max_tokens < 1:
             raise ValueError(f"JudgeConfig.max_tokens must be >= 1, got {self.max_tokens}")
+        if self.max_concurrency < 1:
+            raise ValueError(f"JudgeConfig.max_concurrency must be >= 1, got {self.max_concurrency}")
         if self.on_error not in ("fallback", "raise"):
             raise ValueError(f"JudgeConfig.on_error must be 'fallback' or 'raise', got {self.on_error!r}")
         unknown = sorted(set(self.prompts) - TASK_TYPES)
@@ -226,7 +230,8 @@ class Judge:
             if attempt:
                 time.sleep(delay)
                 delay *= 2
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             req = urllib.request.Request(self.config.endpoint, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.config.timeout_s) as resp:  # noqa: S310 - URL is configured

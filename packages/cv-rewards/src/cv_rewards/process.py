@@ -403,7 +403,15 @@ def score_group(
     ids = {r.prompt_id for r in records if r.prompt_id}
     if len(ids) > 1:
         raise ValueError(f"score_group got rollouts of several prompts {sorted(ids)}; pass one prompt's rollouts")
-    facts = [_facts(r, judge) for r in records]
+    if judge is not None and len(records) > 1:
+        # Judge calls are network-bound: ask about the group's undecided answers concurrently.
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(len(records), getattr(getattr(judge, "config", None), "max_concurrency", 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            facts = list(pool.map(lambda r: _facts(r, judge), records))
+    else:
+        facts = [_facts(r, judge) for r in records]
     if cfg.variant == "reference":
         return [_breakdown(f, cfg, 1.0 if (f.correct and f.used_optional) else 0.0, None) for f in facts]
     tool = [f.correct for f in facts if f.used_optional]

@@ -16,8 +16,8 @@ __all__ = ["OpRecord", "RolloutRecord", "ToolCallRecord"]
 Box = tuple[float, float, float, float]
 
 
-def _as_box(value: Any, what: str) -> Box | None:
-    """Validate a ``[x1, y1, x2, y2]`` box (``None`` passes through)."""
+def _as_box(value: Any, what: str, *, sort: bool = False) -> Box | None:
+    """Validate a ``[x1, y1, x2, y2]`` box (``None`` passes through); ``sort`` orders swapped corners."""
     if value is None:
         return None
     try:
@@ -26,6 +26,8 @@ def _as_box(value: Any, what: str) -> Box | None:
         raise ValueError(f"{what} must be four numbers [x1, y1, x2, y2], got {value!r}") from exc
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
         raise ValueError(f"{what} must be four finite numbers [x1, y1, x2, y2], got {value!r}")
+    if sort:
+        box = (min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3]))
     if box[2] < box[0] or box[3] < box[1]:
         raise ValueError(f"{what} must satisfy x2 >= x1 and y2 >= y1, got {value!r}")
     return box  # type: ignore[return-value]
@@ -40,10 +42,11 @@ class OpRecord:
             ``flip_horizontal``, ``flip_vertical``, ``crop``, or any other (optional) op such as
             ``contrast``, ``sharpen``, ``grayscale``, ``threshold``.
         box: For ``crop``: ``(x1, y1, x2, y2)`` in pixels of input image 0 (the frame of the item's
-            ``bbox``); ``None`` for other ops or when the box could not be mapped back.
+            ``bbox``); ``None`` for other ops or when the box could not be mapped back. Swapped corners
+            (a box mapped through a flip) are put in order.
 
     Example:
-        >>> OpRecord("crop", (0, 0, 10, 10)).box
+        >>> OpRecord("crop", (10, 0, 0, 10)).box
         (0.0, 0.0, 10.0, 10.0)
     """
 
@@ -53,7 +56,9 @@ class OpRecord:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"OpRecord.name must be a non-empty op name such as 'rotate_90', got {self.name!r}")
-        object.__setattr__(self, "box", _as_box(self.box, f"OpRecord({self.name!r}).box"))
+        # A crop box mapped back to image 0 through a flip or rotation has swapped corners; it is still
+        # the same box, so order them rather than reject or drop it.
+        object.__setattr__(self, "box", _as_box(self.box, f"OpRecord({self.name!r}).box", sort=True))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict ``{"name", "box"}``."""

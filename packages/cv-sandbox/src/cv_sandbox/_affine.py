@@ -91,7 +91,9 @@ def clean(m: Affine) -> Affine:
     return (out[0], out[1], out[2], out[3], out[4], out[5])
 
 
-def map_box(m: Affine, box: tuple[float, float, float, float], bounds: tuple[int, int]) -> tuple[int, int, int, int]:
+def map_box(
+    m: Affine, box: tuple[float, float, float, float], bounds: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """Map a box of an op's input frame to the source frame, clipped to ``bounds`` (w, h)."""
     x1, y1, x2, y2 = box
     pts = [apply(m, x, y) for x, y in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))]

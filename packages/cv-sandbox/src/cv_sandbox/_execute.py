@@ -29,6 +29,7 @@ from ._guards import (
     make_builtins,
     make_import,
 )
+from ._policy import ImagePolicy
 from ._trace import STATE, TracedArray, geo_of, patch_pil, set_geo
 from ._wire import encode_image
 
@@ -54,7 +55,12 @@ class Namespaces:
         self.cv2 = build_cv2()
         self.math = build_math()
         self.pil = pil
-        self.modules: dict[str, Any] = {"numpy": self.np, "cv2": self.cv2, "math": self.math, "PIL": pil["PIL"]}
+        self.modules: dict[str, Any] = {
+            "numpy": self.np,
+            "cv2": self.cv2,
+            "math": self.math,
+            "PIL": pil["PIL"],
+        }
         for sub in ("random", "linalg", "fft"):
             self.modules["numpy." + sub] = getattr(self.np, sub)
         for k, v in pil.items():
@@ -135,13 +141,17 @@ def _to_image(value: Any) -> Image.Image | str:
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[:, :, 0]
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-            return (f"`result` is an array of shape {tuple(value.shape)}; an image array must be HxW, HxWx3 "
-                    "or HxWx4")
+            return (
+                f"`result` is an array of shape {tuple(value.shape)}; an image array must be HxW, HxWx3 "
+                "or HxWx4"
+            )
         if arr.dtype == np.bool_:
             arr = arr.astype(np.uint8) * 255
         if arr.dtype != np.uint8:
-            return (f"`result` is a {arr.dtype} array; convert it to uint8 first, e.g. "
-                    "`result = np.clip(arr, 0, 255).astype(np.uint8)`")
+            return (
+                f"`result` is a {arr.dtype} array; convert it to uint8 first, e.g. "
+                "`result = np.clip(arr, 0, 255).astype(np.uint8)`"
+            )
         im = Image.fromarray(np.ascontiguousarray(arr.view(np.ndarray)))
         if g is not None:
             set_geo(im, g.affine)
@@ -157,23 +167,41 @@ class Executor:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.ns = Namespaces()
+        self._cache: dict[str, Any] = {}
+
+    def _compile(self, code: str) -> Any:
+        # Models repeat snippets verbatim; code objects are immutable, so a child may reuse them.
+        hit = self._cache.get(code)
+        if hit is None:
+            hit = compile_restricted_exec(code, filename=CODE_FILENAME, policy=ImagePolicy)
+            if len(self._cache) >= 256:
+                self._cache.clear()
+            self._cache[code] = hit
+        return hit
 
     def run(self, code: str, image: Image.Image) -> tuple[dict[str, Any], bytes]:
         lim = self.limits
         STATE.reset(image.size)
         GUARD.forbidden = None
         if len(code) > lim.max_code_chars:
-            return _error("code_too_long", f"code is {len(code)} characters; the limit is {lim.max_code_chars}")
+            return _error(
+                "code_too_long", f"code is {len(code)} characters; the limit is {lim.max_code_chars}"
+            )
         try:
-            compiled = compile_restricted_exec(code, filename=CODE_FILENAME)
+            compiled = self._compile(code)
         except (MemoryError, RecursionError):
             return _error("syntax", "code is too deeply nested or too large to compile")
         except Exception as exc:  # noqa: BLE001 - anything the compiler throws is the code's fault
             return _error("syntax", _clip(f"{type(exc).__name__}: {exc}", lim.max_error_chars))
         if compiled.errors:
             msg = "; ".join(compiled.errors)
-            kind = "syntax" if "SyntaxError" in msg or "IndentationError" in msg or "TabError" in msg else "forbidden"
+            kind = (
+                "syntax"
+                if "SyntaxError" in msg or "IndentationError" in msg or "TabError" in msg
+                else "forbidden"
+            )
             return _error(kind, _clip(msg, lim.max_error_chars))
+        np.random.seed(0)  # calls sharing a child must not see each other's RNG state; also reproducible
         printer = BoundedPrint(lim.max_stdout_chars)
         set_geo(image, A.IDENTITY)
         glb = self.ns.globals_for(image, printer)
@@ -203,14 +231,26 @@ class Executor:
         if w == 0 or h == 0:
             return _error("empty_result", f"`result` is empty ({w}x{h} pixels); check the crop box", printer)
         if max(w, h) / min(w, h) > lim.max_aspect_ratio:
-            return _error("empty_result", f"`result` has an extreme aspect ratio ({w}x{h} pixels; at most "
-                          f"{lim.max_aspect_ratio:g}:1 is allowed)", printer)
+            return _error(
+                "empty_result",
+                f"`result` has an extreme aspect ratio ({w}x{h} pixels; at most "
+                f"{lim.max_aspect_ratio:g}:1 is allowed)",
+                printer,
+            )
         if w * h > lim.max_output_pixels:
-            return _error("output_too_large", f"`result` has {w * h} pixels ({w}x{h}); the limit is "
-                          f"{lim.max_output_pixels}", printer)
+            return _error(
+                "output_too_large",
+                f"`result` has {w * h} pixels ({w}x{h}); the limit is {lim.max_output_pixels}",
+                printer,
+            )
         g = geo_of(out)
         to_source = None
-        if g is not None and g.affine is not None and A.is_axis_aligned(g.affine) and all(math.isfinite(v) for v in g.affine):
+        if (
+            g is not None
+            and g.affine is not None
+            and A.is_axis_aligned(g.affine)
+            and all(math.isfinite(v) for v in g.affine)
+        ):
             to_source = list(A.clean(g.affine))
         try:
             meta, data = encode_image(out)

@@ -37,8 +37,10 @@ class Facade:
             return self._cvs_attrs[name]
         except KeyError:
             if self._cvs_real is not None and hasattr(self._cvs_real, name):
-                forbid(f"'{self._cvs_name}.{name}' is not available in the sandbox (only image functions are; "
-                       "file, network and process access is not)")
+                forbid(
+                    f"'{self._cvs_name}.{name}' is not available in the sandbox (only image functions are; "
+                    "file, network and process access is not)"
+                )
             raise AttributeError(
                 f"'{self._cvs_name}' has no attribute '{name}' in the sandbox (only image functions are "
                 "available; file, network and process access is not)"
@@ -71,6 +73,7 @@ def _isinstance_only(real: type, name: str) -> type:
 
 
 # ------------------------------------------------------------------------------------------------- NumPy
+
 
 def _first_image(args: Iterable[Any]) -> Any:
     for a in args:
@@ -207,10 +210,16 @@ def _np_pad(array: Any, pad_width: Any, *args: Any, **kwargs: Any) -> Any:
     out = np.pad(arr, pad_width, *args, **kwargs)
     if arr.ndim < 2:
         return out
-    pw = np.broadcast_to(np.asarray(pad_width, dtype=np.int64).reshape(-1, 2) if np.ndim(pad_width) else
-                         np.full((1, 2), int(pad_width)), (arr.ndim, 2))
+    pw = np.broadcast_to(
+        np.asarray(pad_width, dtype=np.int64).reshape(-1, 2)
+        if np.ndim(pad_width)
+        else np.full((1, 2), int(pad_width)),
+        (arr.ndim, 2),
+    )
     top, left = int(pw[0][0]), int(pw[1][0])
-    STATE.record("pad", "numpy.pad", {"top": top, "left": left, "bottom": int(pw[0][1]), "right": int(pw[1][1])})
+    STATE.record(
+        "pad", "numpy.pad", {"top": top, "left": left, "bottom": int(pw[0][1]), "right": int(pw[1][1])}
+    )
     return set_geo(out, then(geo_of(arr), A.translate(-left, -top)))
 
 
@@ -303,24 +312,80 @@ def build_numpy() -> Facade:
     attrs["roll"] = _np_roll
     attrs["ndarray"] = _isinstance_only(np.ndarray, "ndarray")
     rnd = np.random
-    attrs["random"] = Facade("numpy.random", real=np.random, attrs={
-        n: _np_drop(getattr(rnd, n)) for n in (
-            "default_rng", "seed", "rand", "randn", "randint", "random", "normal", "uniform", "choice",
-            "shuffle", "permutation", "random_sample", "integers", "poisson", "binomial", "standard_normal")
-        if hasattr(rnd, n)
-    })
-    attrs["linalg"] = Facade("numpy.linalg", real=np.linalg, attrs={
-        n: getattr(np.linalg, n) for n in ("norm", "inv", "pinv", "det", "svd", "eig", "eigh", "solve", "lstsq",
-                                           "matrix_rank", "qr", "LinAlgError")
-    })
-    attrs["fft"] = Facade("numpy.fft", real=np.fft, attrs={
-        n: _np_drop(getattr(np.fft, n)) for n in ("fft", "ifft", "fft2", "ifft2", "fftn", "ifftn", "rfft", "irfft",
-                                                  "rfft2", "irfft2", "fftshift", "ifftshift", "fftfreq")
-    })
+    attrs["random"] = Facade(
+        "numpy.random",
+        real=np.random,
+        attrs={
+            n: _np_drop(getattr(rnd, n))
+            for n in (
+                "default_rng",
+                "seed",
+                "rand",
+                "randn",
+                "randint",
+                "random",
+                "normal",
+                "uniform",
+                "choice",
+                "shuffle",
+                "permutation",
+                "random_sample",
+                "integers",
+                "poisson",
+                "binomial",
+                "standard_normal",
+            )
+            if hasattr(rnd, n)
+        },
+    )
+    attrs["linalg"] = Facade(
+        "numpy.linalg",
+        real=np.linalg,
+        attrs={
+            n: getattr(np.linalg, n)
+            for n in (
+                "norm",
+                "inv",
+                "pinv",
+                "det",
+                "svd",
+                "eig",
+                "eigh",
+                "solve",
+                "lstsq",
+                "matrix_rank",
+                "qr",
+                "LinAlgError",
+            )
+        },
+    )
+    attrs["fft"] = Facade(
+        "numpy.fft",
+        real=np.fft,
+        attrs={
+            n: _np_drop(getattr(np.fft, n))
+            for n in (
+                "fft",
+                "ifft",
+                "fft2",
+                "ifft2",
+                "fftn",
+                "ifftn",
+                "rfft",
+                "irfft",
+                "rfft2",
+                "irfft2",
+                "fftshift",
+                "ifftshift",
+                "fftfreq",
+            )
+        },
+    )
     return Facade("numpy", attrs, np)
 
 
 # ------------------------------------------------------------------------------------------------- OpenCV
+
 
 def _cv_image_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     for key in ("src", "image", "img", "src1"):
@@ -340,8 +405,12 @@ def _attach(out: Any, g_aff: A.Affine | None, size: tuple[int, int] | None) -> A
     return out
 
 
-def _cv_named(fn: Callable[..., Any], api: str, name: str | Callable[..., str | None] | None,
-              params: Callable[..., dict[str, Any]] | None = None) -> Callable[..., Any]:
+def _cv_named(
+    fn: Callable[..., Any],
+    api: str,
+    name: str | Callable[..., str | None] | None,
+    params: Callable[..., dict[str, Any]] | None = None,
+) -> Callable[..., Any]:
     """Pixel-wise OpenCV op: records ``name`` (unless None) and keeps the input geometry."""
 
     @functools.wraps(fn)
@@ -442,7 +511,9 @@ def _cv_get_rect_sub_pix(*args: Any, **kwargs: Any) -> Any:
     g = geo_of(src)
     out = cv2.getRectSubPix(*args, **kwargs)
     x0, y0 = cx - (pw - 1) / 2, cy - (ph - 1) / 2
-    STATE.record("crop", "cv2.getRectSubPix", {"box": [x0, y0, x0 + pw, y0 + ph]}, g, (x0, y0, x0 + pw, y0 + ph))
+    STATE.record(
+        "crop", "cv2.getRectSubPix", {"box": [x0, y0, x0 + pw, y0 + ph]}, g, (x0, y0, x0 + pw, y0 + ph)
+    )
     return set_geo(out, then(g, A.translate(x0, y0)))
 
 
@@ -491,20 +562,65 @@ def _cv_create_clahe(clipLimit: float = 40.0, tileGridSize: Any = (8, 8)) -> _CL
 
 _CV_NAMED: dict[str, str | Callable[..., str | None] | None] = {
     "cvtColor": lambda src, code, *a, **k: "grayscale" if code in _GRAY_CODES else "color_convert",
-    "threshold": "threshold", "adaptiveThreshold": "threshold", "inRange": "threshold",
-    "equalizeHist": "equalize", "GaussianBlur": "blur", "blur": "blur", "medianBlur": "blur",
-    "boxFilter": "blur", "stackBlur": "blur", "bilateralFilter": "denoise", "fastNlMeansDenoising": "denoise",
-    "fastNlMeansDenoisingColored": "denoise", "filter2D": "filter", "sepFilter2D": "filter",
-    "Sobel": "edges", "Scharr": "edges", "Laplacian": "edges", "Canny": "edges", "dilate": "morphology",
-    "erode": "morphology", "morphologyEx": "morphology", "convertScaleAbs": "contrast", "normalize": "normalize",
-    "LUT": "point", "bitwise_not": "invert", "detailEnhance": "sharpen", "edgePreservingFilter": "denoise",
-    "addWeighted": "blend", "rectangle": "draw", "circle": "draw", "line": "draw", "arrowedLine": "draw",
-    "putText": "draw", "polylines": "draw", "fillPoly": "draw", "fillConvexPoly": "draw", "drawContours": "draw",
-    "ellipse": "draw", "drawMarker": "draw", "floodFill": "draw",
+    "threshold": "threshold",
+    "adaptiveThreshold": "threshold",
+    "inRange": "threshold",
+    "equalizeHist": "equalize",
+    "GaussianBlur": "blur",
+    "blur": "blur",
+    "medianBlur": "blur",
+    "boxFilter": "blur",
+    "stackBlur": "blur",
+    "bilateralFilter": "denoise",
+    "fastNlMeansDenoising": "denoise",
+    "fastNlMeansDenoisingColored": "denoise",
+    "filter2D": "filter",
+    "sepFilter2D": "filter",
+    "Sobel": "edges",
+    "Scharr": "edges",
+    "Laplacian": "edges",
+    "Canny": "edges",
+    "dilate": "morphology",
+    "erode": "morphology",
+    "morphologyEx": "morphology",
+    "convertScaleAbs": "contrast",
+    "normalize": "normalize",
+    "LUT": "point",
+    "bitwise_not": "invert",
+    "detailEnhance": "sharpen",
+    "edgePreservingFilter": "denoise",
+    "addWeighted": "blend",
+    "rectangle": "draw",
+    "circle": "draw",
+    "line": "draw",
+    "arrowedLine": "draw",
+    "putText": "draw",
+    "polylines": "draw",
+    "fillPoly": "draw",
+    "fillConvexPoly": "draw",
+    "drawContours": "draw",
+    "ellipse": "draw",
+    "drawMarker": "draw",
+    "floodFill": "draw",
     # arithmetic keeps the geometry but is not an op worth logging
-    "add": None, "subtract": None, "multiply": None, "divide": None, "absdiff": None, "bitwise_and": None,
-    "bitwise_or": None, "bitwise_xor": None, "split": None, "merge": None, "max": None, "min": None,
-    "magnitude": None, "pow": None, "sqrt": None, "exp": None, "log": None, "scaleAdd": None,
+    "add": None,
+    "subtract": None,
+    "multiply": None,
+    "divide": None,
+    "absdiff": None,
+    "bitwise_and": None,
+    "bitwise_or": None,
+    "bitwise_xor": None,
+    "split": None,
+    "merge": None,
+    "max": None,
+    "min": None,
+    "magnitude": None,
+    "pow": None,
+    "sqrt": None,
+    "exp": None,
+    "log": None,
+    "scaleAdd": None,
 }
 
 _CV_PARAMS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -512,8 +628,10 @@ _CV_PARAMS: dict[str, Callable[..., dict[str, Any]]] = {
     "threshold": lambda src, thresh, maxval, type, *a, **k: {"thresh": float(thresh), "type": int(type)},
     "GaussianBlur": lambda src, ksize, *a, **k: {"ksize": list(ksize)},
     "medianBlur": lambda src, ksize, *a, **k: {"ksize": int(ksize)},
-    "convertScaleAbs": lambda src, *a, **k: {"alpha": float(a[1] if len(a) > 1 else k.get("alpha", 1.0)),
-                                             "beta": float(a[2] if len(a) > 2 else k.get("beta", 0.0))},
+    "convertScaleAbs": lambda src, *a, **k: {
+        "alpha": float(a[1] if len(a) > 1 else k.get("alpha", 1.0)),
+        "beta": float(a[2] if len(a) > 2 else k.get("beta", 0.0)),
+    },
 }
 
 _CV_ANALYSIS = """findContours contourArea arcLength boundingRect minAreaRect boxPoints approxPolyDP convexHull
@@ -528,7 +646,12 @@ reduce sort sortIdx dft idft""".split()
 def build_cv2() -> Facade:
     attrs: dict[str, Any] = {}
     for n in dir(cv2):
-        if n[:1].isalpha() and n[:1].isupper() and isinstance(getattr(cv2, n), int | float) and not callable(getattr(cv2, n)):
+        if (
+            n[:1].isalpha()
+            and n[:1].isupper()
+            and isinstance(getattr(cv2, n), int | float)
+            and not callable(getattr(cv2, n))
+        ):
             attrs[n] = getattr(cv2, n)
     for n, name in _CV_NAMED.items():
         if hasattr(cv2, n):
@@ -555,7 +678,10 @@ def build_cv2() -> Facade:
 
 # ------------------------------------------------------------------------------------------------- PIL
 
-def _ops_wrapper(fn: Callable[..., Any], name: str | None, api: str, geo_fn: Callable[..., A.Affine | None] | None = None) -> Callable[..., Any]:
+
+def _ops_wrapper(
+    fn: Callable[..., Any], name: str | None, api: str, geo_fn: Callable[..., A.Affine | None] | None = None
+) -> Callable[..., Any]:
     """An ``ImageOps`` function recorded under its own name; inner calls still carry the geometry."""
 
     @functools.wraps(fn)
@@ -589,18 +715,54 @@ def _ops_crop(image: Any, border: Any = 0) -> Any:
     return ImageOps.crop(image, border)
 
 
+def _image_new(mode: str, size: Any, color: Any = 0) -> Image.Image:
+    # color=None would hand out uninitialised memory (earlier images' pixels).
+    return Image.new(mode, size, 0 if color is None else color)
+
+
 def build_pil() -> dict[str, Facade]:
     image_attrs: dict[str, Any] = {
-        "new": Image.new, "fromarray": Image.fromarray, "frombytes": Image.frombytes, "merge": Image.merge,
-        "blend": Image.blend, "composite": Image.composite, "alpha_composite": Image.alpha_composite,
-        "eval": Image.eval, "linear_gradient": Image.linear_gradient, "radial_gradient": Image.radial_gradient,
+        "new": _image_new,
+        "fromarray": Image.fromarray,
+        "frombytes": Image.frombytes,
+        "merge": Image.merge,
+        "blend": Image.blend,
+        "composite": Image.composite,
+        "alpha_composite": Image.alpha_composite,
+        "eval": Image.eval,
+        "linear_gradient": Image.linear_gradient,
+        "radial_gradient": Image.radial_gradient,
         "Image": _isinstance_only(Image.Image, "Image"),
-        "Transpose": Image.Transpose, "Resampling": Image.Resampling, "Transform": Image.Transform,
-        "Dither": Image.Dither, "Palette": Image.Palette, "Quantize": Image.Quantize,
+        "Transpose": Image.Transpose,
+        "Resampling": Image.Resampling,
+        "Transform": Image.Transform,
+        "Dither": Image.Dither,
+        "Palette": Image.Palette,
+        "Quantize": Image.Quantize,
     }
-    for n in ("ROTATE_90", "ROTATE_180", "ROTATE_270", "FLIP_LEFT_RIGHT", "FLIP_TOP_BOTTOM", "TRANSPOSE",
-              "TRANSVERSE", "NEAREST", "BILINEAR", "BICUBIC", "LANCZOS", "BOX", "HAMMING", "AFFINE", "EXTENT",
-              "PERSPECTIVE", "QUAD", "MESH", "ANTIALIAS", "LINEAR", "CUBIC"):
+    for n in (
+        "ROTATE_90",
+        "ROTATE_180",
+        "ROTATE_270",
+        "FLIP_LEFT_RIGHT",
+        "FLIP_TOP_BOTTOM",
+        "TRANSPOSE",
+        "TRANSVERSE",
+        "NEAREST",
+        "BILINEAR",
+        "BICUBIC",
+        "LANCZOS",
+        "BOX",
+        "HAMMING",
+        "AFFINE",
+        "EXTENT",
+        "PERSPECTIVE",
+        "QUAD",
+        "MESH",
+        "ANTIALIAS",
+        "LINEAR",
+        "CUBIC",
+    ):
         if hasattr(Image, n):
             image_attrs[n] = getattr(Image, n)
     ops = {
@@ -617,19 +779,66 @@ def build_pil() -> dict[str, Facade]:
         "pad": _ops_wrapper(ImageOps.pad, "pad", "PIL.ImageOps.pad", lambda *a, **k: None),
         "deform": _ops_wrapper(ImageOps.deform, "warp", "PIL.ImageOps.deform", lambda *a, **k: None),
         # these are compositions of traced Image methods (crop/resize/transpose) and need no wrapper
-        "crop": _ops_crop, "scale": ImageOps.scale, "fit": ImageOps.fit, "contain": ImageOps.contain,
-        "cover": ImageOps.cover, "exif_transpose": ImageOps.exif_transpose,
+        "crop": _ops_crop,
+        "scale": ImageOps.scale,
+        "fit": ImageOps.fit,
+        "contain": ImageOps.contain,
+        "cover": ImageOps.cover,
+        "exif_transpose": ImageOps.exif_transpose,
     }
-    filt = {n: getattr(ImageFilter, n) for n in (
-        "BLUR", "CONTOUR", "DETAIL", "EDGE_ENHANCE", "EDGE_ENHANCE_MORE", "EMBOSS", "FIND_EDGES", "SHARPEN",
-        "SMOOTH", "SMOOTH_MORE", "GaussianBlur", "BoxBlur", "UnsharpMask", "Kernel", "RankFilter",
-        "MedianFilter", "MinFilter", "MaxFilter", "ModeFilter", "Color3DLUT") if hasattr(ImageFilter, n)}
+    filt = {
+        n: getattr(ImageFilter, n)
+        for n in (
+            "BLUR",
+            "CONTOUR",
+            "DETAIL",
+            "EDGE_ENHANCE",
+            "EDGE_ENHANCE_MORE",
+            "EMBOSS",
+            "FIND_EDGES",
+            "SHARPEN",
+            "SMOOTH",
+            "SMOOTH_MORE",
+            "GaussianBlur",
+            "BoxBlur",
+            "UnsharpMask",
+            "Kernel",
+            "RankFilter",
+            "MedianFilter",
+            "MinFilter",
+            "MaxFilter",
+            "ModeFilter",
+            "Color3DLUT",
+        )
+        if hasattr(ImageFilter, n)
+    }
     enh = {n: getattr(ImageEnhance, n) for n in ("Brightness", "Contrast", "Sharpness", "Color")}
     draw = {"Draw": ImageDraw.Draw}
-    chops = {n: _np_like_chops(getattr(ImageChops, n)) for n in (
-        "add", "add_modulo", "subtract", "subtract_modulo", "multiply", "screen", "difference", "darker",
-        "lighter", "invert", "logical_and", "logical_or", "logical_xor", "overlay", "soft_light", "hard_light",
-        "constant", "duplicate", "blend", "composite")}
+    chops = {
+        n: _np_like_chops(getattr(ImageChops, n))
+        for n in (
+            "add",
+            "add_modulo",
+            "subtract",
+            "subtract_modulo",
+            "multiply",
+            "screen",
+            "difference",
+            "darker",
+            "lighter",
+            "invert",
+            "logical_and",
+            "logical_or",
+            "logical_xor",
+            "overlay",
+            "soft_light",
+            "hard_light",
+            "constant",
+            "duplicate",
+            "blend",
+            "composite",
+        )
+    }
     chops["offset"] = ImageChops.offset  # a roll: its output carries no source map
     stat = {"Stat": ImageStat.Stat}
     out = {
@@ -659,4 +868,3 @@ def _np_like_chops(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_math() -> Facade:
     return Facade("math", {n: getattr(math, n) for n in dir(math) if not n.startswith("_")})
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -20,14 +21,16 @@ CODE_FILENAME = "<tool code>"
 
 
 # Attributes that reach files, processes, raw memory or interpreter internals without an underscore.
-DENY_ATTRS = frozenset("""
+DENY_ATTRS = frozenset(
+    """
 save show fp filename im getim unsafe_ptrs ptr toqimage toqpixmap tofile dump dumps ctypes cffi
 gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await ag_frame ag_code ag_await f_globals f_locals
 f_builtins f_back f_code f_trace tb_frame tb_next co_code func_globals func_code mro memmap fromfile
 fromregex loadtxt savetxt genfromtxt load_library imread imwrite imdecode imencode VideoCapture VideoWriter
 system popen environ getenv putenv modules builtins globals locals getframe settrace setprofile
 open register_open register_save register_extension registered_extensions core bit_generator
-""".split())
+""".split()
+)
 
 _FORBIDDEN_VALUE_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
 
@@ -113,13 +116,16 @@ def _traced_slice(arr: TracedArray, index: Any, g: Any) -> Any:
     if not isinstance(out, np.ndarray) or out.ndim < 2:
         return out
     idx = index if isinstance(index, tuple) else (index,)
-    if any(not isinstance(i, slice | int | np.integer) and i is not Ellipsis for i in idx) or sum(i is Ellipsis for i in idx) > 1:
+    if (
+        any(not isinstance(i, slice | int | np.integer) and i is not Ellipsis for i in idx)
+        or sum(i is Ellipsis for i in idx) > 1
+    ):
         return set_geo(out, None)  # advanced indexing or new axes: no pixel correspondence
     explicit = [i for i in idx if i is not Ellipsis]
     if Ellipsis in idx:
         pos = idx.index(Ellipsis)
         fill = [slice(None)] * (arr.ndim - len(explicit))
-        full = list(idx[:pos]) + fill + list(idx[pos + 1:])
+        full = list(idx[:pos]) + fill + list(idx[pos + 1 :])
     else:
         full = explicit + [slice(None)] * (arr.ndim - len(explicit))
     sy, sx = full[0], full[1]
@@ -175,15 +181,26 @@ def guarded_write(ob: Any) -> Any:
         return ob
     if isinstance(ob, np.ndarray | _PIXEL_ACCESS_TYPE):
         return _ItemWriter(ob)
+    if isinstance(ob, tuple | str | bytes | int | float | frozenset):
+        raise TypeError(f"'{type(ob).__name__}' object does not support item or attribute assignment")
     if isinstance(ob, Facade) or isinstance(ob, types.ModuleType):
         forbid("modules are read-only in the sandbox")
     forbid(f"modifying attributes of {type(ob).__name__} objects is not allowed in the sandbox")
 
 
 _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
-    "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
-    "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow, "<<=": operator.ilshift,
-    ">>=": operator.irshift, "&=": operator.iand, "^=": operator.ixor, "|=": operator.ior,
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+    "//=": operator.ifloordiv,
+    "%=": operator.imod,
+    "**=": operator.ipow,
+    "<<=": operator.ilshift,
+    ">>=": operator.irshift,
+    "&=": operator.iand,
+    "^=": operator.ixor,
+    "|=": operator.ior,
     "@=": operator.imatmul,
 }
 
@@ -246,12 +263,24 @@ NotImplementedError MemoryError FloatingPointError UnicodeError""".split()
 
 
 def make_import(modules: dict[str, Any]) -> Callable[..., Any]:
-    def guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    def guarded_import(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
+        if isinstance(fromlist, list) and level == 0:
+            # C code (e.g. NumPy's lazy ``numpy._core._methods``) imports through the builtins of the
+            # running frame, i.e. through us, and always passes a list; an ``import`` statement passes
+            # None or a tuple. Library internals may have modules that are already loaded, nothing new.
+            mod = sys.modules.get(name)
+            if mod is None:
+                raise ImportError(f"module '{name}' is not available in the sandbox")
+            return mod
         if level != 0:
             forbid("relative imports are not allowed in the sandbox")
         if name not in modules:
-            forbid(f"import of '{name}' is not allowed in the sandbox; available: numpy, cv2, PIL, math "
-                   "(already imported as np, cv2, Image, ImageOps, ImageEnhance, ImageFilter, ImageDraw, math)")
+            forbid(
+                f"import of '{name}' is not allowed in the sandbox; available: numpy, cv2, PIL, math "
+                "(already imported as np, cv2, Image, ImageOps, ImageEnhance, ImageFilter, ImageDraw, math)"
+            )
         return modules[name] if fromlist else modules[name.split(".")[0]]
 
     return guarded_import
@@ -262,4 +291,5 @@ def make_builtins(import_fn: Callable[..., Any]) -> dict[str, Any]:
     b["getattr"] = guarded_getattr
     b["hasattr"] = guarded_hasattr
     b["__import__"] = import_fn
+    b["__build_class__"] = builtins.__build_class__  # class bodies are still restricted (no dunders)
     return b

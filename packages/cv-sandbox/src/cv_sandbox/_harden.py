@@ -37,8 +37,15 @@ def libc() -> Any:
 
 
 def prctl(option: int, arg2: int = 0, arg3: Any = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return int(libc().prctl(option, ctypes.c_ulong(arg2), arg3 if not isinstance(arg3, int) else ctypes.c_ulong(arg3),
-                            ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+    return int(
+        libc().prctl(
+            option,
+            ctypes.c_ulong(arg2),
+            arg3 if not isinstance(arg3, int) else ctypes.c_ulong(arg3),
+            ctypes.c_ulong(arg4),
+            ctypes.c_ulong(arg5),
+        )
+    )
 
 
 def unshare_network() -> bool:
@@ -53,25 +60,112 @@ def unshare_network() -> bool:
 # Syscalls denied to children (x86_64 numbers). The filter is a deny list: the interpreter keeps working,
 # while everything that creates files, sockets, processes or reaches other processes fails with EPERM.
 _DENY_X86_64 = {
-    "open": 2, "creat": 85, "openat": 257, "openat2": 437, "open_by_handle_at": 304, "name_to_handle_at": 303,
-    "socket": 41, "connect": 42, "accept": 43, "bind": 49, "listen": 50, "socketpair": 53, "accept4": 288,
-    "clone": 56, "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "kill": 62, "tkill": 200,
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312,
-    "pidfd_open": 434, "pidfd_getfd": 438, "pidfd_send_signal": 424, "process_madvise": 440,
-    "link": 86, "unlink": 87, "symlink": 88, "readlink": 89, "chmod": 90, "fchmod": 91, "chown": 92,
-    "fchown": 93, "lchown": 94, "rename": 82, "mkdir": 83, "rmdir": 84, "truncate": 76, "mknod": 133,
-    "mkdirat": 258, "mknodat": 259, "fchownat": 260, "futimesat": 261, "unlinkat": 263, "renameat": 264,
-    "linkat": 265, "symlinkat": 266, "readlinkat": 267, "fchmodat": 268, "renameat2": 316, "fchmodat2": 452,
-    "utime": 132, "utimes": 235, "utimensat": 280, "chdir": 80, "fchdir": 81, "chroot": 161,
-    "mount": 165, "umount2": 166, "pivot_root": 155, "swapon": 167, "swapoff": 168, "reboot": 169,
-    "sethostname": 170, "setdomainname": 171, "init_module": 175, "delete_module": 176, "finit_module": 313,
-    "quotactl": 179, "acct": 163, "kexec_load": 246, "kexec_file_load": 320, "add_key": 248,
-    "request_key": 249, "keyctl": 250, "unshare": 272, "setns": 308, "memfd_create": 319, "bpf": 321,
-    "userfaultfd": 323, "perf_event_open": 298, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
-    "fsmount": 432, "fspick": 433, "mount_setattr": 442, "memfd_secret": 447, "setuid": 105, "setgid": 106,
-    "setreuid": 113, "setregid": 114, "setresuid": 117, "setresgid": 119, "setgroups": 116,
-    "personality": 135, "iopl": 172, "ioperm": 173, "syslog": 103,
+    "open": 2,
+    "creat": 85,
+    "openat": 257,
+    "openat2": 437,
+    "open_by_handle_at": 304,
+    "name_to_handle_at": 303,
+    "socket": 41,
+    "connect": 42,
+    "accept": 43,
+    "bind": 49,
+    "listen": 50,
+    "socketpair": 53,
+    "accept4": 288,
+    "clone": 56,
+    "fork": 57,
+    "vfork": 58,
+    "execve": 59,
+    "execveat": 322,
+    "kill": 62,
+    "tkill": 200,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "pidfd_open": 434,
+    "pidfd_getfd": 438,
+    "pidfd_send_signal": 424,
+    "process_madvise": 440,
+    "link": 86,
+    "unlink": 87,
+    "symlink": 88,
+    "readlink": 89,
+    "chmod": 90,
+    "fchmod": 91,
+    "chown": 92,
+    "fchown": 93,
+    "lchown": 94,
+    "rename": 82,
+    "mkdir": 83,
+    "rmdir": 84,
+    "truncate": 76,
+    "mknod": 133,
+    "mkdirat": 258,
+    "mknodat": 259,
+    "fchownat": 260,
+    "futimesat": 261,
+    "unlinkat": 263,
+    "renameat": 264,
+    "linkat": 265,
+    "symlinkat": 266,
+    "readlinkat": 267,
+    "fchmodat": 268,
+    "renameat2": 316,
+    "fchmodat2": 452,
+    "utime": 132,
+    "utimes": 235,
+    "utimensat": 280,
+    "chdir": 80,
+    "fchdir": 81,
+    "chroot": 161,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "swapon": 167,
+    "swapoff": 168,
+    "reboot": 169,
+    "sethostname": 170,
+    "setdomainname": 171,
+    "init_module": 175,
+    "delete_module": 176,
+    "finit_module": 313,
+    "quotactl": 179,
+    "acct": 163,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "add_key": 248,
+    "request_key": 249,
+    "keyctl": 250,
+    "unshare": 272,
+    "setns": 308,
+    "memfd_create": 319,
+    "bpf": 321,
+    "userfaultfd": 323,
+    "perf_event_open": 298,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "mount_setattr": 442,
+    "memfd_secret": 447,
+    "setuid": 105,
+    "setgid": 106,
+    "setreuid": 113,
+    "setregid": 114,
+    "setresuid": 117,
+    "setresgid": 119,
+    "setgroups": 116,
+    "personality": 135,
+    "iopl": 172,
+    "ioperm": 173,
+    "syslog": 103,
 }
 _ENOSYS_X86_64 = {"clone3": 435}  # glibc falls back to clone (denied) on ENOSYS
 AUDIT_ARCH_X86_64 = 0xC000003E
@@ -112,8 +206,13 @@ class _SockFprog(ctypes.Structure):
 def install_seccomp(program: bytes) -> bool:
     buf = ctypes.create_string_buffer(program, len(program))
     fprog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
-    rc = libc().prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog),
-                      ctypes.c_ulong(0), ctypes.c_ulong(0))
+    rc = libc().prctl(
+        PR_SET_SECCOMP,
+        ctypes.c_ulong(SECCOMP_MODE_FILTER),
+        ctypes.byref(fprog),
+        ctypes.c_ulong(0),
+        ctypes.c_ulong(0),
+    )
     return int(rc) == 0
 
 
@@ -130,8 +229,17 @@ def _set(limit: int, value: int) -> bool:
         return False
 
 
-def harden_child(keep_fd: int, devnull: int, root_fd: int | None, *, memory_mb: int, cpu_s: int,
-                 seccomp: bytes | None, drop_uid: bool, keep_fds: tuple[int, ...] = ()) -> dict[str, bool]:
+def harden_child(
+    keep_fd: int,
+    devnull: int,
+    root_fd: int | None,
+    *,
+    memory_mb: int,
+    cpu_s: int,
+    seccomp: bytes | None,
+    drop_uid: bool,
+    keep_fds: tuple[int, ...] = (),
+) -> dict[str, bool]:
     """Lock down a freshly forked child before it runs user code. Returns what succeeded."""
     status: dict[str, bool] = {}
     status["pdeathsig"] = prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0

@@ -43,8 +43,14 @@ class TraceState:
         self.source_size = source_size
         self.max_ops = 10_000
 
-    def record(self, name: str, api: str, params: dict[str, Any] | None = None, geo_in: Geo | None = None,
-               box: tuple[float, float, float, float] | None = None) -> None:
+    def record(
+        self,
+        name: str,
+        api: str,
+        params: dict[str, Any] | None = None,
+        geo_in: Geo | None = None,
+        box: tuple[float, float, float, float] | None = None,
+    ) -> None:
         if self.depth != 0 or len(self.ops) >= self.max_ops:
             return
         src_box = None
@@ -178,12 +184,21 @@ def transpose_affine(method: int, w: int, h: int) -> A.Affine:
     }[Image.Transpose(method)]
 
 
-def _pil_rotate_matrix(w: int, h: int, angle: float, expand: bool, center: Any, translate: Any) -> tuple[A.Affine, tuple[int, int]]:
+def _pil_rotate_matrix(
+    w: int, h: int, angle: float, expand: bool, center: Any, translate: Any
+) -> tuple[A.Affine, tuple[int, int]]:
     """Pillow's own output->input matrix for ``Image.rotate`` (same formula as Pillow 10-13)."""
     post = translate if translate is not None else (0, 0)
     cx, cy = center if center is not None else (w / 2, h / 2)
     a = -math.radians(angle)
-    m = [round(math.cos(a), 15), round(math.sin(a), 15), 0.0, round(-math.sin(a), 15), round(math.cos(a), 15), 0.0]
+    m = [
+        round(math.cos(a), 15),
+        round(math.sin(a), 15),
+        0.0,
+        round(-math.sin(a), 15),
+        round(math.cos(a), 15),
+        0.0,
+    ]
 
     def tf(x: float, y: float) -> tuple[float, float]:
         return m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]
@@ -233,15 +248,38 @@ def patch_pil() -> None:
         return
     _patched = True
     I = Image.Image  # noqa: E741
-    for name in ("rotate", "transpose", "crop", "resize", "reduce", "thumbnail", "convert", "filter", "point",
-                 "copy", "split", "getchannel", "paste", "transform", "quantize", "effect_spread"):
+    for name in (
+        "rotate",
+        "transpose",
+        "crop",
+        "resize",
+        "reduce",
+        "thumbnail",
+        "convert",
+        "filter",
+        "point",
+        "copy",
+        "split",
+        "getchannel",
+        "paste",
+        "transform",
+        "quantize",
+        "effect_spread",
+    ):
         _orig[name] = getattr(I, name)
     for name in ("merge", "blend", "composite", "alpha_composite", "fromarray", "eval"):
         _orig["Image." + name] = getattr(Image, name)
     _orig["enhance"] = ImageEnhance._Enhance.enhance
 
-    def w_rotate(self: Image.Image, angle: float, resample: Any = Image.Resampling.NEAREST, expand: Any = 0,
-                 center: Any = None, translate: Any = None, fillcolor: Any = None) -> Image.Image:
+    def w_rotate(
+        self: Image.Image,
+        angle: float,
+        resample: Any = Image.Resampling.NEAREST,
+        expand: Any = 0,
+        center: Any = None,
+        translate: Any = None,
+        fillcolor: Any = None,
+    ) -> Image.Image:
         g = geo_of(self)
         with depth():
             out = _orig["rotate"](self, angle, resample, expand, center, translate, fillcolor)
@@ -265,18 +303,26 @@ def patch_pil() -> None:
         with depth():
             out = _orig["transpose"](self, method)
         w, h = self.size
-        STATE.record(_TRANSPOSE_NAMES[Image.Transpose(method)], "PIL.Image.transpose", {"method": int(method)})
+        STATE.record(
+            _TRANSPOSE_NAMES[Image.Transpose(method)], "PIL.Image.transpose", {"method": int(method)}
+        )
         return set_geo(out, then(g, transpose_affine(method, w, h)))
 
     def w_crop(self: Image.Image, box: Any = None) -> Image.Image:
         g = geo_of(self)
         with depth():
             out = _orig["crop"](self, box)
-        b = tuple(float(v) for v in box) if box is not None else (0.0, 0.0, float(self.width), float(self.height))
+        b = (
+            tuple(float(v) for v in box)
+            if box is not None
+            else (0.0, 0.0, float(self.width), float(self.height))
+        )
         STATE.record("crop", "PIL.Image.crop", {"box": list(b)}, g, b)  # type: ignore[arg-type]
         return set_geo(out, then(g, A.translate(b[0], b[1])))
 
-    def w_resize(self: Image.Image, size: Any, resample: Any = None, box: Any = None, reducing_gap: Any = None) -> Image.Image:
+    def w_resize(
+        self: Image.Image, size: Any, resample: Any = None, box: Any = None, reducing_gap: Any = None
+    ) -> Image.Image:
         g = geo_of(self)
         with depth():
             out = _orig["resize"](self, size, resample, box, reducing_gap)
@@ -328,7 +374,9 @@ def patch_pil() -> None:
 
         return wrapper
 
-    def w_transform(self: Image.Image, size: Any, method: Any, data: Any = None, *args: Any, **kwargs: Any) -> Image.Image:
+    def w_transform(
+        self: Image.Image, size: Any, method: Any, data: Any = None, *args: Any, **kwargs: Any
+    ) -> Image.Image:
         g = geo_of(self)
         with depth():
             out = _orig["transform"](self, size, method, data, *args, **kwargs)
@@ -337,7 +385,9 @@ def patch_pil() -> None:
             STATE.record("crop", "PIL.Image.transform", {"box": list(b)}, g, b)  # type: ignore[arg-type]
             STATE.record("resize", "PIL.Image.transform", {"size": list(out.size)})
             return set_geo(out, then(g, A.resize(self.width, self.height, out.width, out.height, b)))
-        STATE.record("warp", "PIL.Image.transform", {"method": int(method) if isinstance(method, int) else str(method)})
+        STATE.record(
+            "warp", "PIL.Image.transform", {"method": int(method) if isinstance(method, int) else str(method)}
+        )
         return set_geo(out, None)
 
     def w_effect_spread(self: Image.Image, distance: int) -> Image.Image:
@@ -363,7 +413,9 @@ def patch_pil() -> None:
     I.split = pixelwise("split", "PIL.Image.split", lambda *a, **k: None)  # type: ignore[method-assign]
     I.getchannel = pixelwise("getchannel", "PIL.Image.getchannel", lambda *a, **k: None)  # type: ignore[method-assign]
 
-    def module_pixelwise(key: str, api: str, name: str | None, first: Callable[..., Any]) -> Callable[..., Any]:
+    def module_pixelwise(
+        key: str, api: str, name: str | None, first: Callable[..., Any]
+    ) -> Callable[..., Any]:
         orig = _orig[key]
 
         @functools.wraps(orig)
@@ -380,21 +432,35 @@ def patch_pil() -> None:
 
         return wrapper
 
-    Image.merge = module_pixelwise("Image.merge", "PIL.Image.merge", None, lambda mode, bands, *a, **k: bands[0] if bands else None)
+    Image.merge = module_pixelwise(
+        "Image.merge", "PIL.Image.merge", None, lambda mode, bands, *a, **k: bands[0] if bands else None
+    )
     Image.blend = module_pixelwise("Image.blend", "PIL.Image.blend", "blend", lambda a, *r, **k: a)
-    Image.composite = module_pixelwise("Image.composite", "PIL.Image.composite", "composite", lambda a, *r, **k: a)
-    Image.alpha_composite = module_pixelwise("Image.alpha_composite", "PIL.Image.alpha_composite", "composite", lambda a, *r, **k: a)
+    Image.composite = module_pixelwise(
+        "Image.composite", "PIL.Image.composite", "composite", lambda a, *r, **k: a
+    )
+    Image.alpha_composite = module_pixelwise(
+        "Image.alpha_composite", "PIL.Image.alpha_composite", "composite", lambda a, *r, **k: a
+    )
     Image.eval = module_pixelwise("Image.eval", "PIL.Image.eval", "point", lambda a, *r, **k: a)
     Image.fromarray = module_pixelwise("Image.fromarray", "PIL.Image.fromarray", None, lambda a, *r, **k: a)
 
-    _enh_names = {"Brightness": "brightness", "Contrast": "contrast", "Sharpness": "sharpen", "Color": "saturation"}
+    _enh_names = {
+        "Brightness": "brightness",
+        "Contrast": "contrast",
+        "Sharpness": "sharpen",
+        "Color": "saturation",
+    }
 
     def w_enhance(self: Any, factor: float) -> Image.Image:
         g = geo_of(self.image)
         with depth():
             out = _orig["enhance"](self, factor)
-        STATE.record(_enh_names.get(type(self).__name__, "enhance"), f"PIL.ImageEnhance.{type(self).__name__}",
-                     {"factor": float(factor)})
+        STATE.record(
+            _enh_names.get(type(self).__name__, "enhance"),
+            f"PIL.ImageEnhance.{type(self).__name__}",
+            {"factor": float(factor)},
+        )
         return set_geo(out, same(g))
 
     ImageEnhance._Enhance.enhance = w_enhance  # type: ignore[method-assign]
@@ -402,8 +468,21 @@ def patch_pil() -> None:
         cls.__init__ = _internal(cls.__init__)  # type: ignore[method-assign]
 
     draw_cls = ImageDraw.ImageDraw
-    for meth in ("rectangle", "rounded_rectangle", "ellipse", "circle", "line", "polygon", "regular_polygon",
-                 "text", "multiline_text", "point", "arc", "chord", "pieslice"):
+    for meth in (
+        "rectangle",
+        "rounded_rectangle",
+        "ellipse",
+        "circle",
+        "line",
+        "polygon",
+        "regular_polygon",
+        "text",
+        "multiline_text",
+        "point",
+        "arc",
+        "chord",
+        "pieslice",
+    ):
         if hasattr(draw_cls, meth):
             setattr(draw_cls, meth, _draw_wrapper(getattr(draw_cls, meth), meth))
     _ = ImageFilter  # imported so filters' classes exist before user code runs
@@ -439,7 +518,9 @@ def _params_for(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dic
         p: dict[str, Any] = {"filter": (f if isinstance(f, type) else type(f)).__name__}
         for attr in ("radius", "size", "percent", "threshold"):
             v = getattr(f, attr, None)
-            if isinstance(v, int | float) or (isinstance(v, tuple) and all(isinstance(x, int | float) for x in v)):
+            if isinstance(v, int | float) or (
+                isinstance(v, tuple) and all(isinstance(x, int | float) for x in v)
+            ):
                 p[attr] = v
         return p
     return {}

@@ -19,8 +19,22 @@ _HDR = struct.Struct(">IQ")
 
 #: Modes that round-trip through ``tobytes``/``frombytes`` and their bits per pixel.
 MODE_BITS: dict[str, int] = {
-    "1": 1, "L": 8, "LA": 16, "La": 16, "P": 8, "RGB": 24, "RGBA": 32, "RGBa": 32, "RGBX": 32, "CMYK": 32,
-    "YCbCr": 24, "LAB": 24, "HSV": 24, "I": 32, "F": 32, "I;16": 16,
+    "1": 1,
+    "L": 8,
+    "LA": 16,
+    "La": 16,
+    "P": 8,
+    "RGB": 24,
+    "RGBA": 32,
+    "RGBa": 32,
+    "RGBX": 32,
+    "CMYK": 32,
+    "YCbCr": 24,
+    "LAB": 24,
+    "HSV": 24,
+    "I": 32,
+    "F": 32,
+    "I;16": 16,
 }
 TRANSFER_MODES = frozenset(MODE_BITS) - {"P"}
 
@@ -108,8 +122,12 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytearray:
     return buf
 
 
-def send_frame(fd: int, header: dict[str, Any], payload: bytes | bytearray | memoryview = b"",
-               deadline: float | None = None) -> None:
+def send_frame(
+    fd: int,
+    header: dict[str, Any],
+    payload: bytes | bytearray | memoryview = b"",
+    deadline: float | None = None,
+) -> None:
     h = json.dumps(header, separators=(",", ":")).encode()
     if len(payload) < 65536:
         write_all(fd, _HDR.pack(len(h), len(payload)) + h + bytes(payload), deadline)
@@ -118,8 +136,9 @@ def send_frame(fd: int, header: dict[str, Any], payload: bytes | bytearray | mem
         write_all(fd, payload, deadline)
 
 
-def recv_frame(fd: int, deadline: float | None = None, max_header: int = 16 << 20,
-               max_payload: int = 1 << 34) -> tuple[dict[str, Any], bytearray]:
+def recv_frame(
+    fd: int, deadline: float | None = None, max_header: int = 16 << 20, max_payload: int = 1 << 34
+) -> tuple[dict[str, Any], bytearray]:
     hlen, plen = _HDR.unpack(read_exact(fd, _HDR.size, deadline))
     if hlen > max_header or plen > max_payload:
         raise WireError(f"frame too large (header {hlen} bytes, payload {plen} bytes)")

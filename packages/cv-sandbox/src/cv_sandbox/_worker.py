@@ -14,6 +14,7 @@ before anything reaches the caller; user code never shares a process with anythi
 from __future__ import annotations
 
 import ctypes
+import gc
 import math
 import mmap
 import os
@@ -24,9 +25,35 @@ import tempfile
 import time
 from typing import Any
 
-SIGNAL_NAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")}
+SIGNAL_NAMES = {
+    getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")
+}
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+
+
+_PREWARM_CODE = (
+    "a = np.asarray(image)\n"
+    "b = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)\n"
+    "b = cv2.GaussianBlur(b, (3, 3), 0)\n"
+    "_, b = cv2.threshold(b, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\n"
+    "b = cv2.equalizeHist(cv2.resize(b, (32, 24)))\n"
+    "c = cv2.createCLAHE(2.0, (8, 8)).apply(b)\n"
+    "im = image.rotate(90, expand=True).transpose(Image.FLIP_LEFT_RIGHT).crop((1, 1, 20, 20))\n"
+    "im = ImageEnhance.Contrast(im).enhance(1.5)\n"
+    "im = ImageEnhance.Sharpness(ImageEnhance.Brightness(im).enhance(1.1)).enhance(2)\n"
+    "im = im.filter(ImageFilter.SHARPEN).filter(ImageFilter.GaussianBlur(1)).filter(ImageFilter.MedianFilter(3))\n"
+    "im = ImageOps.autocontrast(ImageOps.equalize(ImageOps.grayscale(im)))\n"
+    "im = ImageOps.invert(ImageOps.mirror(ImageOps.flip(im))).resize((40, 40), Image.LANCZOS)\n"
+    "d = ImageDraw.Draw(im)\n"
+    "d.rectangle((1, 1, 5, 5), outline=255)\n"
+    "d.text((2, 2), 'ok', fill=128)\n"
+    "e = np.rot90(np.flip(a[1:20, 2:30], 1))\n"
+    "f = Image.fromarray(np.clip(e.astype(np.float32) * 1.2, 0, 255).astype(np.uint8))\n"
+    "g = cv2.rotate(cv2.flip(np.array(f), 0), cv2.ROTATE_90_CLOCKWISE)\n"
+    "print(np.mean(g), math.pi)\n"
+    "result = Image.fromarray(g).convert('L').point(lambda p: 255 if p > 128 else 0)\n"
+)
 
 
 def _reply_error(kind: str, msg: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,9 +75,10 @@ def _tune_malloc() -> None:
 
 
 class _Child:
-    __slots__ = ("pid", "req_w", "res_r")
+    __slots__ = ("pid", "req_w", "res_r", "calls")
 
     def __init__(self, pid: int, req_w: int, res_r: int) -> None:
+        self.calls = 0
         self.pid = pid
         self.req_w = req_w
         self.res_r = res_r
@@ -75,6 +103,7 @@ class Zygote:
             max_stdout_chars=int(cfg["max_stdout_chars"]),
             max_aspect_ratio=float(cfg["max_aspect_ratio"]),
         )
+        self.calls_per_child = max(1, int(cfg.get("calls_per_child", 1)))
         self.in_fd, self.out_fd = int(cfg["in_fd"]), int(cfg["out_fd"])
         self.in_map = mmap.mmap(self.in_fd, int(cfg["in_bytes"]))
         self.out_map = mmap.mmap(self.out_fd, int(cfg["out_bytes"]))
@@ -84,7 +113,6 @@ class Zygote:
         self.status: dict[str, bool] = {}
         self.seccomp = _harden.seccomp_program() if self.harden else None
         self.root_fd: int | None = None
-        self.last_bytes = 1 << 20
         self._warm_up()
         if self.harden:
             self.status["netns"] = _harden.unshare_network()
@@ -95,6 +123,11 @@ class Zygote:
                 os.rmdir(d)  # children chroot into a deleted, empty directory
         os.environ.clear()
         self.spare: _Child | None = None
+        self.active: _Child | None = None
+        self.retired: list[_Child] = []
+        # Children must not walk (and so copy-on-write) every object the zygote holds.
+        gc.collect()
+        gc.freeze()
 
     def _warm_up(self) -> None:
         """Run representative code once so lazy imports and caches happen before any fork."""
@@ -103,28 +136,8 @@ class Zygote:
         from ._execute import Limits
 
         im = Image.new("RGB", (64, 48), (120, 80, 40))
-        warm = (
-            "a = np.asarray(image)\n"
-            "b = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)\n"
-            "b = cv2.GaussianBlur(b, (3, 3), 0)\n"
-            "_, b = cv2.threshold(b, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)\n"
-            "b = cv2.equalizeHist(cv2.resize(b, (32, 24)))\n"
-            "c = cv2.createCLAHE(2.0, (8, 8)).apply(b)\n"
-            "im = image.rotate(90, expand=True).transpose(Image.FLIP_LEFT_RIGHT).crop((1, 1, 20, 20))\n"
-            "im = ImageEnhance.Contrast(im).enhance(1.5)\n"
-            "im = ImageEnhance.Sharpness(ImageEnhance.Brightness(im).enhance(1.1)).enhance(2)\n"
-            "im = im.filter(ImageFilter.SHARPEN).filter(ImageFilter.GaussianBlur(1)).filter(ImageFilter.MedianFilter(3))\n"
-            "im = ImageOps.autocontrast(ImageOps.equalize(ImageOps.grayscale(im)))\n"
-            "im = ImageOps.invert(ImageOps.mirror(ImageOps.flip(im))).resize((40, 40), Image.LANCZOS)\n"
-            "d = ImageDraw.Draw(im)\n"
-            "d.rectangle((1, 1, 5, 5), outline=255)\n"
-            "d.text((2, 2), 'ok', fill=128)\n"
-            "e = np.rot90(np.flip(a[1:20, 2:30], 1))\n"
-            "f = Image.fromarray(np.clip(e.astype(np.float32) * 1.2, 0, 255).astype(np.uint8))\n"
-            "g = cv2.rotate(cv2.flip(np.array(f), 0), cv2.ROTATE_90_CLOCKWISE)\n"
-            "print(np.mean(g), math.pi)\n"
-            "result = Image.fromarray(g).convert('L').point(lambda p: 255 if p > 128 else 0)\n"
-        )
+        warm = _PREWARM_CODE
+        self._preload()
         configured, self.executor.limits = self.executor.limits, Limits()  # warm-up ignores user limits
         try:
             for code in (warm, "result = image.convert('RGBA').convert('1').convert('RGB')"):
@@ -133,6 +146,44 @@ class Zygote:
                     raise RuntimeError(f"sandbox warm-up failed: {header.get('error')}")
         finally:
             self.executor.limits = configured
+
+    def _preload(self) -> None:
+        """Import everything library code may import lazily: children cannot open files any more.
+
+        The list comes from running the facades' functions on tiny inputs and recording which modules
+        they import on first use.
+        """
+        import importlib
+
+        import numpy as np
+        from PIL import Image
+
+        for name in (
+            "numpy.ma",
+            "numpy.linalg",
+            "numpy.fft",
+            "numpy.random",
+            "numpy.polynomial",
+            "numpy.lib.stride_tricks",
+            "PIL.ImageFont",
+            "PIL.ImageColor",
+            "PIL.ImagePalette",
+            "PIL.ImageChops",
+            "PIL.ImageStat",
+            "PIL.ImageMath",
+            "PIL.ImageMode",
+            "PIL.ImageFile",
+            "PIL.PngImagePlugin",
+            "PIL.JpegImagePlugin",
+            "PIL.TiffImagePlugin",
+            "PIL.ExifTags",
+            "PIL.TiffTags",
+        ):
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        _ = (np, Image)
 
     # ------------------------------------------------------------------ children
 
@@ -144,6 +195,10 @@ class Zygote:
             try:
                 os.close(req_w)
                 os.close(res_r)
+                for other in (self.active, self.spare):
+                    if other is not None:
+                        for fd in (other.req_w, other.res_r):
+                            os.close(fd)
                 self._child_main(req_r, res_w)
             finally:
                 os._exit(0)
@@ -152,59 +207,98 @@ class Zygote:
         return _Child(pid, req_w, res_r)
 
     def _child_main(self, req_r: int, res_w: int) -> None:
-        from PIL import Image
-
         from . import _harden
-        from ._wire import WireError, check_image, recv_frame, send_frame
+        from ._wire import WireError, recv_frame, send_frame
 
         try:
             status: dict[str, bool] = {}
             if self.harden:
-                cpu_used = resource.getrusage(resource.RUSAGE_SELF)
-                cpu_s = int(cpu_used.ru_utime + cpu_used.ru_stime) + max(1, math.ceil(self.timeout_s) + 1)
+                used = resource.getrusage(resource.RUSAGE_SELF)
+                # A backstop only (the worker enforces each call's wall-clock deadline); a reused child
+                # may spend up to its whole budget of calls.
+                per_call = max(1, math.ceil(self.timeout_s) + 1)
+                cpu_s = int(used.ru_utime + used.ru_stime) + per_call * self.calls_per_child
                 status = _harden.harden_child(
-                    res_w, self.devnull, self.root_fd, memory_mb=self.memory_mb, cpu_s=cpu_s,
-                    seccomp=self.seccomp, drop_uid=True, keep_fds=(req_r,),
+                    res_w,
+                    self.devnull,
+                    self.root_fd,
+                    memory_mb=self.memory_mb,
+                    cpu_s=cpu_s,
+                    seccomp=self.seccomp,
+                    drop_uid=True,
+                    keep_fds=(req_r,),
                 )
-            self._pretouch()
-            req, _ = recv_frame(req_r)
+            gc.disable()  # short-lived; cycles die with the process, the address-space cap bounds them
+            self._prewarm()
         except (WireError, OSError):
-            return  # the worker went away or discarded this spare
-        try:
-            mode, w, h = check_image(req.get("image"), int(req.get("nbytes", -1)))
-            image = Image.frombytes(mode, (w, h), memoryview(self.in_map)[: int(req["nbytes"])])
-            header, data = self.executor.run(str(req.get("code", "")), image)
-            del image
-            if header.get("ok"):
-                if len(data) > len(self.out_map):
-                    header, data = _reply_error("output_too_large", "result does not fit the output buffer"), b""
-                else:
-                    self.out_map[: len(data)] = data
-                    header["nbytes"] = len(data)
-            header["hardening"] = status
-            send_frame(res_w, header)
-        except BaseException as exc:  # noqa: BLE001 - report and die; never return into the zygote loop
+            return
+        for _ in range(self.calls_per_child):
             try:
-                kind = "memory" if isinstance(exc, MemoryError) else "crash"
-                send_frame(res_w, _reply_error(kind, f"sandbox child error: {type(exc).__name__}: {exc}"))
-            except BaseException:  # noqa: BLE001
-                pass
+                req, _ = recv_frame(req_r)
+            except (WireError, OSError):
+                return  # the worker went away or discarded this child
+            try:
+                header = self._child_call(req)
+                header["hardening"] = status
+                send_frame(res_w, header)
+                gc.collect(0)  # after the reply: free this call's cycles (only young objects are walked)
+            except BaseException as exc:  # noqa: BLE001 - report and die; never return into the zygote loop
+                try:
+                    kind = "memory" if isinstance(exc, MemoryError) else "crash"
+                    send_frame(res_w, _reply_error(kind, f"sandbox child error: {type(exc).__name__}: {exc}"))
+                except BaseException:  # noqa: BLE001
+                    pass
+                return
 
-    def _pretouch(self) -> None:
-        """Fault in heap pages (and PIL arena blocks) sized for the last request, before it is needed."""
+    def _child_call(self, req: dict[str, Any]) -> dict[str, Any]:
         from PIL import Image
 
-        n = min(max(4 * self.last_bytes, 8 << 20), 96 << 20)
+        from ._wire import check_image
+
+        t0 = time.monotonic()
+        mode, w, h = check_image(req.get("image"), int(req.get("nbytes", -1)))
+        image = Image.frombytes(mode, (w, h), memoryview(self.in_map)[: int(req["nbytes"])])
+        t1 = time.monotonic()
+        header, data = self.executor.run(str(req.get("code", "")), image)
+        t2 = time.monotonic()
+        del image
+        if header.get("ok"):
+            if len(data) > len(self.out_map):
+                return _reply_error("output_too_large", "result does not fit the output buffer")
+            self.out_map[: len(data)] = data
+            header["nbytes"] = len(data)
+        header["child_s"] = {
+            "received": t0,
+            "decode": t1 - t0,
+            "run": t2 - t1,
+            "copy_out": time.monotonic() - t2,
+        }
+        return header
+
+    def _prewarm(self) -> None:
+        """Run a small representative snippet before the request arrives: the first run in a fresh fork
+        pays copy-on-write faults on every interpreter object it touches; this moves that cost off the
+        critical path. (Pre-faulting image-sized buffers too was measured to cost more than it saves.)"""
+        from PIL import Image
+
         try:
-            buf = bytearray(n)
-            del buf
-            side = int(math.sqrt(self.last_bytes / 4)) + 1
-            ims = [Image.new("RGBA", (side, side)) for _ in range(2)]
-            del ims
-        except MemoryError:
+            self.executor.run(_PREWARM_CODE, Image.new("RGB", (32, 24), (90, 60, 30)))
+        except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
             pass
 
-    def _discard(self, child: _Child) -> None:
+    def _retire(self, child: _Child) -> None:
+        """Kill now; reap after the reply has gone out (freeing a big address space takes a while)."""
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.retired.append(child)
+
+    def _reap_retired(self) -> None:
+        while self.retired:
+            self._discard(self.retired.pop())
+
+    def _discard(self, child: _Child) -> int:
         for fd in (child.req_w, child.res_r):
             try:
                 os.close(fd)
@@ -214,7 +308,7 @@ class Zygote:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        os.waitpid(child.pid, 0)
+        return os.waitpid(child.pid, 0)[1]
 
     # ------------------------------------------------------------------ serving
 
@@ -225,7 +319,12 @@ class Zygote:
         im = Image.new("RGB", (8, 8))
         data = im.tobytes()
         self.in_map[: len(data)] = data
-        header = self._run({"code": "result = image", "image": {"mode": "RGB", "w": 8, "h": 8}, "nbytes": len(data)}, 10.0)
+        header = self._run(
+            {"code": "result = image", "image": {"mode": "RGB", "w": 8, "h": 8}, "nbytes": len(data)},
+            10.0,
+            fork_next=False,
+        )
+        self._reap_retired()
         st = dict(self.status)
         st.update(header.get("hardening") or {})
         st["probe_ok"] = bool(header.get("ok"))
@@ -250,10 +349,11 @@ class Zygote:
                 send_frame(self.chan_out, header)
             except OSError:
                 return
+            self._reap_retired()
             if self.spare is None:
                 self.spare = self._fork_child()
 
-    def _run(self, req: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def _run(self, req: dict[str, Any], timeout_s: float, fork_next: bool = True) -> dict[str, Any]:
         from ._wire import WireError, WireTimeout, check_image, recv_frame, send_frame
 
         if not isinstance(req.get("code"), str):
@@ -261,42 +361,56 @@ class Zygote:
         nbytes = int(req.get("nbytes", -1))
         if not 0 < nbytes <= len(self.in_map):
             return _reply_error("bad_input", "input image does not fit the input buffer")
-        self.last_bytes = nbytes
-        child = self.spare if self.spare is not None else self._fork_child()
-        self.spare = None
+        if self.active is not None and self.active.calls < self.calls_per_child:
+            child = self.active
+        else:
+            if self.active is not None:
+                self._discard(self.active)
+            child = self.spare if self.spare is not None else self._fork_child()
+            self.spare = None
+        self.active = None
+        child.calls += 1
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         header: dict[str, Any] | None = None
         failure: tuple[str, str] | None = None
         try:
-            send_frame(child.req_w, {"code": req["code"], "image": req.get("image"), "nbytes": nbytes}, b"", deadline)
-            header, _ = recv_frame(child.res_r, deadline, max_header=self.limits.max_stdout_chars * 8 + (8 << 20),
-                                   max_payload=0)
+            send_frame(
+                child.req_w, {"code": req["code"], "image": req.get("image"), "nbytes": nbytes}, b"", deadline
+            )
+            if fork_next and self.spare is None:
+                # The next child forks and pre-warms on the other core while this one runs.
+                self.spare = self._fork_child()
+            header, _ = recv_frame(
+                child.res_r, deadline, max_header=self.limits.max_stdout_chars * 8 + (8 << 20), max_payload=0
+            )
         except WireTimeout:
-            failure = ("timeout", f"execution timed out after {timeout_s:g} s (the code must finish faster; "
-                       "avoid infinite loops and very slow per-pixel Python loops)")
+            failure = (
+                "timeout",
+                f"execution timed out after {timeout_s:g} s (the code must finish faster; "
+                "avoid infinite loops and very slow per-pixel Python loops)",
+            )
         except (WireError, ValueError, OSError):
             failure = ("crash", "")
-        for fd in (child.req_w, child.res_r):
-            os.close(fd)
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _, status = os.waitpid(child.pid, 0)
         if failure is not None:
             kind, msg = failure
+            if kind == "timeout":
+                self._retire(child)  # killed now, reaped after the reply
+                return _reply_error(kind, msg)
+            status = self._discard(child)
             if kind == "crash":
                 if os.WIFSIGNALED(status):
                     sig = os.WTERMSIG(status)
                     if sig == signal.SIGXCPU:
-                        kind, msg = "timeout", f"CPU time limit exceeded ({math.ceil(timeout_s) + 1} s)"
+                        kind, msg = "timeout", "CPU time limit exceeded"
                     elif sig == signal.SIGKILL:
                         kind, msg = "memory", "the code was killed (most likely it exceeded the memory limit)"
                     else:
                         msg = f"the code crashed the interpreter ({SIGNAL_NAMES.get(sig, sig)})"
                 else:
-                    msg = f"the code ended the process without a result (exit status {os.WEXITSTATUS(status)})"
+                    msg = (
+                        f"the code ended the process without a result (exit status {os.WEXITSTATUS(status)})"
+                    )
             return _reply_error(kind, msg)
         assert header is not None
         if header.get("ok"):
@@ -306,9 +420,23 @@ class Zygote:
                     raise WireError("result size out of range")
                 check_image(header.get("image"), n)
             except (WireError, TypeError, ValueError) as exc:
+                self._retire(child)
                 return _reply_error("crash", f"invalid result from sandbox child: {exc}")
+        # Anything beyond an ordinary exception retires the child: its state is no longer trusted.
+        if header.get("ok") or header.get("error_kind") in _REUSABLE_AFTER:
+            self.active = child
+        else:
+            self._retire(child)
         header["exec_s"] = time.monotonic() - t0
+        cs = header.get("child_s")
+        if isinstance(cs, dict) and isinstance(cs.get("received"), float):
+            cs["wake"] = cs.pop("received") - t0
         return header
+
+
+_REUSABLE_AFTER = frozenset(
+    {"syntax", "exception", "bad_result", "empty_result", "output_too_large", "code_too_long"}
+)
 
 
 def main() -> None:

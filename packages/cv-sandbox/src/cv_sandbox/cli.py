@@ -12,9 +12,14 @@ from .sandbox import Sandbox, SandboxConfig
 
 _DEMO_SNIPPETS: list[tuple[str, str]] = [
     ("undo a 90-degree rotation", "result = image.rotate(-90, expand=True)"),
-    ("crop a region with NumPy slicing and rotate with OpenCV",
-     "a = np.asarray(image)\nresult = Image.fromarray(cv2.rotate(a[20:120, 40:200], cv2.ROTATE_90_CLOCKWISE))"),
-    ("enhance contrast and sharpen", "im = ImageEnhance.Contrast(image).enhance(1.8)\nresult = im.filter(ImageFilter.SHARPEN)"),
+    (
+        "crop a region with NumPy slicing and rotate with OpenCV",
+        "a = np.asarray(image)\nresult = Image.fromarray(cv2.rotate(a[20:120, 40:200], cv2.ROTATE_90_CLOCKWISE))",
+    ),
+    (
+        "enhance contrast and sharpen",
+        "im = ImageEnhance.Contrast(image).enhance(1.8)\nresult = im.filter(ImageFilter.SHARPEN)",
+    ),
     ("an escape attempt (must fail)", "import os\nresult = image"),
     ("an infinite loop (must time out)", "while True:\n    pass"),
 ]
@@ -25,13 +30,19 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run CODE_FILE on images and print the summary and trace as JSON")
     r.add_argument("code_file", help="Python file with the code ('-' reads stdin)")
-    r.add_argument("--image", action="append", required=True, help="input image path (repeatable; index 0 first)")
-    r.add_argument("--image-index", type=int, default=0, help="which image the code sees as `image` (default 0)")
+    r.add_argument(
+        "--image", action="append", required=True, help="input image path (repeatable; index 0 first)"
+    )
+    r.add_argument(
+        "--image-index", type=int, default=0, help="which image the code sees as `image` (default 0)"
+    )
     r.add_argument("-o", "--output", help="where to write the result image (PNG by extension)")
     r.add_argument("--timeout", type=float, default=SandboxConfig.timeout_s, help="seconds per execution")
     r.add_argument("--memory-mb", type=int, default=SandboxConfig.memory_mb, help="memory allowance in MiB")
     d = sub.add_parser("demo", help="create an image, run example snippets and print the results")
-    d.add_argument("--timeout", type=float, default=2.0, help="seconds per execution (the demo times out a loop)")
+    d.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds per execution (the demo times out a loop)"
+    )
     return p
 
 
@@ -71,7 +82,10 @@ def _demo(args: argparse.Namespace) -> int:
     draw.text((60, 60), "CodeVision", fill=(10, 10, 10))
     img = img.rotate(90, expand=True)  # the "perturbed" input the model would see
     failures = 0
-    with Sandbox(SandboxConfig(workers=1, timeout_s=args.timeout)) as sb, tempfile.TemporaryDirectory() as tmp:
+    with (
+        Sandbox(SandboxConfig(workers=1, timeout_s=args.timeout)) as sb,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         print(f"hardening: {json.dumps(sb.hardening)}")
         for title, code in _DEMO_SNIPPETS:
             res = sb.run(code, [img])
@@ -80,9 +94,16 @@ def _demo(args: argparse.Namespace) -> int:
             failures += 0 if good else 1
             print(f"\n== {title} ({'as expected' if good else 'UNEXPECTED'})")
             print(code)
-            line = {"ok": res.ok, "size": list(res.image.size) if res.image else None, "ops": res.ops,
-                    "crop_boxes": res.crop_boxes, "to_source": res.to_source, "error_kind": res.error_kind,
-                    "error": res.error, "ms": round(res.duration_s * 1000, 1)}
+            line = {
+                "ok": res.ok,
+                "size": list(res.image.size) if res.image else None,
+                "ops": res.ops,
+                "crop_boxes": res.crop_boxes,
+                "to_source": res.to_source,
+                "error_kind": res.error_kind,
+                "error": res.error,
+                "ms": round(res.duration_s * 1000, 1),
+            }
             print(json.dumps(line))
             if res.image is not None:
                 res.image.save(Path(tmp) / "out.png")

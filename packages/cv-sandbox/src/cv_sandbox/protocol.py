@@ -27,7 +27,10 @@ TOOL_SCHEMA: dict[str, Any] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "code": {"type": "string", "description": "Python code that assigns a PIL image to `result`."},
+                "code": {
+                    "type": "string",
+                    "description": "Python code that assigns a PIL image to `result`.",
+                },
                 "description": {"type": "string", "description": "One sentence: what the code does and why."},
                 "image_index": {
                     "type": "integer",
@@ -61,7 +64,10 @@ def render_tool_call(code: str, description: str, image_index: int = 0) -> str:
         >>> render_tool_call("result = image", "noop", 0).splitlines()[0]
         '<tool_call>'
     """
-    payload = {"name": TOOL_NAME, "arguments": {"code": code, "description": description, "image_index": image_index}}
+    payload = {
+        "name": TOOL_NAME,
+        "arguments": {"code": code, "description": description, "image_index": image_index},
+    }
     return "<tool_call>\n" + json.dumps(payload, ensure_ascii=False) + "\n</tool_call>"
 
 

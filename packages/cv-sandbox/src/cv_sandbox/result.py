@@ -33,12 +33,22 @@ class TraceOp:
     api: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "box": list(self.box) if self.box else None, "params": dict(self.params), "api": self.api}
+        return {
+            "name": self.name,
+            "box": list(self.box) if self.box else None,
+            "params": dict(self.params),
+            "api": self.api,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TraceOp:
         box = d.get("box")
-        return cls(name=d["name"], box=tuple(box) if box else None, params=dict(d.get("params") or {}), api=d.get("api", ""))
+        return cls(
+            name=d["name"],
+            box=tuple(box) if box else None,
+            params=dict(d.get("params") or {}),
+            api=d.get("api", ""),
+        )
 
 
 #: Error kinds an :class:`ExecResult` can carry (``error_kind``).

@@ -47,6 +47,10 @@ class SandboxConfig:
         max_stdout_chars: Captured ``print`` output is truncated to this many characters.
         max_aspect_ratio: ``result`` images more elongated than this are rejected (``empty_result``).
         start_timeout_s: How long to wait for a worker to import its libraries and report ready.
+        calls_per_child: How many calls one hardened child may serve before it is replaced by a fresh fork
+            of the clean worker. 1 gives every call a brand-new process (strictest, slower: fork and
+            first-touch costs land on each call); larger values amortise them. A child is retired early
+            after any timeout, memory error, crash or forbidden access.
         harden: Apply OS hardening (namespaces, chroot, rlimits, uid drop, no_new_privs, seccomp) to every
             child. Turn off only to debug; the RestrictedPython layer and facades stay on either way.
     """
@@ -61,6 +65,7 @@ class SandboxConfig:
     max_aspect_ratio: float = 200.0
     start_timeout_s: float = 120.0
     harden: bool = True
+    calls_per_child: int = 32
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
@@ -68,7 +73,9 @@ class SandboxConfig:
         if self.memory_mb < 64:
             raise ValueError(f"memory_mb must be >= 64, got {self.memory_mb}; set e.g. memory_mb=2048")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}; set workers to the parallel calls you need")
+            raise ValueError(
+                f"workers must be >= 1, got {self.workers}; set workers to the parallel calls you need"
+            )
         if self.max_code_chars < 1:
             raise ValueError(f"max_code_chars must be >= 1, got {self.max_code_chars}")
         if self.max_output_pixels < 1 or self.max_input_pixels < 1:
@@ -77,14 +84,15 @@ class SandboxConfig:
             raise ValueError(f"max_stdout_chars must be >= 0, got {self.max_stdout_chars}")
         if self.max_aspect_ratio < 1:
             raise ValueError(f"max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}")
+        if self.calls_per_child < 1:
+            raise ValueError(
+                f"calls_per_child must be >= 1, got {self.calls_per_child}; 1 forks a child per call"
+            )
         if not self.start_timeout_s > 0:
             raise ValueError(f"start_timeout_s must be > 0, got {self.start_timeout_s}")
 
 
-_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from cv_sandbox._worker import main; main()"
-)
+_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from cv_sandbox._worker import main; main()"
 
 _WORKER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -133,8 +141,13 @@ class _Worker:
             pass_fds=(self.in_fd, self.out_fd),
         )
         self.ready = False
-        cfg = dict(asdict(self.config), in_fd=self.in_fd, out_fd=self.out_fd, in_bytes=self.in_bytes,
-                   out_bytes=self.out_bytes)
+        cfg = dict(
+            asdict(self.config),
+            in_fd=self.in_fd,
+            out_fd=self.out_fd,
+            in_bytes=self.in_bytes,
+            out_bytes=self.out_bytes,
+        )
         assert self.proc.stdin is not None
         send_frame(self.proc.stdin.fileno(), {"op": "init", "config": cfg}, deadline=time.monotonic() + 10)
 
@@ -178,10 +191,18 @@ class _Worker:
         assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
         deadline = time.monotonic() + self.config.timeout_s + _BACKSTOP_S
         self.in_map[: len(data)] = data
-        send_frame(self.proc.stdin.fileno(), {"op": "run", "code": code, "image": meta, "nbytes": len(data)},
-                   b"", deadline)
-        header, _ = recv_frame(self.proc.stdout.fileno(), deadline,
-                               max_header=self.config.max_stdout_chars * 8 + (8 << 20), max_payload=0)
+        send_frame(
+            self.proc.stdin.fileno(),
+            {"op": "run", "code": code, "image": meta, "nbytes": len(data)},
+            b"",
+            deadline,
+        )
+        header, _ = recv_frame(
+            self.proc.stdout.fileno(),
+            deadline,
+            max_header=self.config.max_stdout_chars * 8 + (8 << 20),
+            max_payload=0,
+        )
         image = None
         if header.get("ok"):
             n = header.get("nbytes")
@@ -221,6 +242,7 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
+        self._pid = os.getpid()
         self._closed = False
         self._lock = threading.Lock()
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
@@ -253,11 +275,19 @@ class Sandbox:
         t0 = time.perf_counter()
         if self._closed:
             raise RuntimeError("Sandbox is closed; create a new Sandbox")
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                "this Sandbox belongs to the process that created it; create a new Sandbox "
+                "in each forked process"
+            )
         if not isinstance(code, str):
             return self._fail("bad_input", f"code must be a string, got {type(code).__name__}", t0)
         if len(code) > self.config.max_code_chars:
-            return self._fail("code_too_long", f"code is {len(code)} characters; the limit is "
-                              f"{self.config.max_code_chars}", t0)
+            return self._fail(
+                "code_too_long",
+                f"code is {len(code)} characters; the limit is {self.config.max_code_chars}",
+                t0,
+            )
         try:
             meta, data = self._prepare(images, image_index)
         except ValueError as exc:
@@ -300,6 +330,8 @@ class Sandbox:
 
     def close(self) -> None:
         """Kill all workers. Idempotent."""
+        if os.getpid() != self._pid:
+            return  # a forked copy must not kill the parent's workers
         with self._lock:
             if self._closed:
                 return
@@ -327,7 +359,9 @@ class Sandbox:
 
     # ------------------------------------------------------------------ internals
 
-    def _call(self, worker: _Worker, code: str, meta: dict[str, Any], data: bytes) -> tuple[dict[str, Any], Image.Image | None]:
+    def _call(
+        self, worker: _Worker, code: str, meta: dict[str, Any], data: bytes
+    ) -> tuple[dict[str, Any], Image.Image | None]:
         for attempt in (0, 1):
             try:
                 if worker.proc is None:
@@ -336,14 +370,21 @@ class Sandbox:
             except (WireError, OSError, RuntimeError) as exc:
                 worker.kill()
                 if attempt == 1:
-                    return {"ok": False, "error_kind": "crash", "error": f"sandbox worker could not start: {exc}"}, None
+                    return {
+                        "ok": False,
+                        "error_kind": "crash",
+                        "error": f"sandbox worker could not start: {exc}",
+                    }, None
                 continue
             try:
                 return worker.call(code, meta, data)
             except WireTimeout:
                 self._replace(worker)
-                return {"ok": False, "error_kind": "timeout",
-                        "error": f"execution timed out after {self.config.timeout_s:g} s"}, None
+                return {
+                    "ok": False,
+                    "error_kind": "timeout",
+                    "error": f"execution timed out after {self.config.timeout_s:g} s",
+                }, None
             except (WireError, OSError, ValueError) as exc:
                 self._replace(worker)
                 return {"ok": False, "error_kind": "crash", "error": f"sandbox worker failed: {exc}"}, None
@@ -359,15 +400,21 @@ class Sandbox:
         if isinstance(images, Image.Image | np.ndarray | str | Path):
             images = [images]
         if not isinstance(images, Sequence):
-            raise ValueError(f"images must be a list of PIL images, arrays or paths, got {type(images).__name__}")
+            raise ValueError(
+                f"images must be a list of PIL images, arrays or paths, got {type(images).__name__}"
+            )
         if isinstance(image_index, bool) or not isinstance(image_index, int | np.integer):
             raise ValueError(f"image_index must be an integer, got {type(image_index).__name__}")
         if not 0 <= image_index < len(images):
-            raise ValueError(f"image_index {image_index} is out of range: there are {len(images)} image(s) "
-                             f"(valid: 0..{len(images) - 1})")
+            raise ValueError(
+                f"image_index {image_index} is out of range: there are {len(images)} image(s) "
+                f"(valid: 0..{len(images) - 1})"
+            )
         im = load_image(images[int(image_index)])
         if im.width * im.height > self.config.max_input_pixels:
-            raise ValueError(f"input image has {im.width * im.height} pixels; the limit is {self.config.max_input_pixels}")
+            raise ValueError(
+                f"input image has {im.width * im.height} pixels; the limit is {self.config.max_input_pixels}"
+            )
         if im.width == 0 or im.height == 0:
             raise ValueError("input image is empty")
         return encode_image(im)
@@ -376,18 +423,26 @@ class Sandbox:
         return ExecResult(error=msg, error_kind=kind, duration_s=time.perf_counter() - t0)
 
     def _to_result(self, header: dict[str, Any], image: Image.Image | None, t0: float) -> ExecResult:
-        trace = [TraceOp.from_dict(op) for op in header.get("trace") or [] if isinstance(op, dict) and "name" in op]
+        trace = [
+            TraceOp.from_dict(op) for op in header.get("trace") or [] if isinstance(op, dict) and "name" in op
+        ]
         ts = header.get("to_source")
         to_source = tuple(float(v) for v in ts) if isinstance(ts, list) and len(ts) == 6 else None
         if not header.get("ok") or image is None:
             kind = header.get("error_kind") or "crash"
             return ExecResult(
-                stdout=str(header.get("stdout") or ""), error=str(header.get("error") or "unknown error"),
-                error_kind=kind, duration_s=time.perf_counter() - t0, trace=trace,
+                stdout=str(header.get("stdout") or ""),
+                error=str(header.get("error") or "unknown error"),
+                error_kind=kind,
+                duration_s=time.perf_counter() - t0,
+                trace=trace,
             )
         return ExecResult(
-            image=image, stdout=str(header.get("stdout") or ""), duration_s=time.perf_counter() - t0,
-            trace=trace, to_source=to_source,  # type: ignore[arg-type]
+            image=image,
+            stdout=str(header.get("stdout") or ""),
+            duration_s=time.perf_counter() - t0,
+            trace=trace,
+            to_source=to_source,  # type: ignore[arg-type]
         )
 
 
@@ -426,4 +481,6 @@ def load_image(obj: ImageLike) -> Image.Image:
                 return normalize_mode(im.copy())
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
             raise ValueError(f"cannot open image {p}: {exc}") from exc
-    raise ValueError(f"unsupported image type {type(obj).__name__}; pass a PIL image, a uint8 array or a path")
+    raise ValueError(
+        f"unsupported image type {type(obj).__name__}; pass a PIL image, a uint8 array or a path"
+    )

@@ -25,8 +25,9 @@ from .data import (
 )
 from .env import CodeVisionEnv, CodeVisionEnvConfig, ToolCallTrace
 from .invariants import ImageTokenMismatchError, check_image_tokens, count_image_runs
+from .models import freeze_vision, load_model_and_processor, peft_config
 from .rewards import completion_text, make_process_reward, rollout_record, tool_statistics
-from .rl import build_rl_trainer, grpo_config_kwargs, train_rl
+from .rl import build_rl_trainer, collapse_image_runs, grpo_config_kwargs, train_rl
 from .sft import build_sft_trainer, fill_image_placeholders, make_sft_collator, train_sft
 
 __all__ = [
@@ -43,15 +44,19 @@ __all__ = [
     "build_rl_trainer",
     "build_sft_trainer",
     "check_image_tokens",
+    "collapse_image_runs",
     "completion_text",
     "count_image_runs",
     "fill_image_placeholders",
+    "freeze_vision",
     "grpo_config_kwargs",
+    "load_model_and_processor",
     "load_recipe",
     "load_rl_items",
     "load_sft_records",
     "make_process_reward",
     "make_sft_collator",
+    "peft_config",
     "recipe_from_dict",
     "rl_dataset",
     "rl_rows",

@@ -7,7 +7,6 @@ produced by really executing the corrective code in cv-sandbox, so tool images a
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -137,8 +136,3 @@ def synthetic_sft_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
                             "messages": messages, "images": images})
     return records
 
-
-def tool_call_text(code: str, description: str = "", image_index: int = 0) -> str:
-    """Hermes tool-call JSON body as the model writes it (used by tests' scripted rollouts)."""
-    return json.dumps({"name": "code_image_tool", "arguments": {"code": code, "description": description,
-                                                                 "image_index": image_index}})

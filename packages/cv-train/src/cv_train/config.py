@@ -147,9 +147,10 @@ class SFTRecipe(ModelRecipe):
     """Supervised fine-tuning on multi-turn tool trajectories (TRL ``SFTTrainer``).
 
     Attributes:
-        dataset: ``"synthetic"`` (built in-process by cv-data) or a folder/JSONL of SFT records written by
-            ``cv_data`` (``messages`` + ``images``).
-        num_synthetic: Number of synthetic trajectories when ``dataset`` is ``"synthetic"``.
+        dataset: ``"cv-data"`` (build trajectories in-process with cv-data's synthetic sources), ``"synthetic"``
+            (a tiny built-in glyph set, for smoke tests), or a path: cv-data ``save_sft`` output
+            (``sft.parquet`` / ``sharegpt.json``) or a ``.jsonl`` of records with image paths.
+        num_synthetic: Number of trajectories built when ``dataset`` is ``"cv-data"`` or ``"synthetic"``.
         max_length: Token cutoff per conversation; longer ones are rejected (never silently cut through an
             image) unless ``drop_long`` is set.
         drop_long: Drop over-long conversations (with a warning and a count) instead of failing.
@@ -158,7 +159,7 @@ class SFTRecipe(ModelRecipe):
     """
 
     output_dir: str = "runs/sft"
-    dataset: str = "synthetic"
+    dataset: str = "cv-data"
     num_synthetic: int = 64
     max_length: int = 32768
     drop_long: bool = False
@@ -181,8 +182,9 @@ class RLRecipe(ModelRecipe):
     generation round produces ``steps_per_generation`` micro-batches per process (paper batch: 64 prompts).
 
     Attributes:
-        dataset: ``"synthetic"`` (cv-data RL items built in-process) or a folder of cv-data items.
-        num_synthetic: Number of synthetic RL items when ``dataset`` is ``"synthetic"``.
+        dataset: ``"cv-data"`` (RL items built in-process by cv-data), ``"synthetic"`` (tiny built-in glyph
+            items) or a file/folder written by ``cv_data.write_items``.
+        num_synthetic: Number of RL items built when ``dataset`` is ``"cv-data"`` or ``"synthetic"``.
         num_generations: Rollouts per prompt (GRPO group size, paper: 8).
         steps_per_generation: Micro-batches per generation round (``None``: ``gradient_accumulation_steps``).
         max_turns: Assistant turns per rollout (paper: 12); tool rounds = ``max_turns - 1``.
@@ -215,7 +217,7 @@ class RLRecipe(ModelRecipe):
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 4
     max_pixels: int = 8192 * 28 * 28
-    dataset: str = "synthetic"
+    dataset: str = "cv-data"
     num_synthetic: int = 64
     num_generations: int = 8
     steps_per_generation: int | None = None
@@ -389,14 +391,14 @@ def load_recipe(cls: type[R], path: str | Path | None = None, overrides: dict[st
 
 
 def tiny_sft_recipe(**overrides: Any) -> SFTRecipe:
-    """The default CPU run: a tiny random Qwen2.5-VL on built-in synthetic trajectories, a few steps.
+    """The default CPU run: a tiny random Qwen2.5-VL on cv-data's synthetic trajectories, 16 steps.
 
     Example:
         >>> tiny_sft_recipe().model
         'tiny:qwen2_5_vl'
     """
     values: dict[str, Any] = dict(
-        model="tiny:qwen2_5_vl", output_dir="runs/sft-tiny", dataset="synthetic", num_synthetic=16, max_steps=16,
+        model="tiny:qwen2_5_vl", output_dir="runs/sft-tiny", dataset="cv-data", num_synthetic=16, max_steps=16,
         per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=5e-4, lr_scheduler_type="constant",
         warmup_ratio=0.0, bf16=False, gradient_checkpointing=False, max_pixels=64 * 64, min_pixels=28 * 28,
         max_length=4096, save_steps=8, logging_steps=2, report_to=["none"],
@@ -406,14 +408,14 @@ def tiny_sft_recipe(**overrides: Any) -> SFTRecipe:
 
 
 def tiny_rl_recipe(**overrides: Any) -> RLRecipe:
-    """The default CPU RL run: tiny random Qwen2.5-VL, synthetic items, 2 rollouts per prompt, 2 steps.
+    """The default CPU RL run: tiny random Qwen2.5-VL, cv-data synthetic items, 2 rollouts per prompt, 2 steps.
 
     Example:
         >>> tiny_rl_recipe().num_generations
         2
     """
     values: dict[str, Any] = dict(
-        model="tiny:qwen2_5_vl", output_dir="runs/rl-tiny", dataset="synthetic", num_synthetic=8, max_steps=2,
+        model="tiny:qwen2_5_vl", output_dir="runs/rl-tiny", dataset="cv-data", num_synthetic=8, max_steps=2,
         per_device_train_batch_size=4, gradient_accumulation_steps=1, num_generations=2, max_turns=3,
         max_completion_length=48, learning_rate=1e-4, bf16=False, gradient_checkpointing=False,
         max_pixels=64 * 64, min_pixels=28 * 28, save_steps=1, logging_steps=1, report_to=["none"],

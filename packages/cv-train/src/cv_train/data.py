@@ -132,10 +132,12 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
 
 
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
-    """Read SFT records from disk: cv-data's reader when it has one, else JSONL with image paths.
+    """Read SFT records from disk.
 
-    The JSONL fallback reads ``records.jsonl`` (or the given ``.jsonl``) whose ``images`` are paths relative to
-    the file. Example:
+    cv-data's own output (``sft.parquet`` / ``sharegpt.json`` from ``save_sft``) is read with ``cv_data.load_sft``;
+    otherwise a ``.jsonl`` file (or a folder holding one) whose ``images`` are paths relative to the file.
+
+    Example:
         >>> read_sft_records("/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         cv_train.data.DatasetError: ...
@@ -143,17 +145,14 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'synthetic'")
-    try:
-        import cv_data
+    cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
+    if any(f.is_file() for f in cv_data_files):
+        from cv_data import load_sft
 
-        reader = getattr(cv_data, "read_sft", None)
-    except ImportError:
-        reader = None
-    if reader is not None:
-        return list(reader(p))
+        return list(load_sft(p))
     jsonl = p if p.is_file() else next(iter(sorted(p.glob("*.jsonl"))), None)
     if jsonl is None:
-        raise DatasetError(f"no .jsonl records in {p}: write the SFT set with cv-data (build_sft) first")
+        raise DatasetError(f"no SFT records in {p}: expected sft.parquet / sharegpt.json (cv-data save_sft) or a .jsonl")
     records = []
     for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
@@ -175,11 +174,19 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def load_sft_records(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[dict[str, Any]]:
-    """Records for an :class:`~cv_train.config.SFTRecipe` ``dataset`` value (``"synthetic"`` or a path)."""
+    """Records for an :class:`~cv_train.config.SFTRecipe` ``dataset`` value.
+
+    ``"synthetic"``: the small built-in glyph set (fast, for smoke runs); ``"cv-data"``: build ``num_synthetic``
+    trajectories in-process with cv-data's five-kind builder; anything else: a path (:func:`read_sft_records`).
+    """
     if dataset == "synthetic":
         from ._synthetic import synthetic_sft_records
 
         return synthetic_sft_records(num_synthetic, seed)
+    if dataset == "cv-data":
+        from cv_data import SFTBuildConfig, build_sft
+
+        return list(build_sft(SFTBuildConfig(num=num_synthetic, seed=seed)))
     return read_sft_records(dataset)
 
 
@@ -276,16 +283,29 @@ def rl_dataset(items: Sequence[Any]) -> Any:
 
 
 def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[Any]:
-    """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value (``"synthetic"`` or a cv-data folder)."""
+    """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value.
+
+    ``"synthetic"``: the built-in glyph items; ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder;
+    anything else: a file/folder written by ``cv_data.write_items``. Rows cv-data cannot read are an error
+    (with their count and first message), never silently skipped.
+    """
     if dataset == "synthetic":
         from ._synthetic import synthetic_rl_items
 
         return synthetic_rl_items(num_synthetic, seed)
+    if dataset == "cv-data":
+        from cv_data import RLBuildConfig, build_rl_items
+
+        return list(build_rl_items(RLBuildConfig(num=num_synthetic, seed=seed)))
     p = Path(dataset)
     if not p.exists():
         raise DatasetError(f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'synthetic'")
-    try:
-        from cv_data import read_items
-    except ImportError as e:
-        raise ImportError("reading RL items from disk needs cv-data's read_items: pip install cv-data") from e
-    return list(read_items(p))
+    from cv_data import read_items
+    from cv_data.report import BuildReport
+
+    report = BuildReport()
+    items = list(read_items(p, report=report))
+    if report.errors:
+        first = report.errors[0]
+        raise DatasetError(f"{len(report.errors)} unreadable item(s) in {p} (first: {first}); fix or rewrite them with cv-data")
+    return items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,9 @@ def shared_sandbox(timeout_s: float = 10.0) -> Any:
         if timeout_s not in _SANDBOXES:
             from cv_sandbox import Sandbox, SandboxConfig
 
-            _SANDBOXES[timeout_s] = Sandbox(SandboxConfig(timeout_s=timeout_s))
+            sandbox = Sandbox(SandboxConfig(timeout_s=timeout_s))
+            atexit.register(sandbox.close)
+            _SANDBOXES[timeout_s] = sandbox
         return _SANDBOXES[timeout_s]
 
 
@@ -145,21 +148,11 @@ class CodeVisionEnv:
         self._to_input = [_IDENTITY] + [None] * (len(self.images) - 1)
         return None
 
-    def code_image_tool(self, code: str, description: str, image_index: int) -> list[dict[str, Any]]:
-        """Run Python code on one of the conversation's images and get the resulting image back.
-
-        The code sees `image` (alias `img`, the image with index `image_index`) and the modules `Image, ImageEnhance,
-        ImageFilter, ImageOps, ImageDraw, np, cv2, math`, and must assign a PIL image to `result`.
-        Example: `result = image.rotate(90, expand=True)`.
-
-        Args:
-            code: Python code that assigns a PIL image to `result`.
-            description: One sentence: what the code does and why.
-            image_index: Which image to operate on: 0 is the input, each tool output gets the next index.
-
-        Returns:
-            The new image and a short description, or an error message.
-        """
+    # No return annotation and a docstring generated from cv_sandbox.TOOL_SCHEMA (below the class): TRL renders
+    # the tool schema from this signature with transformers' get_json_schema, and it must be byte-identical to
+    # the schema SFT data and the agent render, or RL prompts would differ from everything else.
+    def code_image_tool(self, code: str, description: str, image_index: int):
+        # Returns content blocks: [{"type": "image", "image": PIL}, {"type": "text", ...}] or only a text block.
         from cv_sandbox import tool_response_text
 
         try:
@@ -176,7 +169,12 @@ class CodeVisionEnv:
             msg = f"Execution failed (bad_input): this conversation already holds {len(self.images)} images; answer now."
             self.trace.append(ToolCallTrace(code=code, image_index=index, ok=False, error=msg, error_kind="bad_input"))
             return [{"type": "text", "text": msg}]
-        result = self.sandbox.run(code, self.images, index)
+        try:
+            result = self.sandbox.run(code, self.images, index)
+        except Exception as e:  # noqa: BLE001 - a sandbox crash is the model's tool error, not the trainer's
+            msg = f"Execution failed (crash): the sandbox could not run the code ({type(e).__name__}: {e})."
+            self.trace.append(ToolCallTrace(code=code, image_index=index, ok=False, error=msg, error_kind="crash"))
+            return [{"type": "text", "text": msg}]
         source_map = self._to_input[index]
         ops = []
         for op in result.trace:
@@ -193,3 +191,14 @@ class CodeVisionEnv:
         self.trace.append(ToolCallTrace(code=code, image_index=index, ok=False, error=result.error,
                                         error_kind=result.error_kind, ops=ops, duration_s=result.duration_s))
         return [{"type": "text", "text": tool_response_text(result, None)}]
+
+
+def _tool_docstring() -> str:
+    from cv_sandbox import TOOL_SCHEMA
+
+    fn = TOOL_SCHEMA["function"]
+    args = "\n".join(f"    {name}: {spec['description']}" for name, spec in fn["parameters"]["properties"].items())
+    return f"{fn['description']}\n\nArgs:\n{args}\n"
+
+
+CodeVisionEnv.code_image_tool.__doc__ = _tool_docstring()

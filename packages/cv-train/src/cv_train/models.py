@@ -41,10 +41,8 @@ def resolve_model_path(recipe: ModelRecipe) -> str:
     """
     if not recipe.is_tiny:
         return recipe.model
-    try:
-        from cv_agent.testing import build_tiny_vlm
-    except ImportError:  # cv-agent exposes the builder from `testing`; older trees only had the private module
-        from cv_agent._tiny import build_tiny_vlm
+    from cv_agent.testing import build_tiny_vlm
+
     family = recipe.model[len(TINY_PREFIX) :]
     out = tiny_model_dir(recipe)
     return str(build_tiny_vlm(out, family=family, seed=recipe.seed, min_pixels=recipe.min_pixels,
@@ -90,7 +88,7 @@ def quantization_config(recipe: ModelRecipe) -> Any | None:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as e:
-        raise ImportError("load_in_4bit (QLoRA) needs bitsandbytes: pip install cv-train[qlora]") from e
+        raise ImportError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes (Linux + CUDA)") from e
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

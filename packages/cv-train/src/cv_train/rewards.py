@@ -89,12 +89,24 @@ def tool_statistics(envs: Sequence[CodeVisionEnv | None]) -> dict[str, float]:
 
 
 def _groups(item_ids: Sequence[str] | None, size: int, group_size: int) -> list[list[int]]:
+    """Index groups: consecutive rollouts of one prompt, at most ``group_size`` long.
+
+    TRL's sampler emits the ``num_generations`` rollouts of a prompt consecutively; splitting on the item id
+    *and* the group size keeps two draws of the same item in one batch as two groups.
+
+    Example:
+        >>> _groups(["a", "a", "a", "a", "b", "b"], 6, 2)
+        [[0, 1], [2, 3], [4, 5]]
+    """
     if item_ids is None:
         return [list(range(i, min(i + group_size, size))) for i in range(0, size, group_size)]
-    by_id: dict[str, list[int]] = {}
+    groups: list[list[int]] = []
     for i, pid in enumerate(item_ids):
-        by_id.setdefault(str(pid), []).append(i)
-    return list(by_id.values())
+        if groups and len(groups[-1]) < group_size and item_ids[groups[-1][0]] == pid:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def make_process_reward(tokenizer: Any, *, variant: str = "paper", num_generations: int = 8,

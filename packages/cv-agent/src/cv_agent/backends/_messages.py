@@ -71,7 +71,7 @@ class DataUrlCache:
         if hit is not None and hit[0]() is image:
             return hit[1]
         url = data_url(image, self.fmt, self.quality)
-        self._cache[key] = (weakref.ref(image, lambda _r, k=key: self._cache.pop(k, None)), url)
+        self._cache[key] = (weakref.ref(image, lambda _r, k=key, c=self._cache: c.pop(k, None)), url)
         return url
 
 
@@ -110,7 +110,11 @@ def to_openai_messages(
             else:
                 raise ValueError(f"unsupported content part type {p.get('type')!r}")
         if role == "tool" and tool_role == "user":
-            parts = [{"type": "text", "text": "<tool_response>\n"}, *parts, {"type": "text", "text": "\n</tool_response>"}]
+            parts = [
+                {"type": "text", "text": "<tool_response>\n"},
+                *parts,
+                {"type": "text", "text": "\n</tool_response>"},
+            ]
             # Merge adjacent text parts so the rendered text is byte-identical to the template's tool turn.
             merged: list[dict[str, Any]] = []
             for p in parts:

@@ -104,7 +104,9 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
     kind = kind.strip().lower()
     if kind == "openai":
         if "#" not in rest:
-            raise ValueError(f"bad model spec {spec!r}: an openai spec needs '#MODEL', e.g. openai:http://host:8000/v1#my-model")
+            raise ValueError(
+                f"bad model spec {spec!r}: an openai spec needs '#MODEL', e.g. openai:http://host:8000/v1#my-model"
+            )
         url, model = rest.rsplit("#", 1)
         if not url.startswith(("http://", "https://")) or not model:
             raise ValueError(f"bad model spec {spec!r}: expected openai:http(s)://HOST[:PORT]/v1#MODEL")
@@ -113,7 +115,9 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
         if not rest:
             raise ValueError(f"bad model spec {spec!r}: give a model path after '{kind}:'")
         return kind, {"path": rest}
-    raise ValueError(f"unknown backend {kind!r} in {spec!r}; use 'openai:URL#MODEL', 'hf:PATH' or 'vllm:PATH'")
+    raise ValueError(
+        f"unknown backend {kind!r} in {spec!r}; use 'openai:URL#MODEL', 'hf:PATH' or 'vllm:PATH'"
+    )
 
 
 def make_backend(spec: str, **options: Any) -> ModelBackend:

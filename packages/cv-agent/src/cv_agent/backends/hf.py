@@ -17,7 +17,12 @@ from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template
 from ._messages import to_hf_messages
 from .base import BackendError, Generation, ModelBackend
 
-_FAMILY_OF_MODEL_TYPE = {"qwen2_vl": "qwen2_5_vl", "qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "qwen3_vl_moe": "qwen3_vl"}
+_FAMILY_OF_MODEL_TYPE = {
+    "qwen2_vl": "qwen2_5_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
+}
 _IMAGE_RUN = "<|vision_start|><|image_pad|>"
 
 
@@ -26,7 +31,9 @@ def _require_hf() -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
-        raise ImportError("the transformers backend needs torch and transformers: pip install cv-agent[hf]") from e
+        raise ImportError(
+            "the transformers backend needs torch and transformers: pip install cv-agent[hf]"
+        ) from e
 
 
 @dataclass
@@ -106,7 +113,9 @@ class TransformersBackend(ModelBackend):
             device = self.config.device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
-            dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.config.dtype)
+            dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(
+                self.config.dtype
+            )
             if dtype is None:
                 dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
             kwargs: dict[str, Any] = {"dtype": dtype}
@@ -126,7 +135,9 @@ class TransformersBackend(ModelBackend):
         own = getattr(processor, "chat_template", None) or getattr(processor.tokenizer, "chat_template", None)
         if choice == "model":
             if not own:
-                raise BackendError(f"{self.config.path} has no chat template; set chat_template to a family or a file")
+                raise BackendError(
+                    f"{self.config.path} has no chat template; set chat_template to a family or a file"
+                )
             return own
         if choice in TEMPLATE_FAMILIES:
             return load_chat_template(choice)
@@ -137,15 +148,21 @@ class TransformersBackend(ModelBackend):
             if family is None:
                 if own:
                     return own
-                raise BackendError(f"no chat template for model type {model_type!r}; set chat_template to a .jinja path")
+                raise BackendError(
+                    f"no chat template for model type {model_type!r}; set chat_template to a .jinja path"
+                )
             return load_chat_template(family)
         path = Path(choice)
         if not path.is_file():
-            raise ValueError(f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file")
+            raise ValueError(
+                f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file"
+            )
         return path.read_text(encoding="utf-8")
 
     # -- prompting ---------------------------------------------------------------------------------------
-    def build_prompt(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> tuple[str, list[Image.Image]]:
+    def build_prompt(
+        self, messages: list[dict[str, Any]], images: list[Image.Image]
+    ) -> tuple[str, list[Image.Image]]:
         """The rendered prompt text and the images in placeholder order."""
         self._load()
         hf_messages, ordered = to_hf_messages(messages, images)
@@ -158,10 +175,14 @@ class TransformersBackend(ModelBackend):
         )
         runs = text.count(_IMAGE_RUN)
         if runs != len(ordered):  # the invariant whose violation breaks vision features (FINDINGS.md)
-            raise BackendError(f"prompt has {runs} image placeholders but {len(ordered)} images; the chat template dropped some")
+            raise BackendError(
+                f"prompt has {runs} image placeholders but {len(ordered)} images; the chat template dropped some"
+            )
         return text, ordered
 
-    def _generate_sync(self, text: str, ordered: list[Image.Image], max_new_tokens: int, temperature: float) -> Generation:
+    def _generate_sync(
+        self, text: str, ordered: list[Image.Image], max_new_tokens: int, temperature: float
+    ) -> Generation:
         import torch
 
         proc, model = self._processor, self._model
@@ -181,7 +202,9 @@ class TransformersBackend(ModelBackend):
         eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         finish = "stop" if len(new) and int(new[-1]) in eos_ids else "length"
         reply = proc.decode(new, skip_special_tokens=True)
-        return Generation(text=reply, prompt_tokens=int(n_prompt), completion_tokens=int(len(new)), finish_reason=finish)
+        return Generation(
+            text=reply, prompt_tokens=int(n_prompt), completion_tokens=int(len(new)), finish_reason=finish
+        )
 
     async def complete(
         self,

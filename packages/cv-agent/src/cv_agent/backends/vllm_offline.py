@@ -119,7 +119,10 @@ class VLLMBackend(ModelBackend):
             if self._sp_cls is None:
                 self._sp_cls = vllm.SamplingParams
             if self._llm is None:
-                kwargs = {"limit_mm_per_prompt": {"image": self.config.max_images_per_prompt}, **self.config.llm_kwargs}
+                kwargs = {
+                    "limit_mm_per_prompt": {"image": self.config.max_images_per_prompt},
+                    **self.config.llm_kwargs,
+                }
                 self._llm = vllm.LLM(model=self.config.path, **kwargs)
         if self._tokenizer is None:
             get = getattr(self._llm, "get_tokenizer", None)
@@ -139,7 +142,9 @@ class VLLMBackend(ModelBackend):
             return load_chat_template(choice)
         if choice == "model":
             if not own:
-                raise BackendError(f"{self.config.path} has no chat template; set chat_template to a family or a file")
+                raise BackendError(
+                    f"{self.config.path} has no chat template; set chat_template to a family or a file"
+                )
             return own
         if choice == "auto":
             if own and "tool_call" in own:
@@ -147,7 +152,9 @@ class VLLMBackend(ModelBackend):
             return load_chat_template("qwen2_5_vl")
         path = Path(choice)
         if not path.is_file():
-            raise ValueError(f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file")
+            raise ValueError(
+                f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file"
+            )
         return path.read_text(encoding="utf-8")
 
     def build_prompt(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> dict[str, Any]:
@@ -165,7 +172,9 @@ class VLLMBackend(ModelBackend):
         if runs != len(ordered):
             raise BackendError(f"prompt has {runs} image placeholders but {len(ordered)} images")
         if "<|image_pad|><|image_pad|>" in text:
-            raise BackendError("prompt already has expanded image tokens; vLLM would expand them again (trl#6294)")
+            raise BackendError(
+                "prompt already has expanded image tokens; vLLM would expand them again (trl#6294)"
+            )
         prompt: dict[str, Any] = {"prompt": text}
         if ordered:
             prompt["multi_modal_data"] = {"image": [im.convert("RGB") for im in ordered]}
@@ -219,14 +228,18 @@ class VLLMBackend(ModelBackend):
             try:
                 outputs = await loop.run_in_executor(
                     self._executor,
-                    lambda b=batch: self._llm.generate([r.prompt for r in b], [r.params for r in b], use_tqdm=False),
+                    lambda b=batch: self._llm.generate(
+                        [r.prompt for r in b], [r.params for r in b], use_tqdm=False
+                    ),
                 )
                 if len(outputs) != len(batch):
                     raise BackendError(f"vLLM returned {len(outputs)} outputs for {len(batch)} prompts")
             except Exception as e:  # noqa: BLE001 - fail the waiting requests, keep the batcher alive
                 for r in batch:
                     if not r.future.done():
-                        r.future.set_exception(e if isinstance(e, BackendError) else BackendError(f"vLLM generate failed: {e}"))
+                        r.future.set_exception(
+                            e if isinstance(e, BackendError) else BackendError(f"vLLM generate failed: {e}")
+                        )
                 continue
             for r, out in zip(batch, outputs, strict=True):
                 if r.future.done():
@@ -235,8 +248,12 @@ class VLLMBackend(ModelBackend):
                 r.future.set_result(
                     Generation(
                         text=best.text,
-                        prompt_tokens=len(out.prompt_token_ids) if getattr(out, "prompt_token_ids", None) is not None else None,
-                        completion_tokens=len(best.token_ids) if getattr(best, "token_ids", None) is not None else None,
+                        prompt_tokens=len(out.prompt_token_ids)
+                        if getattr(out, "prompt_token_ids", None) is not None
+                        else None,
+                        completion_tokens=len(best.token_ids)
+                        if getattr(best, "token_ids", None) is not None
+                        else None,
                         finish_reason=getattr(best, "finish_reason", None),
                     )
                 )

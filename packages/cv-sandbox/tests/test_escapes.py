@@ -94,6 +94,9 @@ ESCAPES: list[str] = [
     "cap = cv2.VideoCapture('http://1.1.1.1/x.mp4')",
     "print(cv2.imdecode(np.zeros(10, np.uint8), 0))",
     "d = ImageDraw.Draw(image)\nprint(d.im)",
+    "d = ImageDraw.Draw(image)\nf = d.getfont().font_variant(font='/etc/passwd')",
+    "print(ImageDraw.ImageFont)",
+    "np.set_printoptions(threshold=1)",
     # environment reads
     "print(Image.os.getenv('{secret_name}'))",
     "import os\nprint(os.environ['{secret_name}'])",

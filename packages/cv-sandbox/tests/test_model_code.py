@@ -36,6 +36,7 @@ SNIPPETS = [
     "lab = cv2.cvtColor(np.array(image), cv2.COLOR_RGB2LAB)\nl, a, b = cv2.split(lab)\nl2 = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(l)\nresult = Image.fromarray(cv2.cvtColor(cv2.merge((l2, a, b)), cv2.COLOR_LAB2RGB))",
     "output = ImageOps.autocontrast(image, cutoff=2)",
     "import numpy\nfrom numpy import rot90\nresult = Image.fromarray(rot90(numpy.asarray(image)))",
+    "f = np.vectorize(lambda v: 255 - v)\nb = np.apply_along_axis(lambda r: r[::-1], 1, np.asarray(image.convert('L')))\nresult = Image.fromarray(f(b).astype(np.uint8))",
     "data = list(image.convert('L').getdata()) if False else []\nresult = image.point(lambda v: min(255, int(v * 1.2)))",
 ]
 

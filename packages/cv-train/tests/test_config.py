@@ -178,3 +178,12 @@ def test_cli_dry_run_prints_resolved_recipe(capsys: pytest.CaptureFixture[str]) 
 def test_cli_bad_recipe_exits_2_with_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rl", "--num_generations", "1"]) == 2
     assert "at least 2 rollouts" in capsys.readouterr().err
+
+
+def test_cli_qlora_on_cpu_exits_2_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; QLoRA can run")
+    assert main(["rl", "--use_peft", "true", "--load_in_4bit", "true", "--output_dir", "/tmp/cv-train-unused"]) == 2
+    assert "QLoRA) needs a CUDA GPU" in capsys.readouterr().err

@@ -27,7 +27,8 @@ def trained(request: pytest.FixtureRequest, runs_root: Path) -> tuple[Any, list[
     family = request.param
     recipe = tiny_rl_recipe(model=f"tiny:{family}", output_dir=str(runs_root / f"rl-scripted-{family}"), max_steps=1,
                             max_completion_length=128,
-                            num_generations=2, per_device_train_batch_size=4, logging_steps=1)
+                            num_generations=2, per_device_train_batch_size=4, logging_steps=1,
+                            report_to=["tensorboard"])
     items = [it for it in synthetic_rl_items(8, seed=4) if it["transform"]][:2]
     trainer = build_rl_trainer(recipe, items=items)
     calls: list[tuple[int, bool]] = []
@@ -93,6 +94,22 @@ def test_rl_prompt_matches_the_sft_and_agent_prompt(trained) -> None:
     render = trainer.processing_class.apply_chat_template
     assert render(prompt, tools=trainer.tools, add_generation_prompt=True, tokenize=False) == render(
         prompt, tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False)
+
+
+def test_metrics_reach_tensorboard_through_report_to(trained) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer, _, _, _ = trained
+    events = sorted(Path(trainer.args.output_dir).rglob("events.out.tfevents.*"))
+    assert events
+    tags: set[str] = set()
+    for ev in events:
+        acc = EventAccumulator(str(ev))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    for tag in ("train/reward/process_total", "train/reward/accuracy", "train/tools/calls_per_rollout",
+                "train/tools/error_rate", "train/tools/tool_call_rate", "train/tools/op/rotate_270"):
+        assert tag in tags, sorted(tags)
 
 
 def test_invariant_check_rejects_a_corrupted_batch(trained) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from cv_train.cli import main
-from cv_train.config import tiny_sft_recipe
+from cv_train.config import RecipeError, tiny_sft_recipe
 from cv_train.invariants import ImageTokenMismatchError
 from cv_train.sft import build_sft_trainer, make_sft_collator, train_sft
 
@@ -106,7 +106,7 @@ def test_lora_trains_adapters_only_and_qlora_errors_on_cpu(runs_root: Path) -> N
     tr.train()
     assert any(not torch.equal(before[n], tr.model.get_parameter(n).detach()) for n in trainable)
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="QLoRA\\) needs a CUDA GPU"):
+        with pytest.raises(RecipeError, match="QLoRA\\) needs a CUDA GPU"):
             build_sft_trainer(tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora"), use_peft=True, load_in_4bit=True),
                               records=synthetic_sft_records(1))
 

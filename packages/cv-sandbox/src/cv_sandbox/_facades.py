@@ -267,7 +267,10 @@ cross einsum tril triu polyfit polyval deg2rad rad2deg radians degrees cov corrc
 ndim shape size average ptp split array_split hsplit vsplit dsplit partition unravel_index ravel_multi_index
 isin setdiff1d union1d intersect1d lexsort nanmean nanmedian nanmax nanmin nansum nanstd cbrt trace
 issubdtype iinfo finfo result_type promote_types can_cast moveaxis atleast_1d atleast_2d block fix
-floor_divide frexp ldexp log2 exp2 expm1 real imag conj angle unwrap sinc mgrid ogrid""".split()
+floor_divide frexp ldexp log2 exp2 expm1 real imag conj angle unwrap sinc mgrid ogrid vectorize
+apply_along_axis frompyfunc select piecewise choose compress extract place copyto fill_diagonal
+histogram_bin_edges array_equiv diag diagonal take take_along_axis put_along_axis logspace geomspace
+trapezoid rollaxis broadcast_to broadcast_arrays""".split()
 
 _NP_VALUES = """uint8 uint16 uint32 uint64 int8 int16 int32 int64 float16 float32 float64 complex64 complex128
 bool_ intp uintp integer floating number signedinteger unsignedinteger complexfloating generic dtype

@@ -29,6 +29,7 @@ f_builtins f_back f_code f_trace tb_frame tb_next co_code func_globals func_code
 fromregex loadtxt savetxt genfromtxt load_library imread imwrite imdecode imencode VideoCapture VideoWriter
 system popen environ getenv putenv modules builtins globals locals getframe settrace setprofile
 open register_open register_save register_extension registered_extensions core bit_generator
+font_variant truetype load_path set_printoptions seterr seterrcall setbufsize
 """.split()
 )
 

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             from .rl import train_rl
 
             final = train_rl(recipe)
-    except (RecipeError, DatasetError) as e:
+    except (RecipeError, DatasetError, ImportError) as e:
+        # Configuration problems (bad recipe, bad data, missing optional extra): say what to fix, no traceback.
         print(f"cv-train {args.command}: {e}", file=sys.stderr)
         return 2
     print(f"cv-train {args.command}: saved the final model to {final}")

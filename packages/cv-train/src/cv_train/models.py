@@ -81,7 +81,7 @@ def quantization_config(recipe: ModelRecipe) -> Any | None:
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeError(
+        raise RecipeError(
             "load_in_4bit (QLoRA) needs a CUDA GPU: bitsandbytes 4-bit kernels do not run on CPU. "
             "Set load_in_4bit: false (plain LoRA with use_peft: true works on CPU)."
         )

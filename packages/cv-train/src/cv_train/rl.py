@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import RLRecipe, recipe_to_yaml
+from .config import RecipeError, RLRecipe, recipe_to_yaml
 from .env import CodeVisionEnv, CodeVisionEnvConfig
 from .invariants import check_image_tokens
 
@@ -103,7 +103,7 @@ def _check_vllm(recipe: RLRecipe) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeError("use_vllm needs a CUDA GPU; set use_vllm: false to generate with transformers")
+        raise RecipeError("use_vllm needs a CUDA GPU; set use_vllm: false to generate with transformers")
 
 
 def _make_trainer_class() -> type:
@@ -183,10 +183,11 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
     from trl import GRPOConfig
 
     from .data import load_rl_items, rl_dataset
-    from .models import image_pad_token_id, load_model_and_processor, peft_config
+    from .models import image_pad_token_id, load_model_and_processor, peft_config, quantization_config
     from .rewards import make_process_reward
 
     _check_vllm(recipe)
+    quantization_config(recipe)  # fail fast (QLoRA without CUDA) before building any data
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if items is None:
         items = load_rl_items(recipe.dataset, recipe.num_synthetic, recipe.seed)

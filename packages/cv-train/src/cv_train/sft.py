@@ -134,8 +134,9 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
     from trl import SFTConfig, SFTTrainer
 
     from .data import load_sft_records, sft_dataset
-    from .models import load_model_and_processor, peft_config
+    from .models import load_model_and_processor, peft_config, quantization_config
 
+    quantization_config(recipe)  # fail fast (QLoRA without CUDA) before building any data
     if records is None:
         records = load_sft_records(recipe.dataset, recipe.num_synthetic, recipe.seed)
     dataset = sft_dataset(records)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox import _affine as A
 from cv_sandbox._wire import WireError, check_image, decode_image, encode_image
 from cv_sandbox.cli import main
 from PIL import Image
@@ -56,13 +55,6 @@ def test_wire_roundtrip_and_validation() -> None:
         check_image({"mode": "P", "w": 2, "h": 2}, 4)
     with pytest.raises(WireError):
         check_image({"mode": "RGB", "w": -2, "h": 2}, 0)
-
-
-def test_affine_helpers() -> None:
-    m = A.compose(A.rotate_90(64, 48), A.translate(5, 10))
-    assert A.apply(m, 0, 0) == (54.0, 5.0)
-    assert A.map_box(A.IDENTITY, (-5, -5, 70, 20), (64, 48)) == (0, 0, 64, 20)
-    assert A.is_axis_aligned(A.rotate_270(3, 4)) and not A.is_axis_aligned((0.9, 0.1, 0, -0.1, 0.9, 0))
 
 
 def test_cli_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

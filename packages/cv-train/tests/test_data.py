@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cv_train._synthetic import synthetic_rl_items, synthetic_sft_records
+from cv_data.testing import tiny_item, tiny_items
 from cv_train.data import (
     DatasetError,
     load_sft_records,
@@ -38,15 +38,18 @@ def hand_record() -> dict[str, Any]:
     }
 
 
-def test_hand_record_and_synthetic_records_are_valid() -> None:
+def test_hand_record_and_cv_data_records_are_valid() -> None:
+    from cv_data import make_trajectory
+    from cv_sandbox import Sandbox
+
     validate_sft_record(hand_record())
-    records = synthetic_sft_records(6, seed=1)
-    assert {r["kind"] for r in records} == {"single-tool", "no-tool", "error-handling"}
+    with Sandbox() as sb:
+        records = [make_trajectory(i, kind, seed=1, sandbox=sb) for i, kind in enumerate(("single_tool", "no_tool", "error_recovery"))]
     for i, r in enumerate(records):
         validate_sft_record(r, i)
         n_tool_images = sum(1 for m in r["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "image")
         assert len(r["images"]) == 1 + n_tool_images
-    err = next(r for r in records if r["kind"] == "error-handling")
+    err = next(r for r in records if r["kind"] == "error_recovery")
     tool_texts = [p["text"] for m in err["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "text"]
     assert tool_texts[0].startswith("Execution failed") and tool_texts[1].startswith("Execution succeeded")
 
@@ -117,15 +120,15 @@ def test_read_sft_records_from_jsonl(tmp_path: Path) -> None:
 
 
 def test_rl_rows_shape_and_labels() -> None:
-    items = synthetic_rl_items(6, seed=2)
+    items = tiny_items(6, seed=2)
     rows = rl_rows(items)
     assert len(rows) == 6
     row = rows[0]
     assert row["prompt"][1]["content"][0] == {"type": "image"}
-    assert row["answer"] == items[0]["answer"] and row["transform"] == items[0]["transform"]
+    assert row["answer"] == items[0].answer and row["transform"] == items[0].transform and row["item_id"] == items[0].id
     ds = rl_dataset(items)
     assert set(ds.column_names) >= {"prompt", "images", "answer", "transform", "bbox", "item_id", "question"}
-    assert ds[0]["images"][0].size == items[0]["images"][0].size
+    assert ds[0]["images"][0].size == items[0].images[0].size
 
 
 @pytest.mark.parametrize(
@@ -139,7 +142,7 @@ def test_rl_rows_shape_and_labels() -> None:
     ],
 )
 def test_bad_rl_items_fail_fast(change: dict[str, Any], fragment: str) -> None:
-    item = copy.copy(synthetic_rl_items(1)[0])
+    item = {f.name: getattr(tiny_item(0), f.name) for f in dataclasses.fields(tiny_item(0))}
     item.update(change)
     with pytest.raises(DatasetError, match="RL item 0") as err:
         rl_rows([item])
@@ -151,8 +154,9 @@ def test_rl_rows_accepts_item_objects() -> None:
         def __init__(self, d: dict[str, Any]) -> None:
             self.__dict__.update(d)
 
-    d = synthetic_rl_items(1)[0]
+    d = {f.name: getattr(tiny_item(0), f.name) for f in dataclasses.fields(tiny_item(0))}
     assert rl_rows([Item(d)])[0]["item_id"] == d["id"]
+    assert rl_rows([tiny_item(0)])[0]["item_id"] == d["id"]  # and cv_data.Item itself
 
 
 def test_cv_data_trajectories_and_items_pass_validation(tmp_path: Path) -> None:

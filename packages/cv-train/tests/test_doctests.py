@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["config", "data", "env", "invariants", "models", "rewards", "rl", "sft", "testing", "_synthetic", "cli"]
+MODULES = ["config", "data", "env", "invariants", "models", "rewards", "rl", "sft", "testing", "cli", "_run"]
 
 
 @pytest.mark.parametrize("name", MODULES)

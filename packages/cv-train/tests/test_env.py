@@ -1,4 +1,7 @@
-"""CodeVisionEnv: tool results as content blocks, per-call traces, crop boxes chained into the input frame."""
+"""CodeVisionEnv: tool results as content blocks, per-call traces, crop boxes chained into the input frame.
+
+The call itself is cv_agent.ImageWorkspace (tested with the agent); the geometry is cv_sandbox.geometry.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import inspect
 from typing import Any
 
 from cv_sandbox import TOOL_SCHEMA, ExecResult, TraceOp
-from cv_train.env import CodeVisionEnv, CodeVisionEnvConfig, compose_affine, map_box
+from cv_train.env import CodeVisionEnv, CodeVisionEnvConfig
 from PIL import Image
 
 
@@ -49,8 +52,9 @@ def test_reset_success_failure_and_bad_index() -> None:
     assert [b["type"] for b in out] == ["text"] and "NameError" in out[0]["text"]
     out = env.code_image_tool("result = image", "bad", 5)
     assert "image_index 5 does not exist" in out[0]["text"]
-    assert [(c.ok, c.error_kind) for c in env.trace] == [(True, None), (False, "exception"), (False, "bad_input")]
-    assert env.trace[0].ops == [("rotate_90", None)] and env.trace[0].output_index == 1
+    assert [(c.ok, c.error_kind) for c in env.trace] == [(True, None), (False, "exception"), (False, "bad_index")]
+    assert env.trace[0].op_names == ["rotate_90"] and env.trace[0].ops[0]["box_input"] is None
+    assert env.trace[0].output_index == 1 and [c.turn for c in env.trace] == [0, 1, 2]
     assert len(sandbox.calls) == 2  # the bad index never reached the sandbox
     env.reset(images=[Image.new("RGB", (8, 8))])
     assert env.trace == [] and len(env.images) == 1
@@ -72,9 +76,9 @@ def test_crop_box_is_mapped_through_chained_to_source_maps() -> None:
     env.code_image_tool("crop", "", 1)
     env.code_image_tool("crop", "", 2)
     # Image-1 box (10,20)-(30,60) in image 0: x = w - y in [40, 80], y = x in [10, 30].
-    assert env.trace[1].ops == [("crop", (40.0, 10.0, 80.0, 30.0))]
+    assert [(op["name"], op["box_input"]) for op in env.trace[1].ops] == [("crop", [40.0, 10.0, 80.0, 30.0])]
     # Image-2 box (0,0)-(10,10) -> image 1 (10,20)-(20,30) -> image 0 x in [70, 80], y in [10, 20].
-    assert env.trace[2].ops == [("crop", (70.0, 10.0, 80.0, 20.0))]
+    assert [(op["name"], op["box_input"]) for op in env.trace[2].ops] == [("crop", [70.0, 10.0, 80.0, 20.0])]
 
 
 def test_untrackable_output_gives_no_box_and_limits_images() -> None:
@@ -84,17 +88,9 @@ def test_untrackable_output_gives_no_box_and_limits_images() -> None:
     env.reset(images=[Image.new("RGB", (10, 10))])
     env.code_image_tool("warp", "", 0)
     env.code_image_tool("crop", "", 1)
-    assert env.trace[1].ops == [("crop", None)]
+    assert [(op["name"], op["box_input"]) for op in env.trace[1].ops] == [("crop", None)]
     out = env.code_image_tool("again", "", 0)
     assert "already holds 3 images" in out[0]["text"]
-
-
-def test_affine_helpers() -> None:
-    assert compose_affine(None, (1, 0, 0, 0, 1, 0)) is None
-    assert map_box(None, (0, 0, 1, 1)) is None
-    flip: Any = (-1, 0, 10, 0, 1, 0)
-    assert map_box(flip, (2, 3, 4, 5)) == (6.0, 3.0, 8.0, 5.0)
-    assert compose_affine(flip, flip) == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def test_real_sandbox_round_trip() -> None:

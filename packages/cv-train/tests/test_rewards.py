@@ -8,7 +8,8 @@ from typing import Any
 
 import cv_rewards
 import pytest
-from cv_train.env import CodeVisionEnv, ToolCallTrace
+from cv_agent import ToolCall
+from cv_train.env import CodeVisionEnv
 from cv_train.rewards import completion_text, make_process_reward, rollout_record, tool_statistics
 from PIL import Image
 
@@ -22,7 +23,13 @@ def tokenizer(runs_root: Path) -> Any:
     return AutoProcessor.from_pretrained(resolve_model_path(tiny_rl_recipe(output_dir=str(runs_root / "rw")))).tokenizer
 
 
-def env_with(trace: list[ToolCallTrace]) -> CodeVisionEnv:
+def call(ok: bool, *ops: tuple[str, list[float] | None], error: str | None = None) -> ToolCall:
+    """A cv_agent.ToolCall as CodeVisionEnv records it (crop boxes mapped into image 0 as box_input)."""
+    return ToolCall(turn=0, code="c", ok=ok, error=error, output_index=1 if ok else None,
+                    ops=[{"name": name, "box": box, "box_input": box, "params": {}} for name, box in ops])
+
+
+def env_with(trace: list[ToolCall]) -> CodeVisionEnv:
     env = CodeVisionEnv(sandbox=object())
     env.reset(images=[Image.new("RGB", (8, 8))])
     env.trace = trace
@@ -46,8 +53,7 @@ def test_completion_text_drops_tool_turns(tokenizer: Any) -> None:
 
 
 def test_rollout_record_from_trace() -> None:
-    trace = [ToolCallTrace("c", 0, False, error="NameError", error_kind="exception"),
-             ToolCallTrace("c", 0, True, ops=[("rotate_270", None), ("crop", (1.0, 2.0, 3.0, 4.0))], output_index=1)]
+    trace = [call(False, error="NameError"), call(True, ("rotate_270", None), ("crop", [1.0, 2.0, 3.0, 4.0]))]
     rec = rollout_record("<think>x</think><answer>A</answer>", env_with(trace),
                          {"answer": "A", "transform": ["rotate_90", "crop"], "bbox": [0, 0, 4, 4], "item_id": "p1",
                           "task_type": "ocr", "question": "q"})
@@ -57,8 +63,8 @@ def test_rollout_record_from_trace() -> None:
 
 
 def test_tool_statistics() -> None:
-    envs = [env_with([ToolCallTrace("c", 0, False, error="e"), ToolCallTrace("c", 0, True, ops=[("rotate_90", None)])]),
-            env_with([]), None, env_with([ToolCallTrace("c", 0, True, ops=[("crop", None), ("contrast", None)])])]
+    envs = [env_with([call(False, error="e"), call(True, ("rotate_90", None))]),
+            env_with([]), None, env_with([call(True, ("crop", None), ("contrast", None))])]
     s = tool_statistics(envs)
     assert s["tools/calls_per_rollout"] == 3 / 4 and s["tools/tool_call_rate"] == 2 / 4
     assert s["tools/error_rate"] == pytest.approx(1 / 3) and s["tools/recovery_rate"] == 1.0
@@ -77,7 +83,7 @@ def test_process_reward_groups_per_prompt_and_logs_everything(tokenizer: Any, mo
     reward = make_process_reward(tokenizer, variant="paper", num_generations=2)
     right = "<think>it is rotated</think>\n" + CALL + "<think>upright</think>\n<answer>K</answer><|im_end|>"
     wrong = "<think>looks fine</think>\n<answer>Z</answer><|im_end|>"
-    ok_call = [ToolCallTrace("c", 0, True, ops=[("rotate_270", None)], output_index=1)]
+    ok_call = [call(True, ("rotate_270", None))]
     envs = [env_with(ok_call), env_with([]), env_with(ok_call), env_with([])]
     metrics: dict[str, float] = {}
     extra: dict[str, list[Any]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from cv_train._synthetic import synthetic_rl_items
+from cv_data.testing import tiny_item
 from cv_train.cli import main
 from cv_train.config import tiny_rl_recipe
 from cv_train.invariants import ImageTokenMismatchError
@@ -29,7 +29,7 @@ def trained(request: pytest.FixtureRequest, runs_root: Path) -> tuple[Any, list[
                             max_completion_length=128,
                             num_generations=2, per_device_train_batch_size=4, logging_steps=1,
                             report_to=["tensorboard"])
-    items = [it for it in synthetic_rl_items(8, seed=4) if it["transform"]][:2]
+    items = [tiny_item(i, seed=4, transform=["rotate_90"]) for i in range(2)]
     trainer = build_rl_trainer(recipe, items=items)
     calls: list[tuple[int, bool]] = []
     outputs: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cv_data.testing import tiny_sft_records
 from cv_train.cli import main
 from cv_train.config import RecipeError, tiny_sft_recipe
 from cv_train.invariants import ImageTokenMismatchError
@@ -32,9 +33,7 @@ def _segments(labels: torch.Tensor) -> list[tuple[int, int]]:
 @pytest.fixture(scope="module")
 def trainer(runs_root: Path):
     recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-mask"), max_steps=2, per_device_train_batch_size=2)
-    from cv_train._synthetic import synthetic_sft_records
-
-    return build_sft_trainer(recipe, records=[hand_record(), *synthetic_sft_records(3, seed=5)])
+    return build_sft_trainer(recipe, records=[hand_record(), *tiny_sft_records(3, seed=5)])
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
@@ -96,10 +95,8 @@ def test_training_updates_language_model_only_and_loss_is_finite(trainer) -> Non
 
 
 def test_lora_trains_adapters_only_and_qlora_errors_on_cpu(runs_root: Path) -> None:
-    from cv_train._synthetic import synthetic_sft_records
-
     recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-lora"), use_peft=True, lora_r=4, lora_alpha=8, max_steps=1)
-    tr = build_sft_trainer(recipe, records=synthetic_sft_records(2, seed=3))
+    tr = build_sft_trainer(recipe, records=tiny_sft_records(2, seed=3))
     trainable = [n for n, p in tr.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable) and not any("visual" in n for n in trainable)
     before = {n: tr.model.get_parameter(n).detach().clone() for n in trainable}
@@ -108,16 +105,14 @@ def test_lora_trains_adapters_only_and_qlora_errors_on_cpu(runs_root: Path) -> N
     if not torch.cuda.is_available():
         with pytest.raises(RecipeError, match="QLoRA\\) needs a CUDA GPU"):
             build_sft_trainer(tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora"), use_peft=True, load_in_4bit=True),
-                              records=synthetic_sft_records(1))
+                              records=tiny_sft_records(1))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs CUDA + bitsandbytes")
 def test_qlora_builds_on_gpu(runs_root: Path) -> None:  # pragma: no cover - GPU only
-    from cv_train._synthetic import synthetic_sft_records
-
     recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora-gpu"), use_peft=True, load_in_4bit=True, max_steps=1)
-    build_sft_trainer(recipe, records=synthetic_sft_records(1)).train()
+    build_sft_trainer(recipe, records=tiny_sft_records(1)).train()
 
 
 def test_checkpoint_and_resume(runs_root: Path) -> None:

@@ -17,6 +17,7 @@ from .backends import (
 from .images import smart_resize
 from .parsing import ParsedCall, ParseError, parse_tool_calls
 from .templates import TEMPLATE_FAMILIES, chat_template_path, load_chat_template
+from .tools import ImageWorkspace, ToolOutcome
 from .trajectory import ToolCall, Trajectory, load_trajectories, save_trajectories
 from .viewer import render_index_html, render_trajectory_html, write_html_report
 
@@ -26,12 +27,14 @@ __all__ = [
     "AgentConfig",
     "BackendError",
     "Generation",
+    "ImageWorkspace",
     "ModelBackend",
     "OpenAIBackend",
     "OpenAIBackendConfig",
     "ParseError",
     "ParsedCall",
     "ToolCall",
+    "ToolOutcome",
     "Trajectory",
     "TransformersBackend",
     "TransformersBackendConfig",

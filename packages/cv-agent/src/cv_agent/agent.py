@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cv_sandbox import ExecResult, Sandbox
-from cv_sandbox.protocol import SYSTEM_PROMPT, tool_response_text
+from cv_sandbox import Sandbox
+from cv_sandbox.protocol import SYSTEM_PROMPT
 from PIL import Image
 
 from .backends.base import Generation, ModelBackend
-from .images import ImageLike, chain_to_input, map_box, resize_for_model, to_pil
+from .images import ImageLike, resize_for_model, to_pil
 from .parsing import ParsedCall, ParseError, parse_tool_calls
+from .tools import ImageWorkspace
 from .trajectory import ToolCall, Trajectory
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
@@ -40,8 +41,8 @@ class AgentConfig:
         resize_factor: Side multiple of model images: 28 for Qwen2.5-VL, 32 for Qwen3-VL.
         system_prompt: System message; ``None`` or ``""`` sends none.
         temperature: Sampling temperature passed to the backend; ``None`` uses the backend's default.
-        max_images: Most images per episode (inputs + tool outputs); further successful calls get an
-            error message instead, so prompts cannot grow without bound.
+        max_images: Most images per episode (inputs + tool outputs); further tool calls are refused with an
+            error message, so prompts cannot grow without bound.
     """
 
     max_turns: int = 12
@@ -115,6 +116,10 @@ class _Episode:
         self.agent = agent
         self.traj = traj
         self.model_images: list[Image.Image] = []
+        # Tool outputs and their lineage go straight into the trajectory's own lists.
+        self.workspace = ImageWorkspace(
+            traj.images, traj.image_parents, traj.image_to_parent, max_images=agent.config.max_images
+        )
 
     async def add_model_copy(self, image: Image.Image) -> None:
         cfg = self.agent.config
@@ -330,7 +335,6 @@ class Agent:
         traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
 
     async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
-        traj = ep.traj
         notes = []
         if call.n_calls > 1:
             notes.append(
@@ -338,56 +342,13 @@ class Agent:
             )
         if any("image_index" in w for w in call.warnings):
             notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
-        record = ToolCall(
-            turn=turn,
-            code=call.code,
-            description=call.description,
-            image_index=call.image_index,
-            warnings=list(call.warnings),
-        )
-        n = len(traj.images)
-        if not 0 <= call.image_index < n:
-            record.error = f"image_index {call.image_index} does not exist; valid indices are 0..{n - 1}."
-            record.error_kind = "bad_index"
-            self._tool_message(
-                traj,
-                None,
-                f"Execution failed (bad_index): {record.error}\nNo image was produced; fix the call and try again.",
-                notes,
-            )
-            traj.tool_calls.append(record)
-            return 0.0
-        t0 = time.perf_counter()
-        try:
-            result = await self.sandbox.arun(call.code, traj.images, image_index=call.image_index)
-        except Exception as e:  # noqa: BLE001 - a broken sandbox is reported to the model, never raised
-            result = ExecResult(error=f"sandbox failure: {type(e).__name__}: {e}", error_kind="crash")
-        elapsed = time.perf_counter() - t0
-        record.duration_s = result.duration_s or elapsed
-        record.stdout = result.stdout
-        if result.ok and result.image is not None and n >= self.config.max_images:
-            result = ExecResult(
-                error=f"the episode already has {n} images (the limit); reuse an existing image index",
-                error_kind="output_too_large",
-                trace=result.trace,
-                duration_s=result.duration_s,
-            )
-        record.ops = self._ops(traj, call.image_index, result)
-        if result.ok and result.image is not None:
-            k = n
-            traj.images.append(result.image)
-            traj.image_parents.append(call.image_index)
-            traj.image_to_parent.append(list(result.to_source) if result.to_source is not None else None)
-            await ep.add_model_copy(result.image)
-            record.ok = True
-            record.output_index = k
-            self._tool_message(traj, k, tool_response_text(result, k), notes)
-        else:
-            record.error = result.error or "no image was produced"
-            record.error_kind = result.error_kind or "bad_result"
-            self._tool_message(traj, None, tool_response_text(result, None), notes)
-        traj.tool_calls.append(record)
-        return elapsed
+        out = await ep.workspace.aexecute(self.sandbox, call.code, call.description, call.image_index, turn=turn)
+        out.call.warnings = list(call.warnings)
+        if out.image is not None:
+            await ep.add_model_copy(out.image)
+        self._tool_message(ep.traj, out.index, out.text, notes)
+        ep.traj.tool_calls.append(out.call)
+        return out.elapsed_s
 
     @staticmethod
     def _tool_message(traj: Trajectory, index: int | None, text: str, notes: list[str]) -> None:
@@ -398,20 +359,6 @@ class Agent:
             content.append({"type": "image", "image_index": index})
         content.append({"type": "text", "text": text})
         traj.messages.append({"role": "tool", "content": content})
-
-    @staticmethod
-    def _ops(traj: Trajectory, source: int, result: ExecResult) -> list[dict[str, Any]]:
-        to_input = chain_to_input(
-            source, traj.image_parents, [tuple(a) if a else None for a in traj.image_to_parent]
-        )  # type: ignore[misc]
-        ops = []
-        for op in result.trace:
-            box = list(op.box) if op.box is not None else None
-            box_input = None
-            if box is not None and to_input is not None:
-                box_input = [round(v, 3) for v in map_box(to_input, box)]
-            ops.append({"name": op.name, "box": box, "box_input": box_input, "params": dict(op.params)})
-        return ops
 
 
 def _is_array(x: Any) -> bool:

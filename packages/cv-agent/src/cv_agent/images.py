@@ -1,4 +1,7 @@
-"""Image helpers: Qwen's smart_resize pixel budget, loading, data URLs and box mapping through lineage."""
+"""Image helpers: Qwen's smart_resize pixel budget, loading and data URLs.
+
+Box mapping through image lineage lives in :mod:`cv_sandbox.geometry`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import base64
 import io
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,6 @@ from PIL import Image
 
 ImageLike = Image.Image | np.ndarray | str | os.PathLike[str]
 
-#: ``(a, b, c, d, e, f)`` with ``x_src = a*x + b*y + c`` and ``y_src = d*x + e*y + f``.
-Affine = tuple[float, float, float, float, float, float]
-IDENTITY: Affine = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def smart_resize(
@@ -147,74 +146,6 @@ def decode_data_url(url: str) -> Image.Image:
     with Image.open(io.BytesIO(base64.b64decode(payload))) as im:
         im.load()
         return im.copy()
-
-
-def compose(outer: Affine, inner: Affine) -> Affine:
-    """Affine ``outer ∘ inner`` (apply ``inner`` first).
-
-    Example:
-        >>> compose((1, 0, 5, 0, 1, 0), (2, 0, 0, 0, 2, 0))
-        (2, 0, 5, 0, 2, 0)
-    """
-    a1, b1, c1, d1, e1, f1 = outer
-    a2, b2, c2, d2, e2, f2 = inner
-    return (
-        a1 * a2 + b1 * d2,
-        a1 * b2 + b1 * e2,
-        a1 * c2 + b1 * f2 + c1,
-        d1 * a2 + e1 * d2,
-        d1 * b2 + e1 * e2,
-        d1 * c2 + e1 * f2 + f1,
-    )
-
-
-def map_box(affine: Affine, box: Sequence[float]) -> tuple[float, float, float, float]:
-    """Map an axis-aligned box through an axis-aligned affine (rotations by 90°, flips, scale, shift).
-
-    Example:
-        >>> map_box((-1, 0, 10, 0, 1, 0), (1, 2, 3, 4))
-        (7.0, 2.0, 9.0, 4.0)
-    """
-    a, b, c, d, e, f = affine
-    x1, y1, x2, y2 = (float(v) for v in box)
-    xs, ys = [], []
-    for x, y in ((x1, y1), (x2, y2)):
-        xs.append(a * x + b * y + c)
-        ys.append(d * x + e * y + f)
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def chain_to_input(
-    index: int, parents: Sequence[int | None], to_parent: Sequence[Affine | None]
-) -> Affine | None:
-    """Affine from image ``index``'s pixels to input image 0's pixels, following the image lineage.
-
-    Args:
-        index: The image whose frame to map from.
-        parents: ``parents[k]`` is the image that image ``k`` was computed from (``None`` for inputs).
-        to_parent: ``to_parent[k]`` maps image ``k``'s pixels to its parent's (``None``: not trackable).
-
-    Returns:
-        The composed map, or ``None`` when a link is untrackable or the chain ends at an input other
-        than image 0.
-
-    Example:
-        >>> chain_to_input(1, [None, 0], [None, (1, 0, 5, 0, 1, 7)])
-        (1, 0, 5, 0, 1, 7)
-    """
-    affine: Affine = IDENTITY
-    k: int | None = index
-    seen = 0
-    while k is not None and parents[k] is not None:
-        link = to_parent[k]
-        if link is None:
-            return None
-        affine = compose(tuple(link), affine)  # type: ignore[arg-type]
-        k = parents[k]
-        seen += 1
-        if seen > len(parents):  # defensive: a corrupted lineage must not loop forever
-            return None
-    return affine if k == 0 else None
 
 
 def image_to_jsonable(image: Image.Image) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Compile and run one piece of user code on one image; the body of every sandbox child process.
 
-Returns a JSON-able header and the raw output pixels; never raises for anything user code does.
+Returns a JSON-able header and the result image (in a transferable mode); never raises for anything user
+code does.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ._guards import (
 )
 from ._policy import ImagePolicy
 from ._trace import STATE, TracedArray, geo_of, patch_pil, set_geo
-from ._wire import encode_image
+from ._wire import normalize_mode
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _is_memory_error(exc: BaseException) -> bool:
     return False
 
 
-def _error(kind: str, msg: str, printer: BoundedPrint | None = None) -> tuple[dict[str, Any], bytes]:
+def _error(kind: str, msg: str, printer: BoundedPrint | None = None) -> tuple[dict[str, Any], None]:
     return {
         "ok": False,
         "error": msg,
@@ -128,7 +129,7 @@ def _error(kind: str, msg: str, printer: BoundedPrint | None = None) -> tuple[di
         "stdout": printer.text() if printer else "",
         "trace": list(STATE.ops),
         "to_source": None,
-    }, b""
+    }, None
 
 
 def _to_image(value: Any) -> Image.Image | str:
@@ -179,7 +180,7 @@ class Executor:
             self._cache[code] = hit
         return hit
 
-    def run(self, code: str, image: Image.Image) -> tuple[dict[str, Any], bytes]:
+    def run(self, code: str, image: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         lim = self.limits
         STATE.reset(image.size)
         GUARD.forbidden = None
@@ -253,7 +254,7 @@ class Executor:
         ):
             to_source = list(A.clean(g.affine))
         try:
-            meta, data = encode_image(out)
+            out = normalize_mode(out)
         except MemoryError:
             return _error("memory", "memory limit exceeded while returning `result`", printer)
         header = {
@@ -263,9 +264,8 @@ class Executor:
             "stdout": printer.text(),
             "trace": list(STATE.ops),
             "to_source": to_source,
-            "image": meta,
         }
-        return header, data
+        return header, out
 
 
 _ = TracedArray  # re-exported for tests that inspect arrays

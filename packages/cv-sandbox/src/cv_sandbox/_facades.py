@@ -17,7 +17,7 @@ import numpy as np
 import PIL
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageOps, ImageStat
 
-from . import _affine as A
+from . import geometry as A
 from ._forbid import forbid
 from ._trace import STATE, TracedArray, depth, geo_of, hw_size, same, set_geo, then
 

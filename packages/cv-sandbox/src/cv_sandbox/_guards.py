@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import _affine as A
+from . import geometry as A
 from ._facades import Facade
 from ._forbid import forbid
 from ._trace import STATE, TracedArray, geo_of, set_geo, then

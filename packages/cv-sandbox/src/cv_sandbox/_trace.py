@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
-from . import _affine as A
+from . import geometry as A
 
 GEO_ATTR = "_cvs_geo"
 

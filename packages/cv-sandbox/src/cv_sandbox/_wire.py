@@ -2,11 +2,18 @@
 
 A frame is ``>IQ`` (header length, payload length), a UTF-8 JSON header, then the payload bytes. Images
 travel as ``{"mode", "w", "h"}`` plus ``Image.tobytes()``; nothing is ever pickled.
+
+Images in shared memory (:func:`write_image` / :func:`read_image`): modes ``L``, ``RGB`` and ``RGBA``
+travel in Pillow's own pixel layout (``"native": true``; 1 or 4 bytes per pixel, rows back to back), so
+each side moves the pixels with a single ``memcpy`` instead of packing and unpacking them; other modes
+(and images too large for one Pillow memory block) use the packed ``tobytes`` layout.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import mmap
 import os
 import select
 import struct
@@ -38,6 +45,12 @@ MODE_BITS: dict[str, int] = {
 }
 TRANSFER_MODES = frozenset(MODE_BITS) - {"P"}
 
+#: Modes that may travel in Pillow's native layout, with their bytes per pixel. (RGB is stored as 4 bytes
+#: per pixel, the last one padding; every byte of these layouts is either a channel or padding.)
+NATIVE_PIXEL_BYTES: dict[str, int] = {"L": 1, "RGB": 4, "RGBA": 4}
+#: The mode Pillow can map over an external buffer without copying, per native mode.
+_MAP_MODE = {"L": "L", "RGB": "RGBA", "RGBA": "RGBA"}
+
 
 class WireError(Exception):
     """Broken, oversized or late frame."""
@@ -47,7 +60,9 @@ class WireTimeout(WireError):
     """The other side did not answer before the deadline."""
 
 
-def expected_nbytes(mode: str, w: int, h: int) -> int:
+def expected_nbytes(mode: str, w: int, h: int, native: bool = False) -> int:
+    if native:
+        return w * h * NATIVE_PIXEL_BYTES[mode]
     bits = MODE_BITS[mode]
     if bits == 1:
         return ((w + 7) // 8) * h
@@ -72,16 +87,131 @@ def check_image(meta: Any, nbytes: int) -> tuple[str, int, int]:
     if not isinstance(meta, dict):
         raise WireError("image header is not an object")
     mode, w, h = meta.get("mode"), meta.get("w"), meta.get("h")
-    if mode not in TRANSFER_MODES or not isinstance(w, int) or not isinstance(h, int) or w <= 0 or h <= 0:
+    native = meta.get("native", False)
+    if (
+        mode not in TRANSFER_MODES
+        or not isinstance(w, int)
+        or not isinstance(h, int)
+        or isinstance(w, bool)
+        or isinstance(h, bool)
+        or w <= 0
+        or h <= 0
+        or not isinstance(native, bool)
+        or (native and mode not in NATIVE_PIXEL_BYTES)
+    ):
         raise WireError(f"bad image header {meta!r}")
-    if nbytes != expected_nbytes(mode, w, h):
-        raise WireError(f"image payload is {nbytes} bytes, expected {expected_nbytes(mode, w, h)}")
+    if nbytes != expected_nbytes(mode, w, h, native):
+        raise WireError(f"image payload is {nbytes} bytes, expected {expected_nbytes(mode, w, h, native)}")
     return mode, w, h
 
 
 def decode_image(meta: dict[str, Any], data: bytes | bytearray | memoryview) -> Image.Image:
     mode, w, h = check_image(meta, len(data))
     return Image.frombytes(mode, (w, h), data)
+
+
+class _ArrowArray(ctypes.Structure):
+    pass
+
+
+_ArrowArray._fields_ = [
+    ("length", ctypes.c_int64),
+    ("null_count", ctypes.c_int64),
+    ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64),
+    ("n_children", ctypes.c_int64),
+    ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(_ArrowArray))),
+    ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p),
+    ("private_data", ctypes.c_void_p),
+]
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _native_pixels(im: Image.Image) -> tuple[object, int] | None:
+    """``(keepalive, address)`` of the image's pixels if they lie in one block in native layout, else None.
+
+    Uses Pillow's Arrow export (which refuses images spread over several memory blocks); the pixels stay
+    valid while ``keepalive`` (the exported array capsule, which holds a reference to them) is alive.
+    """
+    size = NATIVE_PIXEL_BYTES.get(im.mode)
+    if size is None:
+        return None
+    try:
+        _, capsule = im.__arrow_c_array__()
+        arr = _ArrowArray.from_address(_capsule_pointer(capsule, b"arrow_array"))
+    except (ValueError, TypeError, AttributeError, OSError):
+        return None
+    npix = im.width * im.height
+    if arr.length != npix or arr.offset != 0:
+        return None
+    if size == 1:
+        if arr.n_children != 0 or arr.n_buffers != 2:
+            return None
+    else:  # fixed-size list of `size` uint8 per pixel: the pixels are the child array's data buffer
+        if arr.n_children != 1:
+            return None
+        arr = arr.children[0].contents
+        if arr.length != npix * size or arr.offset != 0 or arr.n_buffers != 2:
+            return None
+    addr = arr.buffers[1]
+    return (capsule, addr) if addr else None
+
+
+def write_image(buf: mmap.mmap, im: Image.Image) -> tuple[dict[str, Any], int]:
+    """Copy ``im``'s pixels to the start of ``buf``; returns the image header and the byte count.
+
+    Native layout where possible (one ``memcpy``), else ``tobytes``. Raises :class:`WireError` if the
+    image does not fit.
+    """
+    im = normalize_mode(im)
+    im.load()
+    meta: dict[str, Any] = {"mode": im.mode, "w": im.width, "h": im.height}
+    native = _native_pixels(im)
+    if native is not None:
+        keep, src = native
+        n = expected_nbytes(im.mode, im.width, im.height, True)
+        if n > len(buf):
+            raise WireError(f"image of {n} bytes does not fit the {len(buf)}-byte buffer")
+        dst = ctypes.c_char.from_buffer(buf)  # pins the mapping while we copy
+        try:
+            ctypes.memmove(ctypes.addressof(dst), src, n)
+        finally:
+            del dst, keep
+        meta["native"] = True
+        return meta, n
+    data = im.tobytes()
+    if len(data) > len(buf):
+        raise WireError(f"image of {len(data)} bytes does not fit the {len(buf)}-byte buffer")
+    buf[: len(data)] = data
+    return meta, len(data)
+
+
+def read_image(buf: mmap.mmap, meta: Any, nbytes: int) -> Image.Image:
+    """A new, independent image from the first ``nbytes`` of ``buf`` (validated against ``meta``).
+
+    One copy: native layouts are mapped without copying and then copied once into Pillow-owned memory, so
+    the result never aliases ``buf``.
+    """
+    mode, w, h = check_image(meta, nbytes)
+    if nbytes > len(buf):
+        raise WireError("image payload exceeds the shared buffer")
+    if not meta.get("native"):
+        return Image.frombytes(mode, (w, h), memoryview(buf)[:nbytes])
+    base = _MAP_MODE[mode]
+    mapped = Image.frombuffer(base, (w, h), buf, "raw", base, 0, 1)
+    try:
+        view = mapped if base == mode else Image.fromarrow(mapped, mode, (w, h))
+        try:
+            out = view.copy()
+        finally:
+            del view
+    finally:
+        del mapped
+    return out
 
 
 def _wait(fd: int, write: bool, deadline: float | None) -> None:

@@ -251,22 +251,25 @@ class Zygote:
                 return
 
     def _child_call(self, req: dict[str, Any]) -> dict[str, Any]:
-        from PIL import Image
-
-        from ._wire import check_image
+        from ._wire import WireError, read_image, write_image
 
         t0 = time.monotonic()
-        mode, w, h = check_image(req.get("image"), int(req.get("nbytes", -1)))
-        image = Image.frombytes(mode, (w, h), memoryview(self.in_map)[: int(req["nbytes"])])
+        nbytes = int(req.get("nbytes", -1))
+        if not 0 < nbytes <= len(self.in_map):
+            return _reply_error("bad_input", "input image does not fit the input buffer")
+        image = read_image(self.in_map, req.get("image"), nbytes)  # one copy: the code owns its image
         t1 = time.monotonic()
-        header, data = self.executor.run(str(req.get("code", "")), image)
+        header, out = self.executor.run(str(req.get("code", "")), image)
         t2 = time.monotonic()
         del image
-        if header.get("ok"):
-            if len(data) > len(self.out_map):
+        if header.get("ok") and out is not None:
+            try:
+                header["image"], header["nbytes"] = write_image(self.out_map, out)
+            except WireError:
                 return _reply_error("output_too_large", "result does not fit the output buffer")
-            self.out_map[: len(data)] = data
-            header["nbytes"] = len(data)
+            except MemoryError:
+                return _reply_error("memory", "memory limit exceeded while returning `result`")
+        del out
         header["child_s"] = {
             "received": t0,
             "decode": t1 - t0,
@@ -316,14 +319,10 @@ class Zygote:
         """Run one request through the full path and report what hardening worked."""
         from PIL import Image
 
-        im = Image.new("RGB", (8, 8))
-        data = im.tobytes()
-        self.in_map[: len(data)] = data
-        header = self._run(
-            {"code": "result = image", "image": {"mode": "RGB", "w": 8, "h": 8}, "nbytes": len(data)},
-            10.0,
-            fork_next=False,
-        )
+        from ._wire import write_image
+
+        meta, nbytes = write_image(self.in_map, Image.new("RGB", (8, 8)))
+        header = self._run({"code": "result = image", "image": meta, "nbytes": nbytes}, 10.0, fork_next=False)
         self._reap_retired()
         st = dict(self.status)
         st.update(header.get("hardening") or {})

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ._wire import WireError, WireTimeout, decode_image, encode_image, normalize_mode, recv_frame, send_frame
+from ._wire import WireError, WireTimeout, normalize_mode, read_image, recv_frame, send_frame, write_image
 from .result import ExecResult, TraceOp
 
 ImageLike = Image.Image | np.ndarray | str | Path
@@ -187,13 +187,13 @@ class _Worker:
         self.kill()
         self.start()
 
-    def call(self, code: str, meta: dict[str, Any], data: bytes) -> tuple[dict[str, Any], Image.Image | None]:
+    def call(self, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
         deadline = time.monotonic() + self.config.timeout_s + _BACKSTOP_S
-        self.in_map[: len(data)] = data
+        meta, nbytes = write_image(self.in_map, im)  # one memcpy straight into shared memory
         send_frame(
             self.proc.stdin.fileno(),
-            {"op": "run", "code": code, "image": meta, "nbytes": len(data)},
+            {"op": "run", "code": code, "image": meta, "nbytes": nbytes},
             b"",
             deadline,
         )
@@ -208,7 +208,8 @@ class _Worker:
             n = header.get("nbytes")
             if not isinstance(n, int) or not 0 < n <= self.out_bytes:
                 raise WireError("result size out of range")
-            image = decode_image(header.get("image"), memoryview(self.out_map)[:n])  # type: ignore[arg-type]
+            # One copy out of shared memory: the caller's image never aliases the buffer the next call reuses.
+            image = read_image(self.out_map, header.get("image"), n)
         return header, image
 
     def close_shm(self) -> None:
@@ -289,12 +290,12 @@ class Sandbox:
                 t0,
             )
         try:
-            meta, data = self._prepare(images, image_index)
+            im = self._prepare(images, image_index)
         except ValueError as exc:
             return self._fail("bad_input", str(exc), t0)
         worker = self._idle.get()
         try:
-            header, image = self._call(worker, code, meta, data)
+            header, image = self._call(worker, code, im)
         finally:
             self._idle.put(worker)
         return self._to_result(header, image, t0)
@@ -359,9 +360,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ internals
 
-    def _call(
-        self, worker: _Worker, code: str, meta: dict[str, Any], data: bytes
-    ) -> tuple[dict[str, Any], Image.Image | None]:
+    def _call(self, worker: _Worker, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         for attempt in (0, 1):
             try:
                 if worker.proc is None:
@@ -377,7 +376,7 @@ class Sandbox:
                     }, None
                 continue
             try:
-                return worker.call(code, meta, data)
+                return worker.call(code, im)
             except WireTimeout:
                 self._replace(worker)
                 return {
@@ -396,7 +395,7 @@ class Sandbox:
             return
         worker.restart()
 
-    def _prepare(self, images: Sequence[ImageLike], image_index: int) -> tuple[dict[str, Any], bytes]:
+    def _prepare(self, images: Sequence[ImageLike], image_index: int) -> Image.Image:
         if isinstance(images, Image.Image | np.ndarray | str | Path):
             images = [images]
         if not isinstance(images, Sequence):
@@ -417,7 +416,7 @@ class Sandbox:
             )
         if im.width == 0 or im.height == 0:
             raise ValueError("input image is empty")
-        return encode_image(im)
+        return im
 
     def _fail(self, kind: str, msg: str, t0: float) -> ExecResult:
         return ExecResult(error=msg, error_kind=kind, duration_s=time.perf_counter() - t0)

@@ -23,7 +23,7 @@ from .data import (
     sft_dataset,
     validate_sft_record,
 )
-from .env import CodeVisionEnv, CodeVisionEnvConfig, ToolCallTrace
+from .env import CodeVisionEnv, CodeVisionEnvConfig
 from .invariants import ImageTokenMismatchError, check_image_tokens, count_image_runs
 from .models import freeze_vision, load_model_and_processor, peft_config
 from .rewards import completion_text, make_process_reward, rollout_record, tool_statistics
@@ -40,7 +40,6 @@ __all__ = [
     "RLRecipe",
     "RecipeError",
     "SFTRecipe",
-    "ToolCallTrace",
     "build_rl_trainer",
     "build_sft_trainer",
     "check_image_tokens",

@@ -1,6 +1,6 @@
 """``cv-train sft|rl [--config recipe.yaml] [--field value ...]``: thin over :mod:`cv_train.sft` / :mod:`cv_train.rl`.
 
-Without ``--config`` the tiny CPU recipe runs (tiny random Qwen2.5-VL built locally, built-in synthetic data),
+Without ``--config`` the tiny CPU recipe runs (tiny random Qwen2.5-VL built locally, cv-data's synthetic data built in-process),
 so ``uv run cv-train sft`` and ``uv run cv-train rl`` work on a fresh machine.
 """
 

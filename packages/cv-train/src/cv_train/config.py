@@ -147,10 +147,10 @@ class SFTRecipe(ModelRecipe):
     """Supervised fine-tuning on multi-turn tool trajectories (TRL ``SFTTrainer``).
 
     Attributes:
-        dataset: ``"cv-data"`` (build trajectories in-process with cv-data's synthetic sources), ``"synthetic"``
-            (a tiny built-in glyph set, for smoke tests), or a path: cv-data ``save_sft`` output
-            (``sft.parquet`` / ``sharegpt.json``) or a ``.jsonl`` of records with image paths.
-        num_synthetic: Number of trajectories built when ``dataset`` is ``"cv-data"`` or ``"synthetic"``.
+        dataset: ``"cv-data"`` (build trajectories in-process with cv-data's synthetic sources; set a small
+            ``num_synthetic`` for smoke tests), or a path: cv-data ``save_sft`` output (``sft.parquet`` /
+            ``sharegpt.json``) or a ``.jsonl`` of records with image paths.
+        num_synthetic: Number of trajectories built when ``dataset`` is ``"cv-data"``.
         max_length: Token cutoff per conversation; longer ones are rejected (never silently cut through an
             image) unless ``drop_long`` is set.
         drop_long: Drop over-long conversations (with a warning and a count) instead of failing.
@@ -170,7 +170,7 @@ class SFTRecipe(ModelRecipe):
         super().__post_init__()
         _positive(self, "max_length", "num_synthetic")
         if not self.dataset:
-            raise RecipeError("dataset is empty: set it to a cv-data SFT folder/JSONL or 'synthetic'")
+            raise RecipeError("dataset is empty: set it to a cv-data SFT folder/JSONL or 'cv-data'")
 
 
 @dataclass
@@ -182,9 +182,9 @@ class RLRecipe(ModelRecipe):
     generation round produces ``steps_per_generation`` micro-batches per process (paper batch: 64 prompts).
 
     Attributes:
-        dataset: ``"cv-data"`` (RL items built in-process by cv-data), ``"synthetic"`` (tiny built-in glyph
-            items) or a file/folder written by ``cv_data.write_items``.
-        num_synthetic: Number of RL items built when ``dataset`` is ``"cv-data"`` or ``"synthetic"``.
+        dataset: ``"cv-data"`` (RL items built in-process by cv-data) or a file/folder written by
+            ``cv_data.write_items``.
+        num_synthetic: Number of RL items built when ``dataset`` is ``"cv-data"``.
         num_generations: Rollouts per prompt (GRPO group size, paper: 8).
         steps_per_generation: Micro-batches per generation round (``None``: ``gradient_accumulation_steps``).
         max_turns: Assistant turns per rollout (paper: 12); tool rounds = ``max_turns - 1``.
@@ -256,7 +256,7 @@ class RLRecipe(ModelRecipe):
                 "per_device_train_batch_size, steps_per_generation/gradient_accumulation_steps or num_generations"
             )
         if not self.dataset:
-            raise RecipeError("dataset is empty: set it to a cv-data RL item folder or 'synthetic'")
+            raise RecipeError("dataset is empty: set it to a cv-data RL item folder or 'cv-data'")
         if self.temperature <= 0:
             raise RecipeError(f"temperature={self.temperature}: GRPO samples, set temperature > 0 (paper: 1.0)")
         if self.beta < 0 or self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):

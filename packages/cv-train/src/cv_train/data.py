@@ -108,8 +108,8 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
     """Validate SFT records and build a ``datasets.Dataset`` with ``messages`` and ``images`` columns.
 
     Example:
-        >>> from cv_train._synthetic import synthetic_sft_records
-        >>> sft_dataset(synthetic_sft_records(2)).column_names  # doctest: +SKIP
+        >>> from cv_data.testing import tiny_sft_records
+        >>> sft_dataset(tiny_sft_records(1)).column_names
         ['messages', 'images', 'id', 'kind']
     """
     import datasets
@@ -120,7 +120,7 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
         rows.append({"messages": _normalise_messages(rec["messages"]), "images": [im.convert("RGB") for im in rec.get("images") or []],
                      "id": str(rec.get("id", i)), "kind": str(rec.get("kind", ""))})
     if not rows:
-        raise DatasetError("the SFT dataset is empty: point dataset at a folder with records, or use 'synthetic'")
+        raise DatasetError("the SFT dataset is empty: point dataset at a folder with records, or use 'cv-data'")
     features = datasets.Features({
         "messages": [{"role": datasets.Value("string"),
                       "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}]}],
@@ -144,7 +144,7 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """
     p = Path(path)
     if not p.exists():
-        raise DatasetError(f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'synthetic'")
+        raise DatasetError(f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'")
     cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
     if any(f.is_file() for f in cv_data_files):
         from cv_data import load_sft
@@ -176,13 +176,9 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
 def load_sft_records(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[dict[str, Any]]:
     """Records for an :class:`~cv_train.config.SFTRecipe` ``dataset`` value.
 
-    ``"synthetic"``: the small built-in glyph set (fast, for smoke runs); ``"cv-data"``: build ``num_synthetic``
-    trajectories in-process with cv-data's five-kind builder; anything else: a path (:func:`read_sft_records`).
+    ``"cv-data"``: build ``num_synthetic`` trajectories in-process with cv-data's five-kind builder (a small
+    ``num_synthetic`` for smoke runs); anything else: a path (:func:`read_sft_records`).
     """
-    if dataset == "synthetic":
-        from ._synthetic import synthetic_sft_records
-
-        return synthetic_sft_records(num_synthetic, seed)
     if dataset == "cv-data":
         from cv_data import SFTBuildConfig, build_sft
 
@@ -209,8 +205,8 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
     and the reward columns ``answer``, ``transform``, ``bbox``, ``choices``, ``task_type``, ``item_id``.
 
     Example:
-        >>> from cv_train._synthetic import synthetic_rl_items
-        >>> row = rl_rows(synthetic_rl_items(1))[0]
+        >>> from cv_data.testing import tiny_items
+        >>> row = rl_rows(tiny_items(1))[0]
         >>> [m["role"] for m in row["prompt"]], len(row["images"])
         (['system', 'user'], 1)
     """
@@ -249,7 +245,7 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
             "question": str(item["question"]),
         })
     if not rows:
-        raise DatasetError("the RL dataset is empty: point dataset at cv-data items, or use 'synthetic'")
+        raise DatasetError("the RL dataset is empty: point dataset at cv-data items, or use 'cv-data'")
     return rows
 
 
@@ -285,21 +281,17 @@ def rl_dataset(items: Sequence[Any]) -> Any:
 def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[Any]:
     """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value.
 
-    ``"synthetic"``: the built-in glyph items; ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder;
+    ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder;
     anything else: a file/folder written by ``cv_data.write_items``. Rows cv-data cannot read are an error
     (with their count and first message), never silently skipped.
     """
-    if dataset == "synthetic":
-        from ._synthetic import synthetic_rl_items
-
-        return synthetic_rl_items(num_synthetic, seed)
     if dataset == "cv-data":
         from cv_data import RLBuildConfig, build_rl_items
 
         return list(build_rl_items(RLBuildConfig(num=num_synthetic, seed=seed)))
     p = Path(dataset)
     if not p.exists():
-        raise DatasetError(f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'synthetic'")
+        raise DatasetError(f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'cv-data'")
     from cv_data import read_items
     from cv_data.report import BuildReport
 

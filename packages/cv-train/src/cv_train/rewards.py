@@ -32,16 +32,11 @@ def completion_text(token_ids: Sequence[int], tokenizer: Any) -> str:
 
 def rollout_record(text: str, env: CodeVisionEnv | None, row: dict[str, Any]) -> Any:
     """Build a cv-rewards ``RolloutRecord`` from a completion text, its environment trace and the item labels."""
-    from cv_rewards import OpRecord, RolloutRecord, ToolCallRecord
+    from cv_rewards import RolloutRecord, ToolCallRecord
 
-    calls = []
-    for call in (env.trace if env is not None else []):
-        ops = []
-        for name, box in call.ops:
-            if box is not None and (box[2] < box[0] or box[3] < box[1]):
-                box = None
-            ops.append(OpRecord(name=name, box=box))
-        calls.append(ToolCallRecord(success=call.ok, ops=ops, error=call.error))
+    # The trace holds cv_agent.ToolCall records: cv-rewards reads them as it reads agent trajectories
+    # (``ok``, ops with ``box_input`` mapped into input image 0's frame).
+    calls = [ToolCallRecord.from_dict(call.to_dict()) for call in (env.trace if env is not None else [])]
     bbox = row.get("bbox")
     return RolloutRecord(
         completion=text,
@@ -75,7 +70,7 @@ def tool_statistics(envs: Sequence[CodeVisionEnv | None]) -> dict[str, float]:
             if not c.ok:
                 recover_opportunities += 1
                 recovered += any(later.ok for later in trace[i + 1 :])
-            for name, _ in c.ops:
+            for name in c.op_names:
                 op_counts[name] += 1
     stats = {
         "tools/calls_per_rollout": calls / n,

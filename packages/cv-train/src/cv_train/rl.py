@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import RecipeError, RLRecipe, recipe_to_yaml
+from ._run import train_and_save, training_args_kwargs, use_cpu
+from .config import RecipeError, RLRecipe
 from .env import CodeVisionEnv, CodeVisionEnvConfig
 from .invariants import check_image_tokens
 
@@ -28,24 +29,8 @@ def grpo_config_kwargs(recipe: RLRecipe) -> dict[str, Any]:
         (True, 'server', 8001, 2)
     """
     kw: dict[str, Any] = dict(
-        output_dir=recipe.output_dir,
-        seed=recipe.seed,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler_type,
-        warmup_steps=float(recipe.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
-        num_train_epochs=recipe.num_train_epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        **training_args_kwargs(recipe),
         steps_per_generation=recipe.steps_per_generation,
-        bf16=recipe.bf16,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        logging_steps=recipe.logging_steps,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        report_to=recipe.report_to,
-        deepspeed=recipe.deepspeed,
-        dataloader_num_workers=recipe.dataloader_num_workers,
         num_generations=recipe.num_generations,
         max_completion_length=recipe.max_completion_length,
         # One assistant turn comes before any tool call; each tool round adds one more.
@@ -194,9 +179,7 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
     dataset = rl_dataset(items)
     model, processor, family = load_model_and_processor(recipe)
     prepare_rl_processor(processor, family)
-    import torch
-
-    args = GRPOConfig(**grpo_config_kwargs(recipe), use_cpu=not torch.cuda.is_available())
+    args = GRPOConfig(**grpo_config_kwargs(recipe), use_cpu=use_cpu())
     reward = make_process_reward(processor.tokenizer, variant=recipe.reward_variant,
                                  num_generations=recipe.num_generations)
     env_config = CodeVisionEnvConfig(timeout_s=recipe.sandbox_timeout_s, max_images=recipe.max_turns + 1)
@@ -224,14 +207,4 @@ def train_rl(recipe: RLRecipe, items: list[Any] | None = None) -> Path:
         >>> train_rl(tiny_rl_recipe(output_dir="runs/rl-tiny"))  # doctest: +SKIP
         PosixPath('runs/rl-tiny/final')
     """
-    from .sft import resolve_resume
-
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
-    trainer = build_rl_trainer(recipe, items)
-    trainer.train(resume_from_checkpoint=resolve_resume(recipe))
-    final = out / "final"
-    trainer.save_model(str(final))
-    trainer.processing_class.save_pretrained(str(final))
-    return final
+    return train_and_save(recipe, lambda: build_rl_trainer(recipe, items))

@@ -6,7 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import SFTRecipe, recipe_to_yaml
+from ._run import resolve_resume as resolve_resume  # re-exported: part of this module's API
+from ._run import train_and_save, training_args_kwargs, use_cpu
+from .config import SFTRecipe
 from .invariants import check_image_tokens
 
 logger = logging.getLogger(__name__)
@@ -150,55 +152,18 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
     if recipe.drop_long:
         dataset = _drop_long(dataset, collator, recipe.max_length)
     args = SFTConfig(
-        output_dir=recipe.output_dir,
-        seed=recipe.seed,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler_type,
-        warmup_steps=float(recipe.warmup_ratio),  # a float in [0, 1) is a ratio of the total steps
-        num_train_epochs=recipe.num_train_epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.per_device_train_batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        bf16=recipe.bf16,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        logging_steps=recipe.logging_steps,
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        report_to=recipe.report_to,
-        deepspeed=recipe.deepspeed,
-        dataloader_num_workers=recipe.dataloader_num_workers,
+        **training_args_kwargs(recipe),
         max_length=recipe.max_length,
         assistant_only_loss=recipe.assistant_only_loss,
         # Our collator renders the conversations itself; keep the raw columns.
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
-        use_cpu=not _cuda(),
+        use_cpu=use_cpu(),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          data_collator=collator, peft_config=peft_config(recipe))
     trainer.cv_family = family
     return trainer
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def resolve_resume(recipe: Any) -> str | None:
-    """Checkpoint to resume from: ``None``, the newest in ``output_dir`` for ``"latest"``, or the given path."""
-    if recipe.resume_from_checkpoint is None:
-        return None
-    if recipe.resume_from_checkpoint != "latest":
-        return recipe.resume_from_checkpoint
-    from transformers.trainer_utils import get_last_checkpoint
-
-    out = Path(recipe.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if last is None:
-        logger.warning("resume_from_checkpoint=latest but %s has no checkpoint-*; starting fresh", out)
-    return last
 
 
 def train_sft(recipe: SFTRecipe, records: list[dict[str, Any]] | None = None) -> Path:
@@ -209,12 +174,4 @@ def train_sft(recipe: SFTRecipe, records: list[dict[str, Any]] | None = None) ->
         >>> train_sft(tiny_sft_recipe(output_dir="runs/sft-tiny"))  # doctest: +SKIP
         PosixPath('runs/sft-tiny/final')
     """
-    out = Path(recipe.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(recipe_to_yaml(recipe), encoding="utf-8")
-    trainer = build_sft_trainer(recipe, records)
-    trainer.train(resume_from_checkpoint=resolve_resume(recipe))
-    final = out / "final"
-    trainer.save_model(str(final))
-    trainer.processing_class.save_pretrained(str(final))
-    return final
+    return train_and_save(recipe, lambda: build_sft_trainer(recipe, records))

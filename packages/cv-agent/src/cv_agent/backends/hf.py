@@ -6,15 +6,11 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import TOOL_SCHEMA
 from PIL import Image
 
-from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template
-
-from ._messages import to_hf_messages
+from ._prompt import pick_chat_template, render_prompt
 from .base import BackendError, Generation, ModelBackend
 
 _FAMILY_OF_MODEL_TYPE = {
@@ -23,7 +19,6 @@ _FAMILY_OF_MODEL_TYPE = {
     "qwen3_vl": "qwen3_vl",
     "qwen3_vl_moe": "qwen3_vl",
 }
-_IMAGE_RUN = "<|vision_start|><|image_pad|>"
 
 
 def _require_hf() -> None:
@@ -131,33 +126,9 @@ class TransformersBackend(ModelBackend):
             self._processor, self._model = processor, model
 
     def _pick_template(self, processor: Any, model_type: str) -> str:
-        choice = self.config.chat_template
         own = getattr(processor, "chat_template", None) or getattr(processor.tokenizer, "chat_template", None)
-        if choice == "model":
-            if not own:
-                raise BackendError(
-                    f"{self.config.path} has no chat template; set chat_template to a family or a file"
-                )
-            return own
-        if choice in TEMPLATE_FAMILIES:
-            return load_chat_template(choice)
-        if choice == "auto":
-            if own and "tool_call" in own:
-                return own
-            family = _FAMILY_OF_MODEL_TYPE.get(model_type)
-            if family is None:
-                if own:
-                    return own
-                raise BackendError(
-                    f"no chat template for model type {model_type!r}; set chat_template to a .jinja path"
-                )
-            return load_chat_template(family)
-        path = Path(choice)
-        if not path.is_file():
-            raise ValueError(
-                f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file"
-            )
-        return path.read_text(encoding="utf-8")
+        return pick_chat_template(self.config.chat_template, own, model=self.config.path,
+                                  auto_family=_FAMILY_OF_MODEL_TYPE.get(model_type), model_type=model_type)
 
     # -- prompting ---------------------------------------------------------------------------------------
     def build_prompt(
@@ -165,20 +136,8 @@ class TransformersBackend(ModelBackend):
     ) -> tuple[str, list[Image.Image]]:
         """The rendered prompt text and the images in placeholder order."""
         self._load()
-        hf_messages, ordered = to_hf_messages(messages, images)
-        text = self._processor.apply_chat_template(
-            hf_messages,
-            chat_template=self._template,
-            tools=[TOOL_SCHEMA] if self.config.pass_tools else None,
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        runs = text.count(_IMAGE_RUN)
-        if runs != len(ordered):  # the invariant whose violation breaks vision features (FINDINGS.md)
-            raise BackendError(
-                f"prompt has {runs} image placeholders but {len(ordered)} images; the chat template dropped some"
-            )
-        return text, ordered
+        return render_prompt(self._processor.apply_chat_template, self._template, messages, images,
+                             pass_tools=self.config.pass_tools)
 
     def _generate_sync(
         self, text: str, ordered: list[Image.Image], max_new_tokens: int, temperature: float

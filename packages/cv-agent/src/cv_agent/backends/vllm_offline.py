@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import TOOL_SCHEMA
 from PIL import Image
 
-from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template
-
-from ._messages import to_hf_messages
+from ._prompt import pick_chat_template, render_prompt
 from .base import BackendError, Generation, ModelBackend
-
-_IMAGE_RUN = "<|vision_start|><|image_pad|>"
 
 
 @dataclass
@@ -136,41 +130,15 @@ class VLLMBackend(ModelBackend):
             self._template = self._pick_template()
 
     def _pick_template(self) -> str:
-        choice = self.config.chat_template
+        # "auto": the model's own template if it renders tool calls, else ours (Qwen2.5-VL format).
         own = getattr(self._tokenizer, "chat_template", None)
-        if choice in TEMPLATE_FAMILIES:
-            return load_chat_template(choice)
-        if choice == "model":
-            if not own:
-                raise BackendError(
-                    f"{self.config.path} has no chat template; set chat_template to a family or a file"
-                )
-            return own
-        if choice == "auto":
-            if own and "tool_call" in own:
-                return own
-            return load_chat_template("qwen2_5_vl")
-        path = Path(choice)
-        if not path.is_file():
-            raise ValueError(
-                f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file"
-            )
-        return path.read_text(encoding="utf-8")
+        return pick_chat_template(self.config.chat_template, own, model=self.config.path, auto_family="qwen2_5_vl")
 
     def build_prompt(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> dict[str, Any]:
         """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}``."""
         self._ensure_engine()
-        hf_messages, ordered = to_hf_messages(messages, images)
-        text = self._tokenizer.apply_chat_template(
-            hf_messages,
-            chat_template=self._template,
-            tools=[TOOL_SCHEMA] if self.config.pass_tools else None,
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        runs = text.count(_IMAGE_RUN)
-        if runs != len(ordered):
-            raise BackendError(f"prompt has {runs} image placeholders but {len(ordered)} images")
+        text, ordered = render_prompt(self._tokenizer.apply_chat_template, self._template, messages, images,
+                                      pass_tools=self.config.pass_tools)
         if "<|image_pad|><|image_pad|>" in text:
             raise BackendError(
                 "prompt already has expanded image tokens; vLLM would expand them again (trl#6294)"

@@ -1,0 +1,181 @@
+"""Executing one ``code_image_tool`` call against a conversation's images: the one implementation.
+
+The agent loop (:class:`cv_agent.Agent`) and cv-train's RL environment both run the model's tool calls through
+:class:`ImageWorkspace`, so a call is checked, executed, recorded and answered the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cv_sandbox import ExecResult
+from cv_sandbox.geometry import chain_to_input, map_box
+from cv_sandbox.protocol import tool_response_text
+from PIL import Image
+
+from .trajectory import ToolCall
+
+__all__ = ["ImageWorkspace", "ToolOutcome"]
+
+
+@dataclass
+class ToolOutcome:
+    """What one tool call did.
+
+    Attributes:
+        call: The record of the call (also for failed and refused calls).
+        text: The text of the tool response for the model (:func:`cv_sandbox.protocol.tool_response_text` or
+            a refusal).
+        index: Index of the new image in the workspace, else ``None``.
+        image: The new full-resolution image, else ``None``.
+        elapsed_s: Wall-clock seconds spent in the sandbox (0 when the call was refused before running).
+    """
+
+    call: ToolCall
+    text: str
+    index: int | None = None
+    image: Image.Image | None = None
+    elapsed_s: float = 0.0
+
+
+class ImageWorkspace:
+    """The full-resolution images of one conversation with their lineage, and the tool that adds to them.
+
+    A call is checked (``image_index`` must exist; at most ``max_images`` images, refused before running),
+    run in the sandbox (a sandbox crash becomes a ``crash`` tool error, never an exception), and on success
+    its output image is appended with its parent index and ``to_source`` map. Crop boxes are recorded both in
+    the operated image's pixels (``box``) and mapped into input image 0's frame (``box_input``) through the
+    chained lineage maps (:func:`cv_sandbox.geometry.chain_to_input`).
+
+    Args:
+        images: Images, index ``k`` as the model addresses it (inputs first). A list is used in place: new
+            images are appended to it (so a :class:`~cv_agent.Trajectory` can hand over its own lists).
+        parents: ``parents[k]``: the image that image ``k`` was computed from (``None`` for inputs); used in
+            place like ``images``, padded with ``None`` for images without an entry.
+        to_parent: ``to_parent[k]``: image ``k``'s ``ExecResult.to_source`` as a list (``None``: an input or
+            untrackable); used in place, padded like ``parents``.
+        max_images: Most images the workspace may hold; further calls are refused.
+
+    Example:
+        >>> from cv_sandbox import Sandbox
+        >>> ws = ImageWorkspace([Image.new("RGB", (8, 4))])
+        >>> with Sandbox() as sb:
+        ...     out = ws.execute(sb, "result = image.rotate(90, expand=True)", "rotate", 0)
+        >>> out.call.ok, out.index, ws.images[1].size, out.text
+        (True, 1, (4, 8), 'Execution succeeded. The result is image 1 (4x8 pixels).')
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Image.Image] = (),
+        parents: list[int | None] | None = None,
+        to_parent: list[list[float] | None] | None = None,
+        *,
+        max_images: int = 32,
+    ) -> None:
+        if max_images < 1:
+            raise ValueError(f"max_images must be >= 1, got {max_images}")
+        self.images: list[Image.Image] = images if isinstance(images, list) else list(images)
+        self.parents: list[int | None] = parents if parents is not None else []
+        self.to_parent: list[list[float] | None] = to_parent if to_parent is not None else []
+        for lineage in (self.parents, self.to_parent):
+            lineage.extend([None] * (len(self.images) - len(lineage)))
+        self.max_images = max_images
+
+    def execute(self, sandbox: Any, code: str, description: str, image_index: Any, *, turn: int = 0) -> ToolOutcome:
+        """Run one call with ``sandbox.run`` (any object with cv-sandbox's ``run(code, images, image_index=)``).
+
+        Args:
+            sandbox: The sandbox.
+            code: The model's code (non-strings are converted).
+            description: The model's description of the call.
+            image_index: The image to operate on (converted with ``int``; anything else is a bad index).
+            turn: Assistant turn that made the call, kept in the record.
+
+        Returns:
+            The :class:`ToolOutcome`; the workspace holds the new image when one was produced.
+        """
+        call, index, refused = self._check(code, description, image_index, turn)
+        if refused is not None:
+            return refused
+        t0 = time.perf_counter()
+        try:
+            result = sandbox.run(call.code, self.images, image_index=index)
+        except Exception as e:  # noqa: BLE001 - a broken sandbox is the model's tool error, never raised
+            result = _crash(e)
+        return self._finish(call, index, result, time.perf_counter() - t0)
+
+    async def aexecute(
+        self, sandbox: Any, code: str, description: str, image_index: Any, *, turn: int = 0
+    ) -> ToolOutcome:
+        """:meth:`execute` with ``await sandbox.arun(...)``."""
+        call, index, refused = self._check(code, description, image_index, turn)
+        if refused is not None:
+            return refused
+        t0 = time.perf_counter()
+        try:
+            result = await sandbox.arun(call.code, self.images, image_index=index)
+        except Exception as e:  # noqa: BLE001 - a broken sandbox is the model's tool error, never raised
+            result = _crash(e)
+        return self._finish(call, index, result, time.perf_counter() - t0)
+
+    def to_input(self, index: int) -> tuple[float, float, float, float, float, float] | None:
+        """Map from image ``index``'s pixels to input image 0's (``None`` when the lineage is untrackable)."""
+        return chain_to_input(index, self.parents, self.to_parent)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _check(
+        self, code: Any, description: Any, image_index: Any, turn: int
+    ) -> tuple[ToolCall, int, ToolOutcome | None]:
+        try:
+            index = int(image_index)
+        except (TypeError, ValueError):
+            index = -1
+        call = ToolCall(turn=turn, code=code if isinstance(code, str) else str(code),
+                        description=description if isinstance(description, str) else str(description),
+                        image_index=index)
+        n = len(self.images)
+        if not 0 <= index < n:
+            call.error = f"image_index {image_index!r} does not exist; valid indices are 0..{n - 1}."
+            call.error_kind = "bad_index"
+            text = f"Execution failed (bad_index): {call.error}\nNo image was produced; fix the call and try again."
+            return call, index, ToolOutcome(call, text)
+        if n >= self.max_images:
+            call.error = f"this conversation already holds {n} images (the limit); answer without further tool calls."
+            call.error_kind = "output_too_large"
+            return call, index, ToolOutcome(call, f"Execution failed (output_too_large): {call.error}")
+        return call, index, None
+
+    def _finish(self, call: ToolCall, index: int, result: ExecResult, elapsed: float) -> ToolOutcome:
+        call.duration_s = result.duration_s or elapsed
+        call.stdout = result.stdout
+        call.ops = self._ops(index, result)
+        if result.ok and result.image is not None:
+            k = len(self.images)
+            self.images.append(result.image)
+            self.parents.append(index)
+            self.to_parent.append(list(result.to_source) if result.to_source is not None else None)
+            call.ok = True
+            call.output_index = k
+            return ToolOutcome(call, tool_response_text(result, k), k, result.image, elapsed)
+        call.error = result.error or "no image was produced"
+        call.error_kind = result.error_kind or "bad_result"
+        return ToolOutcome(call, tool_response_text(result, None), elapsed_s=elapsed)
+
+    def _ops(self, index: int, result: ExecResult) -> list[dict[str, Any]]:
+        to_input = self.to_input(index)
+        ops = []
+        for op in result.trace:
+            box = list(op.box) if op.box is not None else None
+            box_input = None
+            if box is not None and to_input is not None:
+                box_input = [round(v, 3) for v in map_box(to_input, box)]
+            ops.append({"name": op.name, "box": box, "box_input": box_input, "params": dict(op.params)})
+        return ops
+
+
+def _crash(e: Exception) -> ExecResult:
+    return ExecResult(error=f"sandbox failure: {type(e).__name__}: {e}", error_kind="crash")

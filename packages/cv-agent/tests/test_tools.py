@@ -1,0 +1,64 @@
+"""ImageWorkspace: the one executor of code_image_tool calls (the agent loop and cv-train's RL env use it)."""
+
+from __future__ import annotations
+
+import doctest
+from typing import Any
+
+import cv_agent.tools
+import pytest
+from cv_agent import ImageWorkspace, ToolCall
+from PIL import Image
+
+from ._fakes import FakeSandbox
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(cv_agent.tools, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_sync_and_async_record_lineage_and_input_frame_boxes() -> None:
+    sb = FakeSandbox()
+    images = [Image.new("RGB", (200, 100))]
+    ws = ImageWorkspace(images, max_images=8)
+    assert ws.images is images and ws.parents == [None] and ws.to_parent == [None]
+    out = ws.execute(sb, "rotate90", "upright", 0, turn=3)
+    assert isinstance(out.call, ToolCall) and out.call.ok and out.call.turn == 3 and out.index == 1
+    assert out.image is images[1] and out.text.startswith("Execution succeeded. The result is image 1")
+    import asyncio
+
+    out = asyncio.run(ws.aexecute(sb, "crop 10 20 50 80", "zoom", "1"))  # indices from JSON may be strings
+    assert out.call.image_index == 1 and out.index == 2 and ws.parents == [None, 0, 1]
+    assert out.call.ops[0]["box"] == [10, 20, 50, 80] and out.call.ops[0]["box_input"] == [120.0, 10.0, 180.0, 50.0]
+    assert ws.to_input(0) == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def test_refusals_never_reach_the_sandbox() -> None:
+    sb = FakeSandbox()
+    ws = ImageWorkspace([Image.new("RGB", (8, 8))], max_images=2)
+    out = ws.execute(sb, "rotate90", "", 4)
+    assert out.call.error_kind == "bad_index" and "valid indices are 0..0" in out.text and out.index is None
+    assert ws.execute(sb, "rotate90", "", None).call.error_kind == "bad_index"
+    assert ws.execute(sb, "rotate90", "", 0).call.ok
+    out = ws.execute(sb, "rotate90", "", 0)
+    assert out.call.error_kind == "output_too_large" and "already holds 2 images (the limit)" in out.text
+    assert len(sb.calls) == 1 and len(ws.images) == 2
+
+
+def test_failures_and_crashes_are_tool_errors() -> None:
+    ws = ImageWorkspace([Image.new("RGB", (8, 8))])
+    out = ws.execute(FakeSandbox(), "fail", "", 0)
+    assert not out.call.ok and out.call.error_kind == "exception" and "NameError" in out.text
+    out = ws.execute(FakeSandbox(), "raise", "", 0)
+    assert out.call.error_kind == "crash" and "worker died" in out.text and out.call.error.startswith("sandbox failure")
+    assert len(ws.images) == 1
+
+
+def test_lineage_lists_are_used_in_place_and_padded() -> None:
+    parents: list[Any] = []
+    to_parent: list[Any] = []
+    ws = ImageWorkspace([Image.new("RGB", (4, 4)), Image.new("RGB", (4, 4))], parents, to_parent)
+    assert parents == [None, None] and to_parent == [None, None] and ws.parents is parents
+    with pytest.raises(ValueError, match="max_images"):
+        ImageWorkspace(max_images=0)

@@ -4,6 +4,8 @@ Protocol on the worker's stdin/stdout (see :mod:`cv_sandbox._wire`): the caller 
 the limits and the numbers of two shared-memory file descriptors (input and output pixels), the worker
 answers ``ready`` with its hardening report, then each ``run`` frame (code + image header; the pixels are
 already in the input region) is answered by exactly one result frame (the pixels are in the output region).
+Children see the input region through a read-only mapping and hand user code a zero-copy, copy-on-write
+view of it (:mod:`cv_sandbox._shared_image`); the result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
 
 To keep fork and hardening off the critical path, the worker always holds one *spare* child that is
 already forked, hardened and has pre-faulted its heap; a request goes to the spare, and a new spare is
@@ -88,7 +90,7 @@ class Zygote:
     def __init__(self, chan_in: int, chan_out: int, devnull: int, cfg: dict[str, Any]) -> None:
         from PIL import Image
 
-        from . import _harden
+        from . import _harden, _shared_image  # noqa: F401 - children cannot import after hardening
         from ._execute import Executor, Limits
 
         _tune_malloc()
@@ -106,6 +108,8 @@ class Zygote:
         self.calls_per_child = max(1, int(cfg.get("calls_per_child", 1)))
         self.in_fd, self.out_fd = int(cfg["in_fd"]), int(cfg["out_fd"])
         self.in_map = mmap.mmap(self.in_fd, int(cfg["in_bytes"]))
+        # Children read input pixels through a read-only mapping (their input images are views of it).
+        self.in_view = mmap.mmap(self.in_fd, int(cfg["in_bytes"]), prot=mmap.PROT_READ)
         self.out_map = mmap.mmap(self.out_fd, int(cfg["out_bytes"]))
         Image.core.set_blocks_max(64)  # freed image blocks stay cached in the child's arena
         self.executor = Executor(self.limits)
@@ -251,13 +255,14 @@ class Zygote:
                 return
 
     def _child_call(self, req: dict[str, Any]) -> dict[str, Any]:
-        from ._wire import WireError, read_image, write_image
+        from ._shared_image import map_image
+        from ._wire import WireError, write_image
 
         t0 = time.monotonic()
         nbytes = int(req.get("nbytes", -1))
-        if not 0 < nbytes <= len(self.in_map):
+        if not 0 < nbytes <= len(self.in_view):
             return _reply_error("bad_input", "input image does not fit the input buffer")
-        image = read_image(self.in_map, req.get("image"), nbytes)  # one copy: the code owns its image
+        image = map_image(self.in_view, req.get("image"), nbytes)  # zero-copy, copy-on-write
         t1 = time.monotonic()
         header, out = self.executor.run(str(req.get("code", "")), image)
         t2 = time.monotonic()
@@ -284,8 +289,16 @@ class Zygote:
         critical path. (Pre-faulting image-sized buffers too was measured to cost more than it saves.)"""
         from PIL import Image
 
+        from ._shared_image import map_image
+        from ._wire import write_image
+
         try:
-            self.executor.run(_PREWARM_CODE, Image.new("RGB", (32, 24), (90, 60, 30)))
+            # Private scratch memory: the shared regions belong to the call in flight.
+            scratch = mmap.mmap(-1, 32 * 24 * 4)
+            meta, n = write_image(scratch, Image.new("RGB", (32, 24), (90, 60, 30)))
+            _, out = self.executor.run(_PREWARM_CODE, map_image(scratch, meta, n))
+            if out is not None:
+                write_image(scratch, out)
         except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
             pass
 

@@ -17,7 +17,7 @@ from PIL import Image
 from RestrictedPython import compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
-from . import _affine as A
+from . import geometry as A
 from ._facades import build_cv2, build_math, build_numpy, build_pil
 from ._forbid import GUARD, ForbiddenError
 from ._guards import (

@@ -16,7 +16,7 @@ from cv_data import (
     transform_item,
 )
 from cv_data.cli import main
-from cv_sandbox.protocol import render_tool_call
+from cv_sandbox.protocol import ParseError, parse_error_text, parse_tool_calls, render_tool_call
 
 
 def _teacher(answer: str):
@@ -46,6 +46,37 @@ def test_teacher_keeps_only_verified() -> None:
     report = BuildReport()
     bad = build_teacher_sft([item], cfg, client=_teacher("definitely wrong"), progress=False, report=report)
     assert bad == [] and report.errors[0].stage == "verify"
+
+
+def _scripted_teacher(replies: list[str], seen: list[list[dict]]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body["messages"])
+        text = replies[len(seen) - 1]
+        return httpx.Response(200, json={"choices": [{"message": {"content": text}}]})
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_teacher_sloppy_call_executes_and_malformed_call_is_reported() -> None:
+    """Calls are read by cv_sandbox.protocol.parse_tool_calls: a Python-dict call with the code in single
+    quotes inside a ```json fence runs; an unreadable call gets the parser's message and the teacher retries."""
+    item = transform_item(SOURCES["chart"](0, 0, "train"), ["rotate_180"])
+    cfg = TeacherConfig(base_url="http://teacher.local/v1", model="t", api_key_env="")
+    sloppy = ("<think>upside down</think>\n<tool_call>\n```json\n{'name': 'code_image_tool', 'arguments': "
+              "{'code': 'result = image.rotate(180, expand=True)', 'description': 'fix', 'image_index': 0}}\n```")
+    broken = '<think>crop it</think>\n<tool_call>{"name": "code_image_tool", "arguments": {"code": </tool_call>'
+    replies = [broken, sloppy, f"<think>read it</think>\n<answer>{item.answer}</answer>"]
+    seen: list[list[dict]] = []
+    good = build_teacher_sft([item], cfg, client=_scripted_teacher(replies, seen), progress=False)
+    assert len(good) == 1 and good[0]["correct"] and len(good[0]["images"]) == 2
+    msgs = good[0]["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+    err = parse_tool_calls(broken)
+    assert isinstance(err, ParseError) and msgs[3]["content"] == [{"type": "text", "text": parse_error_text(err)}]
+    assert "not valid JSON" in json.dumps(seen[1][-1])  # the teacher saw the parser's message
+    assert "Execution succeeded" in json.dumps(seen[2][-1])
+    assert replay_trajectory(good[0]) == []
 
 
 def test_answers_match() -> None:

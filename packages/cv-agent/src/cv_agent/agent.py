@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -12,16 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from cv_sandbox import Sandbox
-from cv_sandbox.protocol import SYSTEM_PROMPT
+from cv_sandbox.protocol import (
+    SYSTEM_PROMPT,
+    ParsedCall,
+    ParseError,
+    extract_final_answer,
+    parse_error_text,
+    parse_tool_calls,
+)
 from PIL import Image
 
 from .backends.base import Generation, ModelBackend
 from .images import ImageLike, resize_for_model, to_pil
-from .parsing import ParsedCall, ParseError, parse_tool_calls
 from .tools import ImageWorkspace
 from .trajectory import ToolCall, Trajectory
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 # Only very big images are resized in a thread (PIL releases the GIL there); below this the thread hop
 # costs more than it saves (OpenCV resizes ~1 MP in a few ms, multi-threaded on its own).
 _THREAD_RESIZE_PIXELS = 4_000_000
@@ -74,17 +78,6 @@ class AgentConfig:
             raise ValueError(f"temperature must be >= 0 or None, got {self.temperature}")
         if self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
-
-
-def extract_final_answer(text: str) -> str | None:
-    """Text of the last ``<answer>...</answer>`` in ``text`` (stripped), else ``None``.
-
-    Example:
-        >>> extract_final_answer("<think>x</think><answer> B </answer>")
-        'B'
-    """
-    found = _ANSWER.findall(text)
-    return found[-1].strip() if found else None
 
 
 # Model copies of images shared by many episodes (GRPO's n rollouts of one prompt, benchmark items) are
@@ -330,7 +323,7 @@ class Agent:
             use["prompt_tokens"] += gen.prompt_tokens
 
     def _reject(self, traj: Trajectory, turn: int, err: ParseError) -> None:
-        text = f"Tool call error: {err.message}"
+        text = parse_error_text(err)
         traj.messages.append({"role": "tool", "content": [{"type": "text", "text": text}]})
         traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
 

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cv_sandbox.protocol import ParsedCall, parse_tool_calls
 from PIL import Image
 
 from .images import data_url
-from .parsing import ParsedCall, parse_tool_calls
 from .trajectory import ToolCall, Trajectory
 
 _CSS = """

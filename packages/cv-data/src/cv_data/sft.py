@@ -20,7 +20,6 @@ Record layout (TRL ``SFTTrainer`` conversational VLM format, one record per traj
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,14 @@ from typing import Any
 
 import numpy as np
 from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox.protocol import SYSTEM_PROMPT, render_tool_call, tool_response_text
+from cv_sandbox.protocol import (
+    SYSTEM_PROMPT,
+    ParsedCall,
+    parse_error_text,
+    parse_tool_calls,
+    render_tool_call,
+    tool_response_text,
+)
 from PIL import Image
 
 from . import _expert as ex
@@ -373,11 +379,11 @@ def build_sft(config: SFTBuildConfig | None = None, *, report: BuildReport | Non
 
 # ------------------------------------------------------------------ replay / verification
 
-_CALL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
-
 
 def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) -> list[str]:
     """Re-execute every tool call of ``record`` and compare with its stored tool messages.
+
+    Calls are read with :func:`cv_sandbox.protocol.parse_tool_calls`, as the teacher and the agent read them.
 
     Returns:
         A list of mismatch descriptions; empty when every output image (pixels) and error text match.
@@ -396,12 +402,18 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
         if m["role"] != "assistant":
             continue
         text = "".join(p.get("text") or "" for p in m["content"] if p["type"] == "text")
-        mt = _CALL_RE.search(text)
-        if not mt:
-            continue
-        args = json.loads(mt.group(1))["arguments"]
-        res = sb.run(args["code"], images, image_index=int(args["image_index"]))
+        call = parse_tool_calls(text)
         tool = msgs[j + 1] if j + 1 < len(msgs) else None
+        if not isinstance(call, ParsedCall):
+            # A call the parser could not read (teacher records) must be answered with its error message.
+            if tool is not None and tool["role"] == "tool":
+                ttext = "".join(p.get("text") or "" for p in tool["content"] if p["type"] == "text")
+                if call.kind == "no_call" or ttext != parse_error_text(call) or any(
+                    p["type"] == "image" for p in tool["content"]
+                ):
+                    problems.append(f"message {j}: tool message does not answer an unreadable call ({call.kind})")
+            continue
+        res = sb.run(call.code, images, image_index=call.image_index)
         if tool is None or tool["role"] != "tool":
             problems.append(f"message {j}: tool call without a tool message")
             continue

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox.protocol import SYSTEM_PROMPT, tool_response_text
+from cv_sandbox.protocol import (
+    SYSTEM_PROMPT,
+    ParsedCall,
+    extract_final_answer,
+    parse_error_text,
+    parse_tool_calls,
+    tool_response_text,
+)
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -53,10 +60,6 @@ class TeacherConfig:
             raise ValueError("model must name the teacher model")
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
-
-
-_CALL_RE = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
-_ANS_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
 def _data_url(im: Image.Image, max_side: int) -> str:
@@ -112,7 +115,8 @@ def _to_openai(messages: list[dict[str, Any]], images: list[Image.Image], max_si
 
 def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: Sandbox) -> dict[str, Any]:
     """Let the teacher solve ``item`` with real tool execution; returns the record (see :mod:`cv_data.sft`)
-    with ``correct`` set. Raises ``RuntimeError`` for HTTP/format failures."""
+    with ``correct`` set. Tool calls are read with :func:`cv_sandbox.protocol.parse_tool_calls`; one it cannot
+    read is answered with its error message, as the agent does. Raises ``RuntimeError`` for HTTP failures."""
     images: list[Image.Image] = [item.images[0]]
     msgs: list[dict[str, Any]] = [
         {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
@@ -130,13 +134,11 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
             raise RuntimeError(f"teacher HTTP {r.status_code}: {r.text[:200]}")
         text = r.json()["choices"][0]["message"]["content"] or ""
         msgs.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
-        call = _CALL_RE.search(text)
-        if call:
-            try:
-                args = json.loads(call.group(1))["arguments"]
-                res = sandbox.run(str(args["code"]), images, image_index=int(args.get("image_index", 0)))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise RuntimeError(f"teacher wrote a malformed tool call: {e}") from e
+        # Same reading as the agent loop: a call is executed (even beside an answer), else an answer ends the
+        # trajectory, else an unreadable call is answered with the parser's message so the teacher can fix it.
+        call = parse_tool_calls(text)
+        if isinstance(call, ParsedCall):
+            res = sandbox.run(call.code, images, image_index=call.image_index)
             if res.ok and res.image is not None:
                 images.append(res.image if res.image.mode in ("RGB", "L") else res.image.convert("RGB"))
                 msgs.append({"role": "tool", "content": [{"type": "image"},
@@ -144,9 +146,10 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
             else:
                 msgs.append({"role": "tool", "content": [{"type": "text", "text": tool_response_text(res, None)}]})
             continue
-        m = _ANS_RE.findall(text)
-        answer = m[-1].strip() if m else None
-        break
+        answer = extract_final_answer(text)
+        if answer is not None or call.kind == "no_call":
+            break
+        msgs.append({"role": "tool", "content": [{"type": "text", "text": parse_error_text(call)}]})
     ok = answer is not None and answers_match(answer, item.answer, item.choices)
     kinds = sum(1 for m in msgs if m["role"] == "tool")
     return {"messages": msgs, "images": images, "id": f"teacher-{item.id}", "kind": "teacher" if kinds else "no_tool",

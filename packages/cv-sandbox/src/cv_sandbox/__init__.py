@@ -2,7 +2,18 @@
 
 from . import geometry
 from .geometry import IDENTITY, Affine, chain_to_input, compose, map_box
-from .protocol import SYSTEM_PROMPT, TOOL_NAME, TOOL_SCHEMA, render_tool_call, tool_response_text
+from .protocol import (
+    SYSTEM_PROMPT,
+    TOOL_NAME,
+    TOOL_SCHEMA,
+    ParsedCall,
+    ParseError,
+    extract_final_answer,
+    parse_error_text,
+    parse_tool_calls,
+    render_tool_call,
+    tool_response_text,
+)
 from .result import ERROR_KINDS, ORIENTATION_OPS, ExecResult, TraceOp
 from .sandbox import Sandbox, SandboxConfig
 
@@ -15,13 +26,18 @@ __all__ = [
     "TOOL_SCHEMA",
     "Affine",
     "ExecResult",
+    "ParseError",
+    "ParsedCall",
     "Sandbox",
     "SandboxConfig",
     "TraceOp",
     "chain_to_input",
     "compose",
+    "extract_final_answer",
     "geometry",
     "map_box",
+    "parse_error_text",
+    "parse_tool_calls",
     "render_tool_call",
     "tool_response_text",
 ]

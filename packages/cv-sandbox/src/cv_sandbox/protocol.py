@@ -1,8 +1,9 @@
 """The contract of the code tool shared by data generation, the agent loop and training.
 
 One place for the tool schema, the system prompt, how a call is written (hermes ``<tool_call>`` JSON, as
-Qwen2.5-VL / Qwen3-VL emit it) and how a sandbox result is described back to the model, so SFT data, RL
-rollouts and evaluation all speak exactly the same format.
+Qwen2.5-VL / Qwen3-VL emit it) and read back (:func:`parse_tool_calls`, tolerant of real model mistakes;
+:func:`extract_final_answer`), and how a sandbox result or an unreadable call is described back to the
+model, so SFT data, teacher trajectories, RL rollouts and evaluation all speak exactly the same format.
 """
 
 from __future__ import annotations
@@ -86,3 +87,30 @@ def tool_response_text(result: ExecResult, new_index: int | None) -> str:
             text += f"\nstdout:\n{result.stdout.rstrip()}"
         return text
     return f"Execution failed ({result.error_kind or 'error'}): {result.error}\nNo image was produced; fix the code and try again."
+
+
+def parse_error_text(error: ParseError) -> str:
+    """The text of the tool message that answers a call :func:`parse_tool_calls` could not read.
+
+    Example:
+        >>> parse_error_text(parse_tool_calls("<tool_call>{oops</tool_call>")).startswith("Tool call error: ")
+        True
+    """
+    return f"Tool call error: {error.message}"
+
+
+# The parser lives in its own module and needs TOOL_NAME from above, hence the import at the end.
+from ._parsing import ParsedCall, ParseError, extract_final_answer, parse_tool_calls  # noqa: E402
+
+__all__ = [
+    "SYSTEM_PROMPT",
+    "TOOL_NAME",
+    "TOOL_SCHEMA",
+    "ParseError",
+    "ParsedCall",
+    "extract_final_answer",
+    "parse_error_text",
+    "parse_tool_calls",
+    "render_tool_call",
+    "tool_response_text",
+]

@@ -5,8 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from cv_agent import ParsedCall, ParseError, parse_tool_calls
-from cv_sandbox.protocol import TOOL_NAME, render_tool_call
+from cv_sandbox.protocol import (
+    TOOL_NAME,
+    ParsedCall,
+    ParseError,
+    extract_final_answer,
+    parse_error_text,
+    parse_tool_calls,
+    render_tool_call,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +29,12 @@ def tc(payload: str) -> str:
 # (reply, expected code, expected image_index, a warning substring or None)
 OK_CASES: list[tuple[str, str, int, str | None]] = [
     (render_tool_call(CODE, "rotate", 1), CODE, 1, None),
+    # tags inside the call's strings do not end the call
+    (render_tool_call(CODE, "<tool_call>", 1), CODE, 1, None),
+    (render_tool_call('print("</tool_call> <answer>")\nresult = image', "x", 0),
+     'print("</tool_call> <answer>")\nresult = image', 0, None),
+    (f'<tool_call>{{"name": "{TOOL_NAME}", "arguments": {{"code": "result = image", "description": "</tool_call>", '
+     '"image_index": 0}}\n<answer>A</answer>', "result = image", 0, "closing"),
     (tc(GOOD_JSON), CODE, 1, None),
     (f"<tool_call>{GOOD_JSON}</tool_call>", CODE, 1, None),  # no newlines
     (tc(f"```json\n{GOOD_JSON}\n```"), CODE, 1, "code fence"),
@@ -277,3 +290,11 @@ def test_roundtrip_any_code(code: str, desc: str, index: int) -> None:
     assert isinstance(parsed, ParsedCall)
     assert parsed.image_index == index and parsed.description == desc
     assert parsed.code == code or parsed.code.strip() in code  # a fenced code string is unwrapped
+
+
+def test_final_answer_and_error_text() -> None:
+    assert extract_final_answer("<think>x</think><answer>A</answer> then <answer>\n B \n</answer>") == "B"
+    assert extract_final_answer("<think>no answer</think>") is None
+    err = parse_tool_calls(tc('{"name": "other_tool", "arguments": {}}'))
+    assert isinstance(err, ParseError)
+    assert parse_error_text(err) == f"Tool call error: {err.message}"

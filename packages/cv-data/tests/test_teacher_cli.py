@@ -76,6 +76,12 @@ def test_teacher_sloppy_call_executes_and_malformed_call_is_reported() -> None:
     assert isinstance(err, ParseError) and msgs[3]["content"] == [{"type": "text", "text": parse_error_text(err)}]
     assert "not valid JSON" in json.dumps(seen[1][-1])  # the teacher saw the parser's message
     assert "Execution succeeded" in json.dumps(seen[2][-1])
+    # The saved call is the canonical one the parser reads without repairs; the reasoning before it stays.
+    saved = msgs[4]["content"][0]["text"]
+    assert saved == "<think>upside down</think>\n" + render_tool_call(
+        "result = image.rotate(180, expand=True)", "fix", 0
+    )
+    assert parse_tool_calls(saved).warnings == []
     assert replay_trajectory(good[0]) == []
 
 

@@ -19,6 +19,7 @@ from cv_sandbox.protocol import (
     extract_final_answer,
     parse_error_text,
     parse_tool_calls,
+    render_tool_call,
     tool_response_text,
 )
 from PIL import Image
@@ -113,6 +114,25 @@ def _to_openai(messages: list[dict[str, Any]], images: list[Image.Image], max_si
     return out
 
 
+def canonical_call_text(text: str, call: ParsedCall) -> str:
+    r"""The reply with its (possibly repaired) call rewritten exactly as the model is trained to emit it.
+
+    Teachers write readable but sloppy calls (code fences, single quotes, trailing text, several calls); SFT
+    data must teach the one format the parser reads without repairs. The reasoning before the call is kept,
+    anything after the executed call is dropped (it was never executed).
+
+    Example:
+        >>> t = "<think>flip</think>\n<tool_call>{'name': 'code_image_tool', 'arguments': {'code': 'result = image'}}"
+        >>> canonical_call_text(t, parse_tool_calls(t)).endswith('"image_index": 0}}\n</tool_call>')
+        True
+    """
+    raw_at = text.find(call.raw) if call.raw else -1
+    tag_at = text.find("<tool_call>")
+    start = tag_at if 0 <= tag_at and (raw_at < 0 or tag_at <= raw_at) else raw_at
+    head = text[:start].rstrip() if start >= 0 else ""
+    return (head + "\n" if head else "") + render_tool_call(call.code, call.description, call.image_index)
+
+
 def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: Sandbox) -> dict[str, Any]:
     """Let the teacher solve ``item`` with real tool execution; returns the record (see :mod:`cv_data.sft`)
     with ``correct`` set. Tool calls are read with :func:`cv_sandbox.protocol.parse_tool_calls`; one it cannot
@@ -133,10 +153,12 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
         if r.status_code != 200:
             raise RuntimeError(f"teacher HTTP {r.status_code}: {r.text[:200]}")
         text = r.json()["choices"][0]["message"]["content"] or ""
-        msgs.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         # Same reading as the agent loop: a call is executed (even beside an answer), else an answer ends the
         # trajectory, else an unreadable call is answered with the parser's message so the teacher can fix it.
         call = parse_tool_calls(text)
+        if isinstance(call, ParsedCall):
+            text = canonical_call_text(text, call)
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": text}]})
         if isinstance(call, ParsedCall):
             res = sandbox.run(call.code, images, image_index=call.image_index)
             if res.ok and res.image is not None:

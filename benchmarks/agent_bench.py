@@ -3,10 +3,11 @@
 Two measurements:
 
 1. Throughput. N episodes (each: tool call, tool call, answer = 3 model turns) run through the real
-   OpenAI-compatible backend against a local stub chat-completions server (stdlib asyncio, own thread)
-   that answers after a fixed latency. Ideal wall time = ceil(N / C) * turns * latency (model time only:
-   zero cost for the loop, the HTTP stack and the tool). Reported: efficiency = ideal / measured
-   (target >= 90 % at C = 64).
+   OpenAI-compatible backend against a local stub chat-completions server (stdlib asyncio, in its own
+   process like a real ``vllm serve``) that answers after a fixed latency. Ideal wall time =
+   ceil(N / C) * turns * latency (model time only: zero cost for the loop, the HTTP stack and the tool).
+   One wave of C warm-up episodes (all connections opened, lazy imports done) runs before the timed
+   region. Reported: efficiency = ideal / measured (target >= 90 % at C = 64).
 2. Loop overhead per turn at 1 MP. One episode on a 1000x1000 input whose every tool call returns a
    1000x1000 image: the agent's own work per turn (parse, resize the new image to the model's pixel
    budget, bookkeeping), i.e. total - model - sandbox time, with a zero-latency scripted policy. Wall and
@@ -109,10 +110,9 @@ async def throughput(
             f"openai:{base_url}#stub", max_concurrency=concurrency, image_format=image_format
         )
         agent = Agent(backend, AgentConfig(max_pixels=1024 * 28 * 28), sandbox=sb)  # type: ignore[arg-type]
-        # warm up connections and the sandbox outside the timed region
-        await run_episodes(
-            agent, [(image, "warm-up")] * min(concurrency, 8), concurrency=concurrency, progress=False
-        )
+        # Warm up outside the timed region: every connection slot (one wave of `concurrency` episodes
+        # opens all of them), the sandbox, lazy imports and the input image's cached model copy.
+        await run_episodes(agent, [(image, "warm-up")] * concurrency, concurrency=concurrency, progress=False)
         t0, c0 = time.perf_counter(), time.process_time()
         trajs = await run_episodes(
             agent,

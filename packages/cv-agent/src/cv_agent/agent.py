@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import weakref
@@ -26,9 +27,11 @@ from .images import ImageLike, resize_for_model, to_pil
 from .tools import ImageWorkspace
 from .trajectory import ToolCall, Trajectory
 
-# Only very big images are resized in a thread (PIL releases the GIL there); below this the thread hop
-# costs more than it saves (OpenCV resizes ~1 MP in a few ms, multi-threaded on its own).
-_THREAD_RESIZE_PIXELS = 4_000_000
+# Images above this many pixels are resized in a worker thread (OpenCV and PIL release the GIL there), so
+# that with many episodes in flight the event loop keeps serving other episodes' HTTP traffic meanwhile
+# (a 640x480 model copy costs ~0.7 ms of CPU; the hop ~20-60 us of event-loop time). Tiny images are
+# resized inline, where the hop would cost more than the resize.
+_THREAD_RESIZE_PIXELS = 32_768
 
 
 @dataclass
@@ -93,6 +96,30 @@ def _cached_copy(image: Image.Image, key: tuple[int, int, int]) -> Image.Image |
     return None
 
 
+# Resizes running in worker threads, by (id(image), key): concurrent episodes that share an input image
+# (GRPO's n rollouts of one prompt) await the one resize instead of each making (and encoding) a copy.
+_IN_FLIGHT: dict[tuple[int, tuple[int, int, int]], tuple[Image.Image, asyncio.Future[Image.Image]]] = {}
+
+
+async def _threaded_copy(image: Image.Image, key: tuple[int, int, int], kw: dict[str, int]) -> Image.Image:
+    loop = asyncio.get_running_loop()
+    pk = (id(image), key)
+    hit = _IN_FLIGHT.get(pk)
+    if hit is not None and hit[0] is image and hit[1].get_loop() is loop:
+        return await asyncio.shield(hit[1])
+    fut = loop.run_in_executor(None, functools.partial(resize_for_model, image, **kw))
+    _IN_FLIGHT[pk] = (image, fut)
+
+    def done(f: asyncio.Future[Image.Image]) -> None:
+        if _IN_FLIGHT.get(pk, (None, None))[1] is f:
+            del _IN_FLIGHT[pk]
+        if not f.cancelled() and f.exception() is None:
+            _remember_copy(image, key, f.result())
+
+    fut.add_done_callback(done)
+    return await asyncio.shield(fut)  # one waiter's cancellation must not cancel the others' resize
+
+
 def _remember_copy(image: Image.Image, key: tuple[int, int, int], copy: Image.Image) -> None:
     ident = id(image)
     try:
@@ -121,10 +148,10 @@ class _Episode:
         if copy is None:
             kw = {"factor": cfg.resize_factor, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
             if image.width * image.height > _THREAD_RESIZE_PIXELS:
-                copy = await asyncio.to_thread(resize_for_model, image, **kw)
+                copy = await _threaded_copy(image, key, kw)
             else:
                 copy = resize_for_model(image, **kw)
-            _remember_copy(image, key, copy)
+                _remember_copy(image, key, copy)
         self.model_images.append(copy)
         if len(self.traj.model_image_sizes) < len(self.model_images):
             self.traj.model_image_sizes.append(copy.size)

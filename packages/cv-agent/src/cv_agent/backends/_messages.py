@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -58,21 +60,73 @@ def to_hf_messages(
 
 
 class DataUrlCache:
-    """Encodes each image once per object (turns resend the whole history; re-encoding would dominate)."""
+    """Encodes each image once per object (turns resend the whole history; re-encoding would dominate).
+
+    The cache keeps each image's data URL as its JSON string literal (UTF-8 bytes, quotes included), so a
+    request body can splice it in (:func:`dumps_with_fragments`) instead of re-serialising hundreds of KB
+    of base64 every turn.
+    """
 
     def __init__(self, fmt: str = "png", quality: int = 90) -> None:
         self.fmt = fmt
         self.quality = quality
-        self._cache: dict[int, tuple[weakref.ref[Image.Image], str]] = {}
+        self._cache: dict[int, tuple[weakref.ref[Image.Image], bytes]] = {}
+        self._locks: dict[int, threading.Lock] = {}  # worker threads encoding one image wait for one encode
 
     def __call__(self, image: Image.Image) -> str:
+        """The data URL of ``image``."""
+        return json.loads(self.fragment(image))
+
+    def cached(self, image: Image.Image) -> bool:
+        """Whether ``image`` is already encoded (a :meth:`fragment` call does no image work)."""
+        hit = self._cache.get(id(image))
+        return hit is not None and hit[0]() is image
+
+    def fragment(self, image: Image.Image) -> bytes:
+        """The data URL of ``image`` as a JSON string literal, UTF-8 encoded: ``json.dumps(url).encode()``."""
         key = id(image)
         hit = self._cache.get(key)
         if hit is not None and hit[0]() is image:
             return hit[1]
-        url = data_url(image, self.fmt, self.quality)
-        self._cache[key] = (weakref.ref(image, lambda _r, k=key, c=self._cache: c.pop(k, None)), url)
-        return url
+        try:
+            with self._locks.setdefault(key, threading.Lock()):
+                hit = self._cache.get(key)
+                if hit is not None and hit[0]() is image:
+                    return hit[1]
+                frag = json.dumps(data_url(image, self.fmt, self.quality), ensure_ascii=False).encode("utf-8")
+                self._cache[key] = (weakref.ref(image, lambda _r, k=key, c=self._cache: c.pop(k, None)), frag)
+                return frag
+        finally:
+            self._locks.pop(key, None)
+
+
+def dumps_with_fragments(body: Any, fragments: dict[str, bytes]) -> bytes:
+    """``json.dumps(body, ensure_ascii=False).encode()`` where each placeholder string ``p`` in ``body`` (a key of
+    ``fragments``) is replaced by the pre-serialised JSON value ``fragments[p]``.
+
+    Placeholders must be strings that serialise without escapes and occur nowhere else in the output; the
+    count is checked and a mismatch raises ``ValueError`` (callers fall back to plain ``json.dumps``).
+
+    Example:
+        >>> dumps_with_fragments({"a": ["@p0@", 1]}, {"@p0@": b'"xyz"'})
+        b'{"a": ["xyz", 1]}'
+    """
+    text = json.dumps(body, ensure_ascii=False)
+    if not fragments:
+        return text.encode("utf-8")
+    pieces: list[bytes] = []
+    pos = 0
+    # Placeholders appear in body order; find each one's quoted form in turn.
+    for placeholder, frag in fragments.items():
+        quoted = '"' + placeholder + '"'
+        i = text.find(quoted, pos)
+        if i < 0 or text.find(quoted, i + len(quoted)) >= 0:
+            raise ValueError(f"placeholder {placeholder!r} must occur exactly once in the serialised body")
+        pieces.append(text[pos:i].encode("utf-8"))
+        pieces.append(frag)
+        pos = i + len(quoted)
+    pieces.append(text[pos:].encode("utf-8"))
+    return b"".join(pieces)
 
 
 def to_openai_messages(

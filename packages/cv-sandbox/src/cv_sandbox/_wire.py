@@ -60,6 +60,10 @@ class WireTimeout(WireError):
     """The other side did not answer before the deadline."""
 
 
+class WireClosed(WireError):
+    """The other side closed its end (for a sandbox child: it died)."""
+
+
 def expected_nbytes(mode: str, w: int, h: int, native: bool = False) -> int:
     if native:
         return w * h * NATIVE_PIXEL_BYTES[mode]
@@ -247,7 +251,7 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytearray:
         except BlockingIOError:
             continue
         if k == 0:
-            raise WireError("connection closed")
+            raise WireClosed("connection closed")
         got += k
     return buf
 

@@ -1,16 +1,22 @@
 """The warm worker ("zygote"): imports the libraries once, then runs each request in a fresh hardened child.
 
-Protocol on the worker's stdin/stdout (see :mod:`cv_sandbox._wire`): the caller sends an ``init`` frame with
-the limits and the numbers of two shared-memory file descriptors (input and output pixels), the worker
-answers ``ready`` with its hardening report, then each ``run`` frame (code + image header; the pixels are
-already in the input region) is answered by exactly one result frame (the pixels are in the output region).
-Children see the input region through a read-only mapping and hand user code a zero-copy, copy-on-write
-view of it (:mod:`cv_sandbox._shared_image`); the result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
+Start-up on the worker's stdin/stdout (see :mod:`cv_sandbox._wire`): the caller sends an ``init`` frame with
+the limits, the numbers of two shared-memory file descriptors (input and output pixels) and of a control
+socket; the worker answers ``ready`` with its hardening report (from one probe request run end to end).
 
-To keep fork and hardening off the critical path, the worker always holds one *spare* child that is
-already forked, hardened and has pre-faulted its heap; a request goes to the spare, and a new spare is
-forked right after the reply. The worker kills the child at the deadline and checks its result header
-before anything reaches the caller; user code never shares a process with anything of another request.
+Requests then go *straight* from the caller to a child and back, without waking the worker: the worker
+forks each child (hardened and pre-warmed before it can see any code) with a private request pipe and a
+private reply pipe, and passes the caller's ends over the control socket (``SCM_RIGHTS``), closing its own.
+Each ``run`` frame (code + image header; the pixels are already in the input region) is answered by exactly
+one result frame (the pixels are in the output region), which the caller size-checks. Children see the
+input region through a read-only mapping and hand user code a zero-copy, copy-on-write view of it
+(:mod:`cv_sandbox._shared_image`); the result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
+
+The worker supervises: it always keeps one *spare* child forked ahead (offered to the caller as soon as the
+previous one is taken into use, so fork and hardening stay off the critical path), and kills, reaps and
+classifies children when the caller says so (at the deadline, after a child's pipe closed, or when the
+caller retires one). Pipes are never shared between children, so nothing one child writes can reach a call
+served by another; user code never shares a process with anything of another child's requests.
 """
 
 from __future__ import annotations
@@ -77,10 +83,11 @@ def _tune_malloc() -> None:
 
 
 class _Child:
-    __slots__ = ("pid", "req_w", "res_r", "calls")
+    __slots__ = ("pid", "req_w", "res_r", "calls", "id")
 
     def __init__(self, pid: int, req_w: int, res_r: int) -> None:
         self.calls = 0
+        self.id = 0
         self.pid = pid
         self.req_w = req_w
         self.res_r = res_r
@@ -129,6 +136,8 @@ class Zygote:
         self.spare: _Child | None = None
         self.active: _Child | None = None
         self.retired: list[_Child] = []
+        self.ctl_fd = int(cfg.get("ctl_fd", -1))
+        self.next_id = 0
         # Children must not walk (and so copy-on-write) every object the zygote holds.
         gc.collect()
         gc.freeze()
@@ -202,7 +211,8 @@ class Zygote:
                 for other in (self.active, self.spare):
                     if other is not None:
                         for fd in (other.req_w, other.res_r):
-                            os.close(fd)
+                            if fd >= 0:
+                                os.close(fd)
                 self._child_main(req_r, res_w)
             finally:
                 os._exit(0)
@@ -316,6 +326,8 @@ class Zygote:
 
     def _discard(self, child: _Child) -> int:
         for fd in (child.req_w, child.res_r):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -343,27 +355,82 @@ class Zygote:
         return st
 
     def serve(self) -> None:
-        from ._wire import WireError, recv_frame, send_frame
+        """Supervise children that talk to the caller directly.
 
-        self.spare = self._fork_child()
+        The caller gets each child's request/reply pipe ends over the control socket (``SCM_RIGHTS``) and
+        exchanges frames with the child without this process in between; the worker keeps one spare child
+        forked, hardened and pre-warmed ahead, and kills, reaps and classifies children on the caller's
+        word (``take``: a new spare is wanted; ``retire``: done with it; ``kill``: its deadline passed;
+        ``reap``: its pipe closed, report why). Every child's pipes are its own, so nothing a child wrote
+        can reach a later call of another child.
+        """
+        import socket
+
+        from ._wire import WireError, recv_frame
+
+        if self.active is not None:  # the probe's child
+            self._discard(self.active)
+            self.active = None
+        self._reap_retired()
+        if self.ctl_fd < 0:
+            raise RuntimeError("no control socket")
+        self.ctl = socket.socket(fileno=self.ctl_fd)
+        children: dict[int, _Child] = {}
+        self._offer(children)
         while True:
             try:
-                req, _ = recv_frame(self.chan_in)
-            except (WireError, OSError):
+                req, _ = recv_frame(self.ctl_fd)
+            except (WireError, OSError, ValueError, RecursionError):
                 return  # caller went away
-            if req.get("op") == "exit":
+            op = req.get("op")
+            if op == "exit":
                 return
+            cid = req.get("id")
+            child = (
+                children.pop(cid, None) if op in ("retire", "kill", "reap") and isinstance(cid, int) else None
+            )
             try:
-                header = self._run(req, self.timeout_s)
-            except Exception as exc:  # noqa: BLE001 - keep serving; the caller gets a crash result
-                header = _reply_error("crash", f"sandbox worker error: {type(exc).__name__}: {exc}")
-            try:
-                send_frame(self.chan_out, header)
+                if op == "take":
+                    if req.get("id") == self.next_id:
+                        self._offer(children)
+                elif op == "retire" and child is not None:
+                    self._retire(child)
+                elif op == "kill":
+                    if child is not None:
+                        self._retire(child)  # killed now, reaped after the reply
+                    self._reply({"op": "status", "id": req.get("id"), "error_kind": "timeout"})
+                elif op == "reap":
+                    kind, msg = ("crash", "the sandbox child is gone")
+                    if child is not None:
+                        kind, msg = _classify(self._discard(child))
+                    self._reply({"op": "status", "id": req.get("id"), "error_kind": kind, "error": msg})
             except OSError:
                 return
             self._reap_retired()
-            if self.spare is None:
-                self.spare = self._fork_child()
+
+    def _offer(self, children: dict[int, _Child]) -> None:
+        """Fork the next child and hand its pipe ends to the caller (closing ours)."""
+        import socket
+
+        child = self._fork_child()
+        self.next_id += 1
+        child.id = self.next_id
+        children[child.id] = child
+        try:
+            socket.send_fds(self.ctl, [b"F"], [child.req_w, child.res_r])
+        finally:
+            for fd in (child.req_w, child.res_r):
+                os.close(fd)
+            child.req_w = child.res_r = -1
+        from ._wire import send_frame
+
+        send_frame(self.ctl_fd, {"op": "child", "id": child.id})
+
+    def _reply(self, msg: dict[str, Any]) -> None:
+        from ._wire import send_frame
+
+        self.ctl.sendall(b"M")
+        send_frame(self.ctl_fd, msg)
 
     def _run(self, req: dict[str, Any], timeout_s: float, fork_next: bool = True) -> dict[str, Any]:
         from ._wire import WireError, WireTimeout, check_image, recv_frame, send_frame
@@ -388,7 +455,10 @@ class Zygote:
         failure: tuple[str, str] | None = None
         try:
             send_frame(
-                child.req_w, {"code": req["code"], "image": req.get("image"), "nbytes": nbytes}, b"", deadline
+                child.req_w,
+                {"code": req["code"], "image": req.get("image"), "nbytes": nbytes},
+                b"",
+                deadline,
             )
             if fork_next and self.spare is None:
                 # The next child forks and pre-warms on the other core while this one runs.
@@ -409,20 +479,7 @@ class Zygote:
             if kind == "timeout":
                 self._retire(child)  # killed now, reaped after the reply
                 return _reply_error(kind, msg)
-            status = self._discard(child)
-            if kind == "crash":
-                if os.WIFSIGNALED(status):
-                    sig = os.WTERMSIG(status)
-                    if sig == signal.SIGXCPU:
-                        kind, msg = "timeout", "CPU time limit exceeded"
-                    elif sig == signal.SIGKILL:
-                        kind, msg = "memory", "the code was killed (most likely it exceeded the memory limit)"
-                    else:
-                        msg = f"the code crashed the interpreter ({SIGNAL_NAMES.get(sig, sig)})"
-                else:
-                    msg = (
-                        f"the code ended the process without a result (exit status {os.WEXITSTATUS(status)})"
-                    )
+            kind, msg = _classify(self._discard(child))
             return _reply_error(kind, msg)
         assert header is not None
         if header.get("ok"):
@@ -444,6 +501,18 @@ class Zygote:
         if isinstance(cs, dict) and isinstance(cs.get("received"), float):
             cs["wake"] = cs.pop("received") - t0
         return header
+
+
+def _classify(status: int) -> tuple[str, str]:
+    """``(error_kind, error)`` for a child that ended without a reply, from its wait status."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return "timeout", "CPU time limit exceeded"
+        if sig == signal.SIGKILL:
+            return "memory", "the code was killed (most likely it exceeded the memory limit)"
+        return "crash", f"the code crashed the interpreter ({SIGNAL_NAMES.get(sig, sig)})"
+    return "crash", f"the code ended the process without a result (exit status {os.WEXITSTATUS(status)})"
 
 
 _REUSABLE_AFTER = frozenset(

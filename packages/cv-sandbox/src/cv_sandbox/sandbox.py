@@ -12,6 +12,7 @@ import mmap
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ._wire import WireError, WireTimeout, normalize_mode, read_image, recv_frame, send_frame, write_image
+from ._wire import (
+    WireClosed,
+    WireError,
+    WireTimeout,
+    _wait,
+    normalize_mode,
+    read_image,
+    recv_frame,
+    send_frame,
+    write_image,
+)
 from .result import ExecResult, TraceOp
 
 ImageLike = Image.Image | np.ndarray | str | Path
@@ -105,12 +116,45 @@ _WORKER_ENV = {
 }
 
 
+_REUSABLE_AFTER = frozenset(
+    {"syntax", "exception", "bad_result", "empty_result", "output_too_large", "code_too_long"}
+)
+
+
+def _error(kind: str, msg: str) -> dict[str, Any]:
+    return {"ok": False, "error_kind": kind, "error": msg}
+
+
+class _ChildLink:
+    """The caller's ends of one sandbox child's request and reply pipes."""
+
+    __slots__ = ("id", "req_w", "res_r", "calls")
+
+    def __init__(self, child_id: int, req_w: int, res_r: int) -> None:
+        self.id = child_id
+        self.req_w = req_w
+        self.res_r = res_r
+        self.calls = 0
+
+    def close(self) -> None:
+        for fd in (self.req_w, self.res_r):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.req_w = self.res_r = -1
+
+
 class _Worker:
     """One warm worker process and the pipes to it; used by one call at a time."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ctl: socket.socket | None = None
+        self.cur: _ChildLink | None = None
+        self.nxt: _ChildLink | None = None
         self.ready = False
         self.hardening: dict[str, bool] = {}
         # Pixels travel through two shared-memory regions (sparse until written), never through pipes.
@@ -129,25 +173,37 @@ class _Worker:
         if os.environ.get("CV_SANDBOX_DEBUG") == "1":
             env["CV_SANDBOX_DEBUG"] = "1"
         pkg_root = str(Path(__file__).resolve().parent.parent)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOTSTRAP, pkg_root],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if env.get("CV_SANDBOX_DEBUG") else subprocess.DEVNULL,
-            env=env,
-            cwd="/",
-            start_new_session=True,
-            close_fds=True,
-            pass_fds=(self.in_fd, self.out_fd),
-        )
+        # Control socket: the worker hands over each child's pipe ends on it and kills/reaps on request.
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOTSTRAP, pkg_root],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None if env.get("CV_SANDBOX_DEBUG") else subprocess.DEVNULL,
+                env=env,
+                cwd="/",
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(self.in_fd, self.out_fd, theirs.fileno()),
+            )
+            cfg = dict(
+                asdict(self.config),
+                in_fd=self.in_fd,
+                out_fd=self.out_fd,
+                in_bytes=self.in_bytes,
+                out_bytes=self.out_bytes,
+                ctl_fd=theirs.fileno(),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.ctl = ours
+        self.cur: _ChildLink | None = None
+        self.nxt: _ChildLink | None = None
         self.ready = False
-        cfg = dict(
-            asdict(self.config),
-            in_fd=self.in_fd,
-            out_fd=self.out_fd,
-            in_bytes=self.in_bytes,
-            out_bytes=self.out_bytes,
-        )
         assert self.proc.stdin is not None
         send_frame(self.proc.stdin.fileno(), {"op": "init", "config": cfg}, deadline=time.monotonic() + 10)
 
@@ -160,12 +216,21 @@ class _Worker:
         if msg.get("op") != "ready":
             raise RuntimeError(f"sandbox worker failed to start: {msg.get('error', msg)}")
         self.hardening = dict(msg.get("hardening") or {})
+        while self.nxt is None:  # the first child, forked and hardened: start-up, not the first call
+            self.recv_ctl(deadline)
         self.ready = True
 
     def kill(self) -> None:
         proc = self.proc
         self.proc = None
         self.ready = False
+        for link in (self.cur, self.nxt):
+            if link is not None:
+                link.close()
+        self.cur = self.nxt = None
+        if self.ctl is not None:
+            self.ctl.close()
+            self.ctl = None
         if proc is None:
             return
         try:
@@ -187,29 +252,118 @@ class _Worker:
         self.kill()
         self.start()
 
+    def send_ctl(self, msg: dict[str, Any], deadline: float) -> None:
+        assert self.ctl is not None
+        send_frame(self.ctl.fileno(), msg, b"", deadline)
+
+    def recv_ctl(self, deadline: float) -> dict[str, Any]:
+        """The worker's next message; a child offer (pipe ends attached) becomes ``self.nxt``."""
+        assert self.ctl is not None
+        fd = self.ctl.fileno()
+        _wait(fd, False, deadline)
+        marker, fds, _, _ = socket.recv_fds(self.ctl, 1, 2)
+        for f in fds:
+            os.set_inheritable(f, False)
+        try:
+            if not marker:
+                raise WireError("connection closed")
+            msg, _ = recv_frame(fd, deadline, max_header=1 << 16, max_payload=0)
+        except BaseException:
+            for f in fds:
+                os.close(f)
+            raise
+        if marker == b"F":
+            if len(fds) != 2 or msg.get("op") != "child" or not isinstance(msg.get("id"), int):
+                for f in fds:
+                    os.close(f)
+                raise WireError("bad child offer from the worker")
+            if self.nxt is not None:
+                self.nxt.close()
+            self.nxt = _ChildLink(msg["id"], fds[0], fds[1])
+        elif fds:
+            for f in fds:
+                os.close(f)
+            raise WireError("unexpected file descriptors from the worker")
+        return msg
+
+    def _child(self, deadline: float) -> _ChildLink:
+        """The child for the next call: the current one while it may serve more calls, else the spare."""
+        if self.cur is not None and self.cur.calls < self.config.calls_per_child:
+            return self.cur
+        if self.cur is not None:
+            self._retire(deadline)
+        while self.nxt is None:
+            self.recv_ctl(deadline)
+        self.cur, self.nxt = self.nxt, None
+        self.send_ctl({"op": "take", "id": self.cur.id}, deadline)  # the worker forks the next spare
+        return self.cur
+
+    def _retire(self, deadline: float) -> None:
+        link, self.cur = self.cur, None
+        if link is not None:
+            link.close()
+            self.send_ctl({"op": "retire", "id": link.id}, deadline)
+
+    def _ask(self, op: str, link: _ChildLink, deadline: float) -> dict[str, Any]:
+        """Have the worker kill or reap ``link``'s child; returns its status message."""
+        if self.cur is link:
+            self.cur = None
+        link.close()
+        self.send_ctl({"op": op, "id": link.id}, deadline)
+        while True:
+            msg = self.recv_ctl(deadline)
+            if msg.get("op") == "status" and msg.get("id") == link.id:
+                return msg
+
     def call(self, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
-        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + self.config.timeout_s + _BACKSTOP_S
+        assert self.proc is not None
+        t0 = time.monotonic()
+        backstop = t0 + self.config.timeout_s + _BACKSTOP_S
         meta, nbytes = write_image(self.in_map, im)  # one memcpy straight into shared memory
-        send_frame(
-            self.proc.stdin.fileno(),
-            {"op": "run", "code": code, "image": meta, "nbytes": nbytes},
-            b"",
-            deadline,
-        )
-        header, _ = recv_frame(
-            self.proc.stdout.fileno(),
-            deadline,
-            max_header=self.config.max_stdout_chars * 8 + (8 << 20),
-            max_payload=0,
-        )
+        link = self._child(backstop)
+        link.calls += 1
+        deadline = min(time.monotonic() + self.config.timeout_s, backstop)
+        try:
+            # Straight to the child and back: the worker is not woken on the way.
+            send_frame(
+                link.req_w,
+                {"code": code, "image": meta, "nbytes": nbytes},
+                b"",
+                deadline,
+            )
+            header, _ = recv_frame(
+                link.res_r,
+                deadline,
+                max_header=self.config.max_stdout_chars * 8 + (8 << 20),
+                max_payload=0,
+            )
+        except WireTimeout:
+            self._ask("kill", link, backstop)  # raises WireTimeout if the worker does not answer
+            return _error(
+                "timeout",
+                f"execution timed out after {self.config.timeout_s:g} s (the code must finish faster; "
+                "avoid infinite loops and very slow per-pixel Python loops)",
+            ), None
+        except (WireClosed, BrokenPipeError):  # the child died: the worker reaps it and says why
+            status = self._ask("reap", link, time.monotonic() + 2.0)
+            return _error(str(status.get("error_kind") or "crash"), str(status.get("error") or "")), None
+        except (WireError, OSError, ValueError, RecursionError) as exc:  # garbage on the pipe
+            self._ask("kill", link, time.monotonic() + 2.0)
+            return _error("crash", f"invalid reply from sandbox child: {type(exc).__name__}"), None
         image = None
-        if header.get("ok"):
-            n = header.get("nbytes")
-            if not isinstance(n, int) or not 0 < n <= self.out_bytes:
-                raise WireError("result size out of range")
-            # One copy out of shared memory: the caller's image never aliases the buffer the next call reuses.
-            image = read_image(self.out_map, header.get("image"), n)
+        try:
+            if header.get("ok"):
+                n = header.get("nbytes")
+                if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= self.out_bytes:
+                    raise WireError("result size out of range")
+                # One copy: the caller's image never aliases the buffer the next call reuses.
+                image = read_image(self.out_map, header.get("image"), n)
+        except (WireError, TypeError, ValueError) as exc:
+            self._retire(backstop)
+            return _error("crash", f"invalid result from sandbox child: {exc}"), None
+        # Anything beyond an ordinary exception retires the child: its state is no longer trusted.
+        if not (header.get("ok") or header.get("error_kind") in _REUSABLE_AFTER):
+            self._retire(backstop)
         return header, image
 
     def close_shm(self) -> None:
@@ -339,8 +493,8 @@ class Sandbox:
             self._closed = True
         for w in self._all:
             try:
-                if w.proc is not None and w.proc.stdin is not None:
-                    send_frame(w.proc.stdin.fileno(), {"op": "exit"}, deadline=time.monotonic() + 0.2)
+                if w.proc is not None and w.ctl is not None:
+                    w.send_ctl({"op": "exit"}, time.monotonic() + 0.2)
             except (OSError, WireError):
                 pass
             w.kill()

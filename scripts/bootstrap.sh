@@ -3,8 +3,10 @@
 set -euo pipefail
 export UV_PYTHON_DOWNLOADS=never
 if ! command -v uv >/dev/null 2>&1; then
-    python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-    export PATH="$HOME/.local/bin:$PATH"
+    # A private venv works everywhere, also where the system Python refuses pip (PEP 668).
+    python3 -m venv "$HOME/.cache/cv-bootstrap-uv"
+    "$HOME/.cache/cv-bootstrap-uv/bin/python" -m pip install --quiet uv
+    export PATH="$HOME/.cache/cv-bootstrap-uv/bin:$PATH"
 fi
 uv sync --frozen --all-packages --extra hf --quiet
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
-export PATH="$HOME/.local/bin:$PATH"
+export PATH="$HOME/.cache/cv-bootstrap-uv/bin:$PATH"
 uv run --frozen cv-bench eval --model reference --suite orientation --out runs/demo "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh --browser
-export PATH="$HOME/.local/bin:$PATH" UV_PYTHON_DOWNLOADS=never
+export PATH="$HOME/.cache/cv-bootstrap-uv/bin:$PATH" UV_PYTHON_DOWNLOADS=never
 
 status=0
 run() {

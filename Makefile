@@ -9,6 +9,7 @@ test:
 
 lint:
 	uv run --frozen ruff check packages benchmarks
+	uv run --frozen ruff format --check packages benchmarks
 
 bench:
 	uv run --frozen python benchmarks/sandbox_bench.py

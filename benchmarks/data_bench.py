@@ -46,11 +46,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((name, len(images), _rate(len(images), dt), _rate(len(images), enc)))
 
     for src, make in SOURCES.items():
-        bench(f"source:{src}", lambda make=make: [make(i, args.seed, "train").images[0] for i in range(args.num)])
-    bench("build_rl_items", lambda: [it.images[0] for it in build_rl_items(
-        RLBuildConfig(num=args.num, seed=args.seed, progress=False))])
-    bench("build_bench:orientation", lambda: [it.images[0] for it in build_bench(
-        "orientation", num=max(1, args.num // 6), seed=args.seed, progress=False)])
+        bench(
+            f"source:{src}",
+            lambda make=make: [make(i, args.seed, "train").images[0] for i in range(args.num)],
+        )
+    bench(
+        "build_rl_items",
+        lambda: [
+            it.images[0] for it in build_rl_items(RLBuildConfig(num=args.num, seed=args.seed, progress=False))
+        ],
+    )
+    bench(
+        "build_bench:orientation",
+        lambda: [
+            it.images[0]
+            for it in build_bench("orientation", num=max(1, args.num // 6), seed=args.seed, progress=False)
+        ],
+    )
     sft_n = max(1, args.num // 2)
     t0 = time.perf_counter()
     report = BuildReport()

@@ -30,5 +30,8 @@ run env UV_PROJECT_ENVIRONMENT=.venvs/cv-agent-light uv run --frozen --quiet --e
 for pkg in cv-agent cv-bench cv-train; do
     run uv run --frozen --quiet python -m pytest "packages/$pkg/tests" -q -p no:cacheprovider
 done
+# Lint too: TID253 is what keeps heavy imports out of module level in light packages.
+run uv run --frozen --quiet ruff check packages benchmarks
+run uv run --frozen --quiet ruff format --check packages benchmarks
 run bash scripts/check_wheels.sh
 exit $status

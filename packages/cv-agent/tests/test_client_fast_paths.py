@@ -32,9 +32,15 @@ def _images() -> list[Image.Image]:
 
 MESSAGES = [
     {"role": "system", "content": 'System: "quotes", back\\slash, tab\t, ünïcödé ✓, \x00 control'},
-    {"role": "user", "content": [{"type": "image", "image_index": 0}, {"type": "text", "text": "Was ist das? 画像"}]},
+    {
+        "role": "user",
+        "content": [{"type": "image", "image_index": 0}, {"type": "text", "text": "Was ist das? 画像"}],
+    },
     {"role": "assistant", "content": '<tool_call>\n{"name": "code_image_tool"}\n</tool_call>'},
-    {"role": "tool", "content": [{"type": "image", "image_index": 1}, {"type": "text", "text": "ok \U0001f600"}]},
+    {
+        "role": "tool",
+        "content": [{"type": "image", "image_index": 1}, {"type": "text", "text": "ok \U0001f600"}],
+    },
     {"role": "assistant", "content": "again"},
     # the same image twice, and an error-only tool turn
     {"role": "tool", "content": [{"type": "image", "image_index": 2}, {"type": "image", "image_index": 0}]},
@@ -69,7 +75,15 @@ def test_placeholder_collision_falls_back_to_plain_json(monkeypatch: pytest.Monk
     monkeypatch.setattr(oc.secrets, "token_hex", lambda n: "fixed")
     backend = OpenAIBackend(OpenAIBackendConfig("http://localhost:1/v1", "m"))
     images = _images()
-    msgs = [{"role": "user", "content": [{"type": "image", "image_index": 0}, {"type": "text", "text": "cv-agent-image-fixed-0"}]}]
+    msgs = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image_index": 0},
+                {"type": "text", "text": "cv-agent-image-fixed-0"},
+            ],
+        }
+    ]
     payload = backend._payload(msgs, images, None, None)
     assert payload == json.dumps(backend.build_request(msgs, images), ensure_ascii=False).encode("utf-8")
 
@@ -109,7 +123,9 @@ def test_data_url_cache_encodes_each_image_once_across_threads(monkeypatch: pyte
     assert cache(image) == real(image, "jpeg", 95) and json.loads(out[0]) == cache(image)
 
 
-async def test_shared_input_image_is_resized_once_by_concurrent_episodes(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_shared_input_image_is_resized_once_by_concurrent_episodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(agent_mod, "_THREAD_RESIZE_PIXELS", 0)  # every resize in a worker thread
     calls = []
     real = agent_mod.resize_for_model
@@ -134,10 +150,14 @@ async def test_shared_input_image_is_resized_once_by_concurrent_episodes(monkeyp
 async def _one_shot_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answers one request per connection, then closes it (like a server whose keep-alive timeout is 0)."""
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+    length = next(
+        int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
+    )
     await reader.readexactly(length)
     body = json.dumps({"choices": [{"message": {"content": ANSWER}, "finish_reason": "stop"}]}).encode()
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
     await writer.drain()
     writer.close()
 
@@ -145,7 +165,9 @@ async def _one_shot_server(reader: asyncio.StreamReader, writer: asyncio.StreamW
 async def test_server_closing_idle_connections_reconnects_without_retries() -> None:
     server = await asyncio.start_server(_one_shot_server, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    backend = OpenAIBackend(OpenAIBackendConfig(f"http://127.0.0.1:{port}/v1", "m", max_concurrency=1, max_retries=0))
+    backend = OpenAIBackend(
+        OpenAIBackendConfig(f"http://127.0.0.1:{port}/v1", "m", max_concurrency=1, max_retries=0)
+    )
     try:
         assert await backend.generate([{"role": "user", "content": "hi"}], []) == ANSWER
         # each request finds its pooled connection closed by the server: the pool reconnects, no retry

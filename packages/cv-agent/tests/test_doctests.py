@@ -8,7 +8,9 @@ import cv_agent
 import pytest
 
 MODULES = ["cv_agent"] + [
-    m.name for m in pkgutil.walk_packages(cv_agent.__path__, prefix="cv_agent.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(cv_agent.__path__, prefix="cv_agent.")
+    if not m.name.endswith("__main__")
 ]
 
 

@@ -30,7 +30,12 @@ def test_sync_and_async_record_lineage_and_input_frame_boxes() -> None:
 
     out = asyncio.run(ws.aexecute(sb, "crop 10 20 50 80", "zoom", "1"))  # indices from JSON may be strings
     assert out.call.image_index == 1 and out.index == 2 and ws.parents == [None, 0, 1]
-    assert out.call.ops[0]["box"] == [10, 20, 50, 80] and out.call.ops[0]["box_input"] == [120.0, 10.0, 180.0, 50.0]
+    assert out.call.ops[0]["box"] == [10, 20, 50, 80] and out.call.ops[0]["box_input"] == [
+        120.0,
+        10.0,
+        180.0,
+        50.0,
+    ]
     assert ws.to_input(0) == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
@@ -51,7 +56,11 @@ def test_failures_and_crashes_are_tool_errors() -> None:
     out = ws.execute(FakeSandbox(), "fail", "", 0)
     assert not out.call.ok and out.call.error_kind == "exception" and "NameError" in out.text
     out = ws.execute(FakeSandbox(), "raise", "", 0)
-    assert out.call.error_kind == "crash" and "worker died" in out.text and out.call.error.startswith("sandbox failure")
+    assert (
+        out.call.error_kind == "crash"
+        and "worker died" in out.text
+        and out.call.error.startswith("sandbox failure")
+    )
     assert len(ws.images) == 1
 
 

@@ -15,15 +15,26 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (scripts/bootstrap.sh --browser installs it)"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="needs headless Chromium (scripts/bootstrap.sh --browser installs it)"
+    ),
 ]
 
 
 def screenshot(page: Path, out: Path, tmp: Path, size: str = "1300,1500") -> np.ndarray:
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-        f"--user-data-dir={tmp / 'chrome-profile'}", f"--window-size={size}", f"--screenshot={out}",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp / 'chrome-profile'}",
+        f"--window-size={size}",
+        f"--screenshot={out}",
         page.resolve().as_uri(),
     ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=90)
@@ -39,7 +50,11 @@ def test_report_plots_render(run_dir: Path, tmp_path: Path) -> None:
     px = screenshot(run_dir / "report.html", tmp_path / "shot.png", tmp_path)
     assert px.shape[0] > 1000 and px.shape[1] > 1000
     # bars are drawn in the palette: first bar of each plot #4e79a7, second #f28e2b, third #59a14f
-    blue, orange, green = count_color(px, (0x4E, 0x79, 0xA7)), count_color(px, (0xF2, 0x8E, 0x2B)), count_color(px, (0x59, 0xA1, 0x4F))
+    blue, orange, green = (
+        count_color(px, (0x4E, 0x79, 0xA7)),
+        count_color(px, (0xF2, 0x8E, 0x2B)),
+        count_color(px, (0x59, 0xA1, 0x4F)),
+    )
     assert blue > 2000, blue
     assert orange > 500, orange  # the rot90 bar is 0 % in the accuracy plot, others still draw it
     assert green > 2000, green

@@ -25,7 +25,16 @@ def test_list_shows_suites_and_sizes(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("orientation"))
     assert row.split()[1:4] == ["built-in", "20", "120"]
-    for name in ("corruption", "multi-tool", "crop-only", "ocrbench", "chartqapro", "mvtoolbench", "vstar", "hrbench"):
+    for name in (
+        "corruption",
+        "multi-tool",
+        "crop-only",
+        "ocrbench",
+        "chartqapro",
+        "mvtoolbench",
+        "vstar",
+        "hrbench",
+    ):
         assert name in out
 
 

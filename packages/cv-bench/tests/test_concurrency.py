@@ -33,9 +33,18 @@ class Tracking(ModelBackend):
 def test_concurrency_bounds_episodes_in_flight(concurrency: int, tmp_path: Path) -> None:
     items = load_suite("orientation", size=1)
     Tracking.in_flight = Tracking.peak = 0
-    out = evaluate(EvalConfig(model="reference", size=1, concurrency=concurrency, out=tmp_path, progress=False,
-                              trajectories="none"),
-                   backend_factory=lambda item: Tracking(ReferencePolicy.for_item(item)), items=items)
+    out = evaluate(
+        EvalConfig(
+            model="reference",
+            size=1,
+            concurrency=concurrency,
+            out=tmp_path,
+            progress=False,
+            trajectories="none",
+        ),
+        backend_factory=lambda item: Tracking(ReferencePolicy.for_item(item)),
+        items=items,
+    )
     assert out.summary["overall"] == 100.0
     assert Tracking.peak == concurrency
 

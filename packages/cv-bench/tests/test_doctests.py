@@ -8,7 +8,9 @@ import cv_bench
 import pytest
 
 MODULES = ["cv_bench"] + [
-    m.name for m in pkgutil.walk_packages(cv_bench.__path__, prefix="cv_bench.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(cv_bench.__path__, prefix="cv_bench.")
+    if not m.name.endswith("__main__")
 ]
 
 

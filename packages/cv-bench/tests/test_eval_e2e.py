@@ -22,8 +22,16 @@ BUILTIN = ("orientation", "corruption", "multi-tool", "crop-only")
 def test_reference_scores_100_on_builtin_suites(suite: str, tmp_path: Path) -> None:
     # size 2 covers both sources (document, chart) of orientation/corruption; the scene suites have one
     size = 2 if suite in ("orientation", "corruption") else 1
-    out = evaluate(EvalConfig(model="reference", suite=suite, size=size, out=tmp_path / suite, progress=False,
-                              trajectories="none"))
+    out = evaluate(
+        EvalConfig(
+            model="reference",
+            suite=suite,
+            size=size,
+            out=tmp_path / suite,
+            progress=False,
+            trajectories="none",
+        )
+    )
     s = out.summary
     assert out.failed == 0 and out.new == s["n_results"] > 0
     assert s["overall"] == 100.0 and s["avg"] == 100.0, s["accuracy"]
@@ -35,15 +43,49 @@ def test_reference_scores_100_on_builtin_suites(suite: str, tmp_path: Path) -> N
     assert s["tool_stats"]["exec_error_rate"] in (0.0, None)
 
 
-def test_orientation_cli_prints_paper_table_and_links_trajectories(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_orientation_cli_prints_paper_table_and_links_trajectories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "demo"
-    assert main(["eval", "--model", "reference", "--suite", "orientation", "--size", "2", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "reference",
+                "--suite",
+                "orientation",
+                "--size",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     header, _, row = text.splitlines()[:3]
-    assert [c.strip() for c in header.split("|")] == ["Model", "source", "rot90", "rot180", "rot270", "flip-h", "flip-v", "Avg"]
+    assert [c.strip() for c in header.split("|")] == [
+        "Model",
+        "source",
+        "rot90",
+        "rot180",
+        "rot270",
+        "flip-h",
+        "flip-v",
+        "Avg",
+    ]
     assert row.split("|")[-1].strip() == "100.0"
     results = load_results(out)
-    assert len(results) == 12 and {r.variant for r in results} == {"source", "rot90", "rot180", "rot270", "flip-h", "flip-v"}
+    assert len(results) == 12 and {r.variant for r in results} == {
+        "source",
+        "rot90",
+        "rot180",
+        "rot270",
+        "flip-h",
+        "flip-v",
+    }
     html = (out / "report.html").read_text()
     for r in results:
         assert r.trajectory and (out / r.trajectory).is_file()
@@ -76,10 +118,19 @@ class CrashAfter:
 
 
 @pytest.mark.parametrize("exc", [SystemExit, KeyboardInterrupt])
-def test_resume_after_simulated_crash_loses_and_duplicates_nothing(exc: type[BaseException], tmp_path: Path) -> None:
+def test_resume_after_simulated_crash_loses_and_duplicates_nothing(
+    exc: type[BaseException], tmp_path: Path
+) -> None:
     items = load_suite("orientation", size=1)
-    cfg = dict(model="reference", suite="orientation", size=1, out=tmp_path, progress=False, concurrency=1,
-               trajectories="none")
+    cfg = dict(
+        model="reference",
+        suite="orientation",
+        size=1,
+        out=tmp_path,
+        progress=False,
+        concurrency=1,
+        trajectories="none",
+    )
     CrashAfter.answered = 0
     with pytest.raises(exc):
         evaluate(EvalConfig(**cfg), backend_factory=CrashAfter(3, exc), items=items)
@@ -102,8 +153,23 @@ def test_resume_after_simulated_crash_loses_and_duplicates_nothing(exc: type[Bas
 
 def test_resume_after_sigkill_of_a_real_process(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cv_bench", "eval", "--model", "reference", "--suite", "orientation", "--size", "2",
-           "--concurrency", "1", "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cv_bench",
+        "eval",
+        "--model",
+        "reference",
+        "--suite",
+        "orientation",
+        "--size",
+        "2",
+        "--concurrency",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     results = out / "results.jsonl"
     deadline = time.time() + 90
@@ -134,7 +200,9 @@ def test_rerun_with_other_model_refuses(tmp_path: Path) -> None:
 
 
 def test_avg_at_k_runs_k_samples(tmp_path: Path) -> None:
-    out = evaluate(EvalConfig(model="reference", size=1, samples=2, out=tmp_path, progress=False, trajectories="none"))
+    out = evaluate(
+        EvalConfig(model="reference", size=1, samples=2, out=tmp_path, progress=False, trajectories="none")
+    )
     assert out.new == 12 and out.summary["k"] == 2
     assert {r.sample for r in load_results(tmp_path)} == {0, 1}
 

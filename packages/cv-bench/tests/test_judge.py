@@ -12,7 +12,9 @@ from PIL import Image
 
 
 def _item(i: str, answer: str, **kw) -> Item:
-    return Item(id=i, images=[Image.new("RGB", (64, 48), "white")], question="What is shown?", answer=answer, **kw)
+    return Item(
+        id=i, images=[Image.new("RGB", (64, 48), "white")], question="What is shown?", answer=answer, **kw
+    )
 
 
 class Says(ModelBackend):
@@ -37,9 +39,17 @@ def test_judge_is_asked_only_when_rules_cannot_decide(tmp_path: Path) -> None:
     replies = {"para": "it is a stop sign", "num": "8", "exact": "Stop sign"}
     with FakeJudgeServer() as server:
         out = evaluate(
-            EvalConfig(model="reference", suite="items", data="unused", judge=f"openai:{server.base_url}#fake-judge",
-                       out=tmp_path, progress=False, trajectories="none"),
-            backend_factory=lambda item: Says(replies[item.id]), items=items,
+            EvalConfig(
+                model="reference",
+                suite="items",
+                data="unused",
+                judge=f"openai:{server.base_url}#fake-judge",
+                out=tmp_path,
+                progress=False,
+                trajectories="none",
+            ),
+            backend_factory=lambda item: Says(replies[item.id]),
+            items=items,
         )
         n_requests = len(server.requests)
     by_id = {r.item_id: r for r in load_results(tmp_path)}

@@ -18,8 +18,22 @@ def test_openai_backend_eval_records_tool_use(tmp_path: Path) -> None:
         "<think>done</think><answer>no idea</answer>",
     ]
     with StubOpenAIServer(replies, latency_s=0.01) as server:
-        rc = main(["eval", "--model", f"openai:{server.base_url}#stub-vlm", "--suite", "orientation", "--limit", "3",
-                   "--concurrency", "2", "--out", str(tmp_path), "--quiet"])
+        rc = main(
+            [
+                "eval",
+                "--model",
+                f"openai:{server.base_url}#stub-vlm",
+                "--suite",
+                "orientation",
+                "--limit",
+                "3",
+                "--concurrency",
+                "2",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
         bodies = list(server.requests)
         peak = server.max_in_flight
     assert rc == 0

@@ -26,11 +26,16 @@ def test_plan_needs_bbox_for_crop() -> None:
 
 
 def test_plan_corruption_cleanup() -> None:
-    assert [c.code for c in plan_calls([], None, ["noise"])] == ["result = image.filter(ImageFilter.MedianFilter(3))"]
+    assert [c.code for c in plan_calls([], None, ["noise"])] == [
+        "result = image.filter(ImageFilter.MedianFilter(3))"
+    ]
 
 
 def _msgs(n_assistant: int) -> list[dict]:
-    return [{"role": "user", "content": "q"}] + [{"role": "assistant", "content": "x"}, {"role": "tool", "content": "y"}] * n_assistant
+    return [{"role": "user", "content": "q"}] + [
+        {"role": "assistant", "content": "x"},
+        {"role": "tool", "content": "y"},
+    ] * n_assistant
 
 
 def test_policy_answers_only_after_verified_outputs() -> None:
@@ -44,5 +49,9 @@ def test_policy_answers_only_after_verified_outputs() -> None:
     # a lost image or wrong pixels make it answer wrong on purpose
     lost = asyncio.run(ReferencePolicy("7", ["rotate_90"], None).generate(_msgs(1), [rotated]))
     assert CHECK_FAILED in lost
-    wrong = asyncio.run(ReferencePolicy("7", ["rotate_90"], None).generate(_msgs(1), [rotated, ImageOps.flip(rotated.rotate(270, expand=True))]))
+    wrong = asyncio.run(
+        ReferencePolicy("7", ["rotate_90"], None).generate(
+            _msgs(1), [rotated, ImageOps.flip(rotated.rotate(270, expand=True))]
+        )
+    )
     assert CHECK_FAILED in wrong

@@ -40,8 +40,26 @@ def test_tool_stats(make_results) -> None:
 def test_table_has_paper_columns(make_results) -> None:
     table = format_table([summarize(make_results(), {"label": "qwen"})])
     header, _, row = table.splitlines()
-    assert [c.strip() for c in header.split("|")] == ["Model", "source", "rot90", "rot180", "rot270", "flip-h", "flip-v", "Avg"]
-    assert [c.strip() for c in row.split("|")] == ["qwen", "100.0", "0.0", "100.0", "100.0", "100.0", "100.0", "83.3"]
+    assert [c.strip() for c in header.split("|")] == [
+        "Model",
+        "source",
+        "rot90",
+        "rot180",
+        "rot270",
+        "flip-h",
+        "flip-v",
+        "Avg",
+    ]
+    assert [c.strip() for c in row.split("|")] == [
+        "qwen",
+        "100.0",
+        "0.0",
+        "100.0",
+        "100.0",
+        "100.0",
+        "100.0",
+        "83.3",
+    ]
 
 
 def test_write_report_outputs(run_dir: Path) -> None:

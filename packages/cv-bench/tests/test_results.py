@@ -77,5 +77,5 @@ def test_any_crash_point_leaves_a_clean_prefix(tmp_path: Path, make_results, n: 
     store = ResultStore(path)
     kept = store.load()
     assert kept == rs[: data[:cut].count(b"\n")]
-    store.extend(rs[len(kept):])  # the resumed run redoes the rest
+    store.extend(rs[len(kept) :])  # the resumed run redoes the rest
     assert ResultStore(path).load() == rs

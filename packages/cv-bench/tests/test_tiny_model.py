@@ -23,8 +23,18 @@ def tiny_vlm() -> Path:
 
 @pytest.mark.slow
 def test_eval_with_tiny_hf_model(tiny_vlm: Path, tmp_path: Path) -> None:
-    cfg = EvalConfig(model=f"hf:{tiny_vlm}", suite="orientation", size=1, limit=2, max_turns=2, max_new_tokens=12,
-                     max_pixels=64 * 28 * 28, out=tmp_path, progress=False, concurrency=2)
+    cfg = EvalConfig(
+        model=f"hf:{tiny_vlm}",
+        suite="orientation",
+        size=1,
+        limit=2,
+        max_turns=2,
+        max_new_tokens=12,
+        max_pixels=64 * 28 * 28,
+        out=tmp_path,
+        progress=False,
+        concurrency=2,
+    )
     out = evaluate(cfg)
     assert out.failed == 0, out.errors
     results = load_results(tmp_path)

@@ -8,7 +8,9 @@ import cv_data
 import pytest
 
 MODULES = ["cv_data"] + [
-    m.name for m in pkgutil.walk_packages(cv_data.__path__, prefix="cv_data.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(cv_data.__path__, prefix="cv_data.")
+    if not m.name.endswith("__main__")
 ]
 
 

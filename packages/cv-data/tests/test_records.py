@@ -23,7 +23,9 @@ from PIL import Image
 
 @pytest.fixture(scope="module")
 def items() -> list[Item]:
-    return build_rl_items(RLBuildConfig(num=3, seed=2, sources={"chart": 1.0, "document": 1.0}, progress=False))
+    return build_rl_items(
+        RLBuildConfig(num=3, seed=2, sources={"chart": 1.0, "document": 1.0}, progress=False)
+    )
 
 
 def _same_items(a: list[Item], b: list[Item]) -> None:
@@ -115,15 +117,34 @@ def test_item_validation() -> None:
 def test_load_hf_with_column_map(tmp_path: Path) -> None:
     import datasets
 
-    feats = datasets.Features({"img": datasets.Image(), "query": datasets.Value("string"),
-                               "answers": datasets.List(datasets.Value("string"))})
-    ds = datasets.Dataset.from_dict({"img": [Image.new("RGB", (20, 10), "red")] * 2, "query": ["a?", "b?"],
-                                     "answers": [["x", "y"], ["z"]]}, features=feats)
+    feats = datasets.Features(
+        {
+            "img": datasets.Image(),
+            "query": datasets.Value("string"),
+            "answers": datasets.List(datasets.Value("string")),
+        }
+    )
+    ds = datasets.Dataset.from_dict(
+        {
+            "img": [Image.new("RGB", (20, 10), "red")] * 2,
+            "query": ["a?", "b?"],
+            "answers": [["x", "y"], ["z"]],
+        },
+        features=feats,
+    )
     p = tmp_path / "hf.parquet"
     ds.to_parquet(str(p))
     from cv_data import load_hf
 
-    items = load_hf("parquet", "train", ColumnMap(image="img", question="query", answer="answers"),
-                    data_source="mybench", data_files=str(p))
-    assert [(it.id, it.question, it.answer) for it in items] == [("mybench-000000", "a?", "x"), ("mybench-000001", "b?", "z")]
+    items = load_hf(
+        "parquet",
+        "train",
+        ColumnMap(image="img", question="query", answer="answers"),
+        data_source="mybench",
+        data_files=str(p),
+    )
+    assert [(it.id, it.question, it.answer) for it in items] == [
+        ("mybench-000000", "a?", "x"),
+        ("mybench-000001", "b?", "z"),
+    ]
     assert items[0].images[0].size == (20, 10)

@@ -18,7 +18,9 @@ from cv_data import (
 def test_rl_items_deterministic_and_parallel_identical() -> None:
     cfg = RLBuildConfig(num=4, seed=4, sources={"chart": 1.0, "document": 1.0}, progress=False)
     a = build_rl_items(cfg)
-    b = build_rl_items(RLBuildConfig(num=4, seed=4, sources={"chart": 1.0, "document": 1.0}, progress=False, num_proc=2))
+    b = build_rl_items(
+        RLBuildConfig(num=4, seed=4, sources={"chart": 1.0, "document": 1.0}, progress=False, num_proc=2)
+    )
     assert [x.id for x in a] == [x.id for x in b]
     for x, y in zip(a, b, strict=True):
         assert x.transform == y.transform and x.bbox == y.bbox
@@ -36,7 +38,9 @@ def test_rl_bbox_is_in_transformed_frame() -> None:
         assert np.array_equal(np.asarray(img), np.asarray(it.images[0]))
         assert box == it.bbox
         # undoing the perturbation restores the source
-        back, _ = apply_transforms(it.images[0], None, [o for o in corrective_ops(it.transform) if o != "crop"])
+        back, _ = apply_transforms(
+            it.images[0], None, [o for o in corrective_ops(it.transform) if o != "crop"]
+        )
         assert np.array_equal(np.asarray(back), np.asarray(base.images[0]))
 
 
@@ -59,8 +63,9 @@ def test_orientation_suite() -> None:
 
 
 def test_corruption_suite() -> None:
-    cfg = BenchConfig(suite="corruption", num=1, corruptions=["jpeg", "gaussian_blur"], severities=[1, 3, 5],
-                      progress=False)
+    cfg = BenchConfig(
+        suite="corruption", num=1, corruptions=["jpeg", "gaussian_blur"], severities=[1, 3, 5], progress=False
+    )
     items = build_bench(cfg)
     assert len(items) == 1 + 2 * 3
     assert items[0].meta["variant"] == "clean"
@@ -73,7 +78,9 @@ def test_multi_tool_suite_and_bad_base_reported() -> None:
     items = build_bench("multi_tool", num=1, progress=False)
     assert all(it.transform[0] == "crop" and len(it.transform) == 2 for it in items)
     base = SOURCES["scene"](0, 1234, "test")
-    back, box = apply_transforms(items[0].images[0], items[0].bbox, [o for o in corrective_ops(items[0].transform) if o != "crop"])
+    back, box = apply_transforms(
+        items[0].images[0], items[0].bbox, [o for o in corrective_ops(items[0].transform) if o != "crop"]
+    )
     assert box == base.bbox and np.array_equal(np.asarray(back), np.asarray(base.images[0]))
     report = BuildReport()
     chart = SOURCES["chart"](0, 0, "test")

@@ -51,7 +51,9 @@ def test_message_structure(records) -> None:
         for m in msgs[2:-1]:
             if m["role"] == "assistant":
                 t = _texts(m)
-                assert t.startswith("<think>") and "</think>\n<tool_call>\n" in t and t.endswith("</tool_call>")
+                assert (
+                    t.startswith("<think>") and "</think>\n<tool_call>\n" in t and t.endswith("</tool_call>")
+                )
         tools = [m for m in msgs if m["role"] == "tool"]
         expected = {"no_tool": 0, "single_tool": 1}.get(rec["kind"], 2)
         assert len(tools) == expected
@@ -74,18 +76,25 @@ def test_deterministic(sandbox) -> None:
     a = make_trajectory(1, "multi_tool", seed=9, sandbox=sandbox)
     b = make_trajectory(1, "multi_tool", seed=9, sandbox=sandbox)
     assert a["messages"] == b["messages"]
-    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a["images"], b["images"], strict=True))
+    assert all(
+        np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a["images"], b["images"], strict=True)
+    )
 
 
 def test_build_save_load(tmp_path: Path) -> None:
-    recs = build_sft(SFTBuildConfig(num=3, seed=1, kinds={"error_recovery": 1.0, "single_tool": 1.0}, progress=False))
+    recs = build_sft(
+        SFTBuildConfig(num=3, seed=1, kinds={"error_recovery": 1.0, "single_tool": 1.0}, progress=False)
+    )
     paths = save_sft(recs, tmp_path)
     for src in (tmp_path, paths["sharegpt"]):
         back = load_sft(src)
         assert [r["id"] for r in back] == [r["id"] for r in recs]
         for r, b in zip(recs, back, strict=True):
             assert b["messages"] == r["messages"]
-            assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(r["images"], b["images"], strict=True))
+            assert all(
+                np.array_equal(np.asarray(x), np.asarray(y))
+                for x, y in zip(r["images"], b["images"], strict=True)
+            )
     info = json.loads((tmp_path / "dataset_info.json").read_text())
     assert info["codevision_sft"]["formatting"] == "sharegpt"
     sg = json.loads(paths["sharegpt"].read_text())
@@ -98,7 +107,11 @@ def test_sft_parquet_readable_by_datasets(tmp_path: Path) -> None:
     import datasets
     from PIL import Image
 
-    save_sft(build_sft(SFTBuildConfig(num=2, seed=2, kinds={"single_tool": 1.0}, progress=False)), tmp_path, formats=["parquet"])
+    save_sft(
+        build_sft(SFTBuildConfig(num=2, seed=2, kinds={"single_tool": 1.0}, progress=False)),
+        tmp_path,
+        formats=["parquet"],
+    )
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "sft.parquet"), split="train")
     row = ds[0]
     assert all(isinstance(im, Image.Image) for im in row["images"])
@@ -119,8 +132,13 @@ def test_sandbox_trace_of_successful_calls_equals_corrective_ops(records) -> Non
             continue
         tools = [m for m in rec["messages"] if m["role"] == "tool"]
         assert len(tools) == len(rec["tool_ops"])
-        done = [op for ops, m in zip(rec["tool_ops"], tools, strict=True)
-                if any(p["type"] == "image" for p in m["content"]) for op in ops if op in geometric]
+        done = [
+            op
+            for ops, m in zip(rec["tool_ops"], tools, strict=True)
+            if any(p["type"] == "image" for p in m["content"])
+            for op in ops
+            if op in geometric
+        ]
         assert done == corrective_ops(rec["transform"]), rec["id"]
 
 

@@ -20,8 +20,11 @@ def test_sources_deterministic_with_valid_boxes(name: str) -> None:
             region = np.asarray(a.images[0].convert("L").crop((int(x1), int(y1), int(x2), int(y2))))
             assert region.std() > 10  # there is ink/content in the answer box
     other = SOURCES[name](0, 6, "train")
-    assert not (other.images[0].size == a.images[0].size and other.question == SOURCES[name](0, 5, "train").question
-                and np.array_equal(np.asarray(other.images[0]), np.asarray(SOURCES[name](0, 5, "train").images[0])))
+    assert not (
+        other.images[0].size == a.images[0].size
+        and other.question == SOURCES[name](0, 5, "train").question
+        and np.array_equal(np.asarray(other.images[0]), np.asarray(SOURCES[name](0, 5, "train").images[0]))
+    )
 
 
 def test_varied_sizes_and_kinds() -> None:

@@ -27,7 +27,9 @@ def _teacher(answer: str):
         calls["n"] += 1
         if calls["n"] % 2 == 1:
             assert body["messages"][1]["content"][0]["type"] == "image_url"
-            text = "<think>upside down</think>\n" + render_tool_call("result = image.rotate(180, expand=True)", "fix", 0)
+            text = "<think>upside down</think>\n" + render_tool_call(
+                "result = image.rotate(180, expand=True)", "fix", 0
+            )
         else:
             assert "Execution succeeded" in json.dumps(body["messages"][-1])
             text = f"<think>read it</think>\n<answer>{answer}</answer>"
@@ -63,17 +65,31 @@ def test_teacher_sloppy_call_executes_and_malformed_call_is_reported() -> None:
     quotes inside a ```json fence runs; an unreadable call gets the parser's message and the teacher retries."""
     item = transform_item(SOURCES["chart"](0, 0, "train"), ["rotate_180"])
     cfg = TeacherConfig(base_url="http://teacher.local/v1", model="t", api_key_env="")
-    sloppy = ("<think>upside down</think>\n<tool_call>\n```json\n{'name': 'code_image_tool', 'arguments': "
-              "{'code': 'result = image.rotate(180, expand=True)', 'description': 'fix', 'image_index': 0}}\n```")
-    broken = '<think>crop it</think>\n<tool_call>{"name": "code_image_tool", "arguments": {"code": </tool_call>'
+    sloppy = (
+        "<think>upside down</think>\n<tool_call>\n```json\n{'name': 'code_image_tool', 'arguments': "
+        "{'code': 'result = image.rotate(180, expand=True)', 'description': 'fix', 'image_index': 0}}\n```"
+    )
+    broken = (
+        '<think>crop it</think>\n<tool_call>{"name": "code_image_tool", "arguments": {"code": </tool_call>'
+    )
     replies = [broken, sloppy, f"<think>read it</think>\n<answer>{item.answer}</answer>"]
     seen: list[list[dict]] = []
     good = build_teacher_sft([item], cfg, client=_scripted_teacher(replies, seen), progress=False)
     assert len(good) == 1 and good[0]["correct"] and len(good[0]["images"]) == 2
     msgs = good[0]["messages"]
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [m["role"] for m in msgs] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     err = parse_tool_calls(broken)
-    assert isinstance(err, ParseError) and msgs[3]["content"] == [{"type": "text", "text": parse_error_text(err)}]
+    assert isinstance(err, ParseError) and msgs[3]["content"] == [
+        {"type": "text", "text": parse_error_text(err)}
+    ]
     assert "not valid JSON" in json.dumps(seen[1][-1])  # the teacher saw the parser's message
     assert "Execution succeeded" in json.dumps(seen[2][-1])
     # The saved call is the canonical one the parser reads without repairs; the reasoning before it stays.
@@ -93,14 +109,56 @@ def test_answers_match() -> None:
 
 
 def test_cli_builds(tmp_path: Path, capsys) -> None:
-    assert main(["build-rl", "--out", str(tmp_path / "rl.parquet"), "--num", "3", "--sources", "chart,document", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "build-rl",
+                "--out",
+                str(tmp_path / "rl.parquet"),
+                "--num",
+                "3",
+                "--sources",
+                "chart,document",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(read_items(tmp_path / "rl.parquet")) == 3
     assert (tmp_path / "rl.report.json").exists()
-    assert main(["build-bench", "--out", str(tmp_path / "b"), "--num", "1", "--suite", "orientation",
-                 "--format", "verl", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "build-bench",
+                "--out",
+                str(tmp_path / "b"),
+                "--num",
+                "1",
+                "--suite",
+                "orientation",
+                "--format",
+                "verl",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert pq.read_table(tmp_path / "b" / "data.parquet").num_rows == 6
-    assert main(["build-sft", "--out", str(tmp_path / "sft"), "--num", "2", "--kinds", "no_tool=1",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "build-sft",
+                "--out",
+                str(tmp_path / "sft"),
+                "--num",
+                "2",
+                "--kinds",
+                "no_tool=1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "sft" / "sft.parquet").exists() and (tmp_path / "sft" / "sharegpt.json").exists()
     assert "wrote 2 trajectories" in capsys.readouterr().out
 
@@ -112,14 +170,39 @@ def test_cli_input_with_bad_records(tmp_path: Path) -> None:
     rows.append({"image": "doc.png", "question": item.question, "answer": item.answer})
     (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "bench.parquet"
-    assert main(["build-bench", "--out", str(out), "--input", str(tmp_path / "t.jsonl"), "--input-format", "table",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "build-bench",
+                "--out",
+                str(out),
+                "--input",
+                str(tmp_path / "t.jsonl"),
+                "--input-format",
+                "table",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(read_items(out)) == 6
     rep = json.loads((tmp_path / "bench.report.json").read_text())
     assert len(rep["errors"]) == 1 and rep["errors"][0]["stage"] == "image"
 
 
 def test_cli_errors_are_clear(tmp_path: Path, capsys) -> None:
-    assert main(["build-bench", "--out", str(tmp_path / "x"), "--input", str(tmp_path / "nope.jsonl"),
-                 "--input-format", "table"]) == 2
+    assert (
+        main(
+            [
+                "build-bench",
+                "--out",
+                str(tmp_path / "x"),
+                "--input",
+                str(tmp_path / "nope.jsonl"),
+                "--input-format",
+                "table",
+            ]
+        )
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err

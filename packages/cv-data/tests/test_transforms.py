@@ -22,8 +22,12 @@ def _arr(im: Image.Image) -> np.ndarray:
     return np.asarray(im)
 
 
-@pytest.mark.parametrize("ops", [[op] for op in GEOM] + [list(p) for p in itertools.permutations(GEOM, 2)]
-                         + [["crop", "rotate_90"], ["rotate_270", "flip_vertical", "crop"]])
+@pytest.mark.parametrize(
+    "ops",
+    [[op] for op in GEOM]
+    + [list(p) for p in itertools.permutations(GEOM, 2)]
+    + [["crop", "rotate_90"], ["rotate_270", "flip_vertical", "crop"]],
+)
 def test_corrective_ops_restore_pixels_and_box(noise_image: Image.Image, ops: list[str]) -> None:
     box = [3.0, 5.0, 20.0, 31.0]
     img, b = apply_transforms(noise_image, box, ops)
@@ -80,7 +84,9 @@ def test_corruptions_are_reproducible_and_graded(noise_image: Image.Image, kind:
 
 def test_noise_depends_on_seed() -> None:
     base = Image.new("RGB", (16, 16), "gray")
-    assert not np.array_equal(_arr(corrupt(base, "gaussian_noise", 2, seed=0)), _arr(corrupt(base, "gaussian_noise", 2, seed=1)))
+    assert not np.array_equal(
+        _arr(corrupt(base, "gaussian_noise", 2, seed=0)), _arr(corrupt(base, "gaussian_noise", 2, seed=1))
+    )
 
 
 def test_corrupt_validates() -> None:
@@ -96,9 +102,16 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)
-@given(w=st.integers(2, 40), h=st.integers(2, 40), ops=st.lists(st.sampled_from(TRANSFORMS), max_size=4),
-       fx=st.tuples(st.floats(0, 1), st.floats(0, 1)), fy=st.tuples(st.floats(0, 1), st.floats(0, 1)))
-def test_round_trip_property(w: int, h: int, ops: list[str], fx: tuple[float, float], fy: tuple[float, float]) -> None:
+@given(
+    w=st.integers(2, 40),
+    h=st.integers(2, 40),
+    ops=st.lists(st.sampled_from(TRANSFORMS), max_size=4),
+    fx=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    fy=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+def test_round_trip_property(
+    w: int, h: int, ops: list[str], fx: tuple[float, float], fy: tuple[float, float]
+) -> None:
     rng = np.random.default_rng(w * 100 + h)
     im = Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
     x1, x2 = sorted(v * w for v in fx)

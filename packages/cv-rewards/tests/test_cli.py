@@ -45,14 +45,33 @@ def test_group_key_none_and_reference_variant_and_overrides(rollouts: Path, tmp_
     assert main(["score", str(rollouts), "--group-key", "none", "--out", str(out), "--no-items"]) == 0
     assert json.loads(out.read_text().splitlines()[0])["components"]["emergent"] == 0.0  # no group, paper
     assert "p_tool" not in capsys.readouterr().out  # --no-items: summary only
-    assert main(["score", str(rollouts), "--variant", "reference", "--suggested-weight", "0.5", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["score", str(rollouts), "--variant", "reference", "--suggested-weight", "0.5", "--out", str(out)]
+        )
+        == 0
+    )
     assert json.loads(out.read_text().splitlines()[0])["components"]["emergent"] == 0.5
 
 
 def test_judge_options(rollouts: Path, tmp_path: Path, capsys) -> None:
     with FakeJudgeServer(reply="CORRECT") as server:
-        assert main(["score", str(rollouts), "--judge-url", server.base_url, "--judge-model", "fake",
-                     "--judge-cache", str(tmp_path / "cache.jsonl"), "--no-items"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    str(rollouts),
+                    "--judge-url",
+                    server.base_url,
+                    "--judge-model",
+                    "fake",
+                    "--judge-cache",
+                    str(tmp_path / "cache.jsonl"),
+                    "--no-items",
+                ]
+            )
+            == 0
+        )
         assert len(server.requests) == 0  # every answer here is decided by rules
     assert main(["score", str(rollouts), "--judge-url", "http://127.0.0.1:1/v1"]) == 2
     assert "go together" in capsys.readouterr().err
@@ -82,7 +101,11 @@ def test_missing_file_and_bad_group_key(rollouts: Path, capsys) -> None:
 
 
 def test_python_dash_m(rollouts: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "cv_rewards", "score", str(rollouts), "--no-items"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cv_rewards", "score", str(rollouts), "--no-items"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "mean total" in proc.stdout

@@ -19,6 +19,12 @@ def test_doctests(name: str) -> None:
 
 def test_public_modules_have_examples() -> None:
     finder = doctest.DocTestFinder()
-    for name in ("cv_rewards.answer", "cv_rewards.format", "cv_rewards.process", "cv_rewards.trl_adapter", "cv_rewards.judge"):
+    for name in (
+        "cv_rewards.answer",
+        "cv_rewards.format",
+        "cv_rewards.process",
+        "cv_rewards.trl_adapter",
+        "cv_rewards.judge",
+    ):
         tests = [t for t in finder.find(importlib.import_module(name)) if t.examples]
         assert tests, f"{name} has no docstring examples"

@@ -34,7 +34,11 @@ def test_judge_decides_only_when_rules_do_not(server) -> None:
     body = server.requests[0]
     assert body["model"] == "judge-7b" and body["temperature"] == 0.0
     prompt = body["messages"][0]["content"]
-    assert "Which city?" in prompt and "Ground-truth answer: Paris" in prompt and "Model answer: the city of paris" in prompt
+    assert (
+        "Which city?" in prompt
+        and "Ground-truth answer: Paris" in prompt
+        and "Model answer: the city of paris" in prompt
+    )
     assert match_answer("london", "Paris", judge=judge).correct is False
 
 
@@ -105,8 +109,16 @@ def test_api_key_from_env(monkeypatch) -> None:
 
 
 def test_unreachable_endpoint_and_unparsable_reply() -> None:
-    judge = Judge(JudgeConfig(base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff_s=0.0, timeout_s=2,
-                              on_error="raise"))
+    judge = Judge(
+        JudgeConfig(
+            base_url="http://127.0.0.1:9/v1",
+            model="m",
+            max_retries=1,
+            backoff_s=0.0,
+            timeout_s=2,
+            on_error="raise",
+        )
+    )
     with pytest.raises(JudgeError, match="failed"):
         judge.judge("a", "b")
     with FakeJudgeServer(reply="maybe?") as server:
@@ -116,8 +128,14 @@ def test_unreachable_endpoint_and_unparsable_reply() -> None:
 
 @pytest.mark.parametrize(
     ("reply", "verdict"),
-    [("CORRECT", True), ("Incorrect.", False), ("yes", True), ("No", False), ("<think>is it correct?</think>INCORRECT", False),
-     ("hmm", None)],
+    [
+        ("CORRECT", True),
+        ("Incorrect.", False),
+        ("yes", True),
+        ("No", False),
+        ("<think>is it correct?</think>INCORRECT", False),
+        ("hmm", None),
+    ],
 )
 def test_parse_verdict(reply: str, verdict: bool | None) -> None:
     assert parse_verdict(reply) is verdict
@@ -125,9 +143,15 @@ def test_parse_verdict(reply: str, verdict: bool | None) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"base_url": "localhost:8000"}, "http"), ({"model": ""}, "model"), ({"max_retries": -1}, "max_retries"),
-     ({"on_error": "ignore"}, "on_error"), ({"prompts": {"poetry": "{gt}{pred}"}}, "unknown task types"),
-     ({"prompts": {"ocr": "no placeholders"}}, "placeholders"), ({"timeout_s": 0}, "timeout_s")],
+    [
+        ({"base_url": "localhost:8000"}, "http"),
+        ({"model": ""}, "model"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"on_error": "ignore"}, "on_error"),
+        ({"prompts": {"poetry": "{gt}{pred}"}}, "unknown task types"),
+        ({"prompts": {"ocr": "no placeholders"}}, "placeholders"),
+        ({"timeout_s": 0}, "timeout_s"),
+    ],
 )
 def test_config_validation(kwargs: dict, message: str) -> None:
     base = {"base_url": "http://127.0.0.1:8000/v1", "model": "m"}

@@ -111,8 +111,13 @@ CASES = {
         {"accuracy": 1, "format": 0.1, "must_use": 1 / 3, "exact_path": 0.1},
     ),
     "crop-only item, refining crops earn the best IoU, no exact path": (
-        make_record("7", "7", [[("crop", (50, 0, 150, 100))], [("crop", (0, 0, 100, 100))], [("crop", (0, 0, 50, 50))]],
-                    transform=["crop"], bbox=BOX),
+        make_record(
+            "7",
+            "7",
+            [[("crop", (50, 0, 150, 100))], [("crop", (0, 0, 100, 100))], [("crop", (0, 0, 50, 50))]],
+            transform=["crop"],
+            bbox=BOX,
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
     ),
@@ -132,17 +137,27 @@ CASES = {
         {"format": 0.1},
     ),
     "crop-only item, a flip is inappropriate": (
-        make_record("7", "7", [["flip_horizontal", ("crop", (0, 0, 100, 100))]], transform=["crop"], bbox=BOX),
+        make_record(
+            "7", "7", [["flip_horizontal", ("crop", (0, 0, 100, 100))]], transform=["crop"], bbox=BOX
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_tool_use": -0.5},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_tool_use": -0.5},
     ),
     "crop + rotate item, both done: 1/N each": (
-        make_record("7", "7", [["rotate_270"], [("crop", (0, 0, 100, 100))]], transform=["crop", "rotate_90"], bbox=BOX),
+        make_record(
+            "7",
+            "7",
+            [["rotate_270"], [("crop", (0, 0, 100, 100))]],
+            transform=["crop", "rotate_90"],
+            bbox=BOX,
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
     "crop + rotate item, crop first is still the exact path (boxes are in image-0 frame)": (
-        make_record("7", "7", [[("crop", (0, 0, 100, 100)), "rotate_270"]], transform=["crop", "rotate_90"], bbox=BOX),
+        make_record(
+            "7", "7", [[("crop", (0, 0, 100, 100)), "rotate_270"]], transform=["crop", "rotate_90"], bbox=BOX
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
@@ -152,12 +167,16 @@ CASES = {
         {"format": 0.1, "must_use": 0.5},
     ),
     "rotate then flip item: right ops in the wrong order earn must-use but no exact path": (
-        make_record("7", "7", [["rotate_270"], ["flip_horizontal"]], transform=["rotate_90", "flip_horizontal"]),
+        make_record(
+            "7", "7", [["rotate_270"], ["flip_horizontal"]], transform=["rotate_90", "flip_horizontal"]
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1},
         {"accuracy": 1, "format": 0.1, "must_use": 1},
     ),
     "rotate then flip item, right order": (
-        make_record("7", "7", [["flip_horizontal"], ["rotate_270"]], transform=["rotate_90", "flip_horizontal"]),
+        make_record(
+            "7", "7", [["flip_horizontal"], ["rotate_270"]], transform=["rotate_90", "flip_horizontal"]
+        ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
@@ -224,7 +243,9 @@ def test_rollout_table(name: str, variant: str) -> None:
 
 
 def test_details_and_match_method() -> None:
-    b = score_rollout(make_record("7", "7", [(False, []), [("crop", (0, 0, 50, 100))]], transform=["crop"], bbox=BOX))
+    b = score_rollout(
+        make_record("7", "7", [(False, []), [("crop", (0, 0, 50, 100))]], transform=["crop"], bbox=BOX)
+    )
     assert b.correct and b.match_method == "numeric"
     assert b.details["tool_turns"] == 2 and b.details["failed_calls"] == 1
     assert b.details["best_iou"] == 0.5 and b.details["n_required"] == 1 and b.details["format"] == 1.0
@@ -233,8 +254,12 @@ def test_details_and_match_method() -> None:
 
 
 def test_weights_scale_components() -> None:
-    cfg = ProcessRewardConfig(format_weight=1.0, must_use_weight=2.0, penalty_weight=1.0, exact_path_bonus=0.5)
-    got = comps(make_record("7", "7", [["rotate_270"], ["rotate_90"], ["rotate_90"]], transform=["rotate_90"]), cfg)
+    cfg = ProcessRewardConfig(
+        format_weight=1.0, must_use_weight=2.0, penalty_weight=1.0, exact_path_bonus=0.5
+    )
+    got = comps(
+        make_record("7", "7", [["rotate_270"], ["rotate_90"], ["rotate_90"]], transform=["rotate_90"]), cfg
+    )
     assert got == {"accuracy": 1, "format": 1, "must_use": 2, "penalty_turns": -1}
 
 
@@ -254,7 +279,13 @@ def test_config_validation(kwargs: dict) -> None:
 
 def test_defaults_are_the_papers() -> None:
     c = ProcessRewardConfig()
-    assert (c.variant, c.format_weight, c.must_use_weight, c.suggested_weight, c.penalty_weight) == ("paper", 0.1, 1.0, 0.2, 0.5)
+    assert (c.variant, c.format_weight, c.must_use_weight, c.suggested_weight, c.penalty_weight) == (
+        "paper",
+        0.1,
+        1.0,
+        0.2,
+        0.5,
+    )
 
 
 # --------------------------------------------------------------------------------- group term
@@ -262,7 +293,9 @@ def test_defaults_are_the_papers() -> None:
 
 def group(spec: list[tuple[bool, bool]]) -> list[RolloutRecord]:
     """(correct, used_optional) per rollout."""
-    return [make_record("7" if ok else "8", "7", [["contrast"]] if opt else [], prompt_id="p") for ok, opt in spec]
+    return [
+        make_record("7" if ok else "8", "7", [["contrast"]] if opt else [], prompt_id="p") for ok, opt in spec
+    ]
 
 
 @pytest.mark.parametrize(
@@ -347,19 +380,34 @@ def test_iou_translation_invariant(a, dx: int, dy: int) -> None:
     assert box_iou(shift(a), shift(b)) == pytest.approx(box_iou(a, b), abs=1e-6)
 
 
-OPS = st.sampled_from(["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical", "contrast", "crop"])
+OPS = st.sampled_from(
+    ["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical", "contrast", "crop"]
+)
 
 
 @st.composite
 def rollouts(draw):
-    transform = draw(st.lists(st.sampled_from(["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical", "crop"]),
-                              max_size=3, unique=True))
+    transform = draw(
+        st.lists(
+            st.sampled_from(
+                ["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical", "crop"]
+            ),
+            max_size=3,
+            unique=True,
+        )
+    )
     calls = []
     for _ in range(draw(st.integers(0, 5))):
         ops = [(o, draw(boxes())) if o == "crop" else o for o in draw(st.lists(OPS, max_size=3))]
         calls.append((draw(st.booleans()), ops))
-    return make_record(draw(st.sampled_from(["7", "8", None])), "7", calls, transform=transform, bbox=[0, 0, 50, 50],
-                       think=draw(st.booleans()))
+    return make_record(
+        draw(st.sampled_from(["7", "8", None])),
+        "7",
+        calls,
+        transform=transform,
+        bbox=[0, 0, 50, 50],
+        think=draw(st.booleans()),
+    )
 
 
 @settings(max_examples=150)

@@ -8,16 +8,31 @@ from cv_rewards.testing import make_record
 
 
 def test_round_trip_through_json() -> None:
-    rec = make_record("B", "B", [["rotate_270", ("crop", (1, 2, 30, 40))], (False, [])], transform=["crop", "rotate_90"],
-                      bbox=[0, 0, 50, 50], choices=["x", "y"], task_type="ocr", prompt_id="p1", question="q?")
+    rec = make_record(
+        "B",
+        "B",
+        [["rotate_270", ("crop", (1, 2, 30, 40))], (False, [])],
+        transform=["crop", "rotate_90"],
+        bbox=[0, 0, 50, 50],
+        choices=["x", "y"],
+        task_type="ocr",
+        prompt_id="p1",
+        question="q?",
+    )
     again = RolloutRecord.from_dict(json.loads(json.dumps(rec.to_dict())))
     assert again == rec
     assert again.tool_calls[0].ops[1].box == (1.0, 2.0, 30.0, 40.0)
 
 
 def test_accepts_cv_agent_tool_call_dicts() -> None:
-    call = ToolCallRecord.from_dict({"ok": True, "ops": [{"name": "crop", "box": [0, 0, 1, 1], "box_input": [5, 5, 9, 9]}],
-                                     "error": None, "code": "result = image.crop((0,0,1,1))"})
+    call = ToolCallRecord.from_dict(
+        {
+            "ok": True,
+            "ops": [{"name": "crop", "box": [0, 0, 1, 1], "box_input": [5, 5, 9, 9]}],
+            "error": None,
+            "code": "result = image.crop((0,0,1,1))",
+        }
+    )
     assert call.success and call.ops[0].box == (5.0, 5.0, 9.0, 9.0)
 
 
@@ -38,7 +53,10 @@ def test_answer_alias_for_gt() -> None:
         (lambda: RolloutRecord("x", [], "rotate_90", None, "a"), "list of op names"),  # type: ignore[arg-type]
         (lambda: RolloutRecord("x", [], [], [0, 0, 1], "a"), "bbox"),
         (lambda: RolloutRecord("x", [], [], None, "a", correct=1), "True, False or None"),  # type: ignore[arg-type]
-        (lambda: RolloutRecord.from_dict({"completion": "x", "gt_answer": "a", "extra": 1}), "unknown rollout record keys"),
+        (
+            lambda: RolloutRecord.from_dict({"completion": "x", "gt_answer": "a", "extra": 1}),
+            "unknown rollout record keys",
+        ),
         (lambda: RolloutRecord.from_dict({"completion": "x"}), "lacks required keys"),
     ],
 )

@@ -28,7 +28,9 @@ class Env:
         self.tool_calls = calls
 
 
-def call_like_trl(funcs, inputs: list[dict], completions: list, environments=None) -> tuple[list[list[float]], dict]:
+def call_like_trl(
+    funcs, inputs: list[dict], completions: list, environments=None
+) -> tuple[list[list[float]], dict]:
     """Mirror of GRPOTrainer._calculate_rewards (TRL 1.16): columns repeated per completion, extra kwargs."""
     keys = [k for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")]
     reward_kwargs = {k: [ex[k] for ex in inputs] for k in keys}
@@ -41,7 +43,9 @@ def call_like_trl(funcs, inputs: list[dict], completions: list, environments=Non
     prompts = [ex["prompt"] for ex in inputs]
     out = []
     for f in funcs:
-        rewards = f(prompts=prompts, completions=completions, completion_ids=[[1, 2]] * len(prompts), **reward_kwargs)
+        rewards = f(
+            prompts=prompts, completions=completions, completion_ids=[[1, 2]] * len(prompts), **reward_kwargs
+        )
         assert len(rewards) == len(prompts)
         out.append(rewards)
     return out, logged
@@ -53,9 +57,19 @@ def batch(k: int = 4):
     for pid, transform in (("p0", ["rotate_90"]), ("p1", [])):
         for j in range(k):
             calls = [["rotate_270"]] if (transform and j % 2 == 0) else ([["contrast"]] if j == 1 else [])
-            recs.append(make_record("7" if j < k - 1 else "8", "7", calls, transform=transform, prompt_id=pid))
-    inputs = [{"prompt": [{"role": "user", "content": "q"}], "answer": r.gt_answer, "transform": r.transform,
-               "bbox": None, "prompt_id": r.prompt_id} for r in recs]
+            recs.append(
+                make_record("7" if j < k - 1 else "8", "7", calls, transform=transform, prompt_id=pid)
+            )
+    inputs = [
+        {
+            "prompt": [{"role": "user", "content": "q"}],
+            "answer": r.gt_answer,
+            "transform": r.transform,
+            "bbox": None,
+            "prompt_id": r.prompt_id,
+        }
+        for r in recs
+    ]
     completions = [[{"role": "assistant", "content": r.completion}] for r in recs]
     envs = [Env(r.tool_calls) for r in recs]
     return recs, inputs, completions, envs
@@ -65,7 +79,9 @@ def test_names_weights_and_components() -> None:
     funcs = make_trl_reward_funcs(num_generations=4)
     assert [f.__name__ for f in funcs] == ["cv_total"] + [f"cv_{c}" for c in COMPONENTS]
     assert trl_reward_weights(funcs) == [1.0] + [0.0] * len(COMPONENTS)
-    assert [f.__name__ for f in make_trl_reward_funcs(components=False, name="codevision")] == ["codevision_total"]
+    assert [f.__name__ for f in make_trl_reward_funcs(components=False, name="codevision")] == [
+        "codevision_total"
+    ]
     with pytest.raises(ValueError, match="unknown components"):
         make_trl_reward_funcs(components=["speed"])
     with pytest.raises(ValueError, match="num_generations"):
@@ -91,7 +107,9 @@ def test_group_term_uses_num_generations_groups() -> None:
     recs, inputs, completions, envs = batch()
     funcs = make_trl_reward_funcs(num_generations=4, components=["emergent"])
     out, _ = call_like_trl(funcs, inputs, completions, envs)
-    assert out[1] == pytest.approx([b.components["emergent"] for b in score_group(recs[:4]) + score_group(recs[4:])])
+    assert out[1] == pytest.approx(
+        [b.components["emergent"] for b in score_group(recs[:4]) + score_group(recs[4:])]
+    )
     with pytest.raises(ValueError, match="whole number of groups"):
         call_like_trl(make_trl_reward_funcs(num_generations=3), inputs, completions, envs)
 
@@ -124,25 +142,52 @@ def test_batch_is_scored_once_for_all_functions() -> None:
 def test_custom_records_from_receives_trl_kwargs() -> None:
     seen = {}
 
-    def records_from(*, prompts, completions, completion_ids, trainer_state, **columns) -> list[RolloutRecord]:
+    def records_from(
+        *, prompts, completions, completion_ids, trainer_state, **columns
+    ) -> list[RolloutRecord]:
         seen.update(columns)
         seen["step"] = trainer_state.global_step
-        return [RolloutRecord(completion_to_text(c), [], [], None, a) for c, a in zip(completions, columns["answer"], strict=True)]
+        return [
+            RolloutRecord(completion_to_text(c), [], [], None, a)
+            for c, a in zip(completions, columns["answer"], strict=True)
+        ]
 
     funcs = make_trl_reward_funcs(records_from=records_from, num_generations=2, components=False)
-    out, _ = call_like_trl(funcs, [{"prompt": "q", "answer": "4"}] * 2, ["<think>a</think><answer>4</answer>", "<answer>5</answer>"])
+    out, _ = call_like_trl(
+        funcs,
+        [{"prompt": "q", "answer": "4"}] * 2,
+        ["<think>a</think><answer>4</answer>", "<answer>5</answer>"],
+    )
     assert out[0] == pytest.approx([1.1, 0.0])
     assert seen["step"] == 3 and seen["answer"] == ["4", "4"] and callable(seen["log_metric"])
 
 
 def test_records_from_trl_columns_and_tool_sources() -> None:
-    completions = ["<think>a</think><tool_call>{}</tool_call><tool_response>ok</tool_response><answer>B</answer>"]
+    completions = [
+        "<think>a</think><tool_call>{}</tool_call><tool_response>ok</tool_response><answer>B</answer>"
+    ]
     agent_like = [{"ok": True, "ops": [{"name": "crop", "box_input": [0, 0, 10, 10]}], "error": None}]
-    recs = records_from_trl(completions=completions, gt_answer=["B"], transform=[["crop"]], bbox=[[0, 0, 10, 10]],
-                            choices=[["a", "b"]], task_type=["ocr"], id=["item-1"], question=["q?"], tool_calls=[agent_like])
+    recs = records_from_trl(
+        completions=completions,
+        gt_answer=["B"],
+        transform=[["crop"]],
+        bbox=[[0, 0, 10, 10]],
+        choices=[["a", "b"]],
+        task_type=["ocr"],
+        id=["item-1"],
+        question=["q?"],
+        tool_calls=[agent_like],
+    )
     r = recs[0]
     assert (r.gt_answer, r.transform, r.bbox, r.choices, r.task_type, r.prompt_id, r.question) == (
-        "B", ["crop"], [0.0, 0.0, 10.0, 10.0], ["a", "b"], "ocr", "item-1", "q?")
+        "B",
+        ["crop"],
+        [0.0, 0.0, 10.0, 10.0],
+        ["a", "b"],
+        "ocr",
+        "item-1",
+        "q?",
+    )
     assert r.tool_calls[0].ops[0].box == (0.0, 0.0, 10.0, 10.0)
     # A rollout that called tools with no trace available must not be scored as tool-free.
     with pytest.raises(ValueError, match="no trace is available"):
@@ -171,9 +216,26 @@ def test_environment_with_tool_call_records_method_and_objects() -> None:
 
 def test_completion_to_text_variants() -> None:
     assert completion_to_text("plain") == "plain"
-    assert completion_to_text({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}) == "a<image>"
-    text = completion_to_text([{"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "code_image_tool", "arguments": '{"code": "x"}'}}]}])
+    assert (
+        completion_to_text(
+            {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}
+        )
+        == "a<image>"
+    )
+    text = completion_to_text(
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "type": "function",
+                        "function": {"name": "code_image_tool", "arguments": '{"code": "x"}'},
+                    }
+                ],
+            }
+        ]
+    )
     assert text == '<tool_call>{"name": "code_image_tool", "arguments": {"code": "x"}}</tool_call>'
     with pytest.raises(ValueError, match="message dicts"):
         completion_to_text(["not a message"])  # type: ignore[list-item]
@@ -181,9 +243,15 @@ def test_completion_to_text_variants() -> None:
 
 def test_reference_variant_and_pickling() -> None:
     recs, inputs, completions, envs = batch()
-    funcs = make_trl_reward_funcs(ProcessRewardConfig(variant="reference"), num_generations=4, components=["emergent"])
+    funcs = make_trl_reward_funcs(
+        ProcessRewardConfig(variant="reference"), num_generations=4, components=["emergent"]
+    )
     funcs = pickle.loads(pickle.dumps(funcs))
     assert funcs[0].__name__ == "cv_total"
     out, _ = call_like_trl(funcs, inputs, completions, envs)
-    assert out[1] == pytest.approx([0.2 if (r.tool_calls and r.tool_calls[0].op_names == ["contrast"] and i % 4 < 3) else 0.0
-                                    for i, r in enumerate(recs)])
+    assert out[1] == pytest.approx(
+        [
+            0.2 if (r.tool_calls and r.tool_calls[0].op_names == ["contrast"] and i % 4 < 3) else 0.0
+            for i, r in enumerate(recs)
+        ]
+    )

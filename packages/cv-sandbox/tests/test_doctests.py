@@ -8,7 +8,9 @@ import cv_sandbox
 import pytest
 
 MODULES = ["cv_sandbox"] + [
-    m.name for m in pkgutil.walk_packages(cv_sandbox.__path__, prefix="cv_sandbox.") if not m.name.endswith("__main__")
+    m.name
+    for m in pkgutil.walk_packages(cv_sandbox.__path__, prefix="cv_sandbox.")
+    if not m.name.endswith("__main__")
 ]
 
 

@@ -31,10 +31,19 @@ OK_CASES: list[tuple[str, str, int, str | None]] = [
     (render_tool_call(CODE, "rotate", 1), CODE, 1, None),
     # tags inside the call's strings do not end the call
     (render_tool_call(CODE, "<tool_call>", 1), CODE, 1, None),
-    (render_tool_call('print("</tool_call> <answer>")\nresult = image', "x", 0),
-     'print("</tool_call> <answer>")\nresult = image', 0, None),
-    (f'<tool_call>{{"name": "{TOOL_NAME}", "arguments": {{"code": "result = image", "description": "</tool_call>", '
-     '"image_index": 0}}\n<answer>A</answer>', "result = image", 0, "closing"),
+    (
+        render_tool_call('print("</tool_call> <answer>")\nresult = image', "x", 0),
+        'print("</tool_call> <answer>")\nresult = image',
+        0,
+        None,
+    ),
+    (
+        f'<tool_call>{{"name": "{TOOL_NAME}", "arguments": {{"code": "result = image", "description": "</tool_call>", '
+        '"image_index": 0}}\n<answer>A</answer>',
+        "result = image",
+        0,
+        "closing",
+    ),
     (tc(GOOD_JSON), CODE, 1, None),
     (f"<tool_call>{GOOD_JSON}</tool_call>", CODE, 1, None),  # no newlines
     (tc(f"```json\n{GOOD_JSON}\n```"), CODE, 1, "code fence"),

@@ -32,7 +32,11 @@ def test_recipe_folder_has_the_promised_recipes() -> None:
     for stem in ("qwen2_5_vl_7b", "qwen3_vl_8b"):
         assert {f"{stem}_sft.yaml", f"{stem}_rl.yaml", f"{stem}_rl_multinode.yaml"} <= names
     assert {p.name for p in ACCEL.glob("*.yaml")} == {
-        "zero3_single_node.yaml", "zero3_multi_node.yaml", "fsdp_single_node.yaml", "fsdp_multi_node.yaml"}
+        "zero3_single_node.yaml",
+        "zero3_multi_node.yaml",
+        "fsdp_single_node.yaml",
+        "fsdp_multi_node.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", _recipe_files(), ids=lambda p: p.name)
@@ -43,17 +47,34 @@ def test_every_recipe_loads_and_validates(path: Path) -> None:
     assert recipe.family == family
     assert recipe.bf16 and recipe.freeze_vision and not recipe.use_peft
     if cls is SFTRecipe:  # SPEC SFT settings
-        assert (recipe.learning_rate, recipe.num_train_epochs, recipe.lr_scheduler_type) == (1e-5, 2.0, "cosine")
-        assert (recipe.warmup_ratio, recipe.per_device_train_batch_size, recipe.gradient_accumulation_steps) == (0.05, 4, 4)
+        assert (recipe.learning_rate, recipe.num_train_epochs, recipe.lr_scheduler_type) == (
+            1e-5,
+            2.0,
+            "cosine",
+        )
+        assert (
+            recipe.warmup_ratio,
+            recipe.per_device_train_batch_size,
+            recipe.gradient_accumulation_steps,
+        ) == (0.05, 4, 4)
         assert (recipe.max_length, recipe.max_pixels, recipe.assistant_only_loss) == (32768, 262144, True)
     else:  # SPEC RL settings
-        assert (recipe.learning_rate, recipe.num_generations, recipe.max_turns, recipe.beta) == (1e-6, 8, 12, 0.001)
+        assert (recipe.learning_rate, recipe.num_generations, recipe.max_turns, recipe.beta) == (
+            1e-6,
+            8,
+            12,
+            0.001,
+        )
         assert (recipe.epsilon, recipe.epsilon_high, recipe.loss_type) == (0.2, 0.28, "dapo")
         assert recipe.max_completion_length == 16384 and recipe.max_pixels == 8192 * 28 * 28
         kw = grpo_config_kwargs(recipe)
         assert kw["max_tool_calling_iterations"] == 11 and kw["use_vllm"] and kw["vllm_mode"] == "colocate"
         # Paper batch: 32 prompts per optimizer step, 64 prompts per generation round, on the documented cluster.
-        accel = yaml.safe_load((ACCEL / ("zero3_multi_node.yaml" if "multinode" in path.name else "zero3_single_node.yaml")).read_text())
+        accel = yaml.safe_load(
+            (
+                ACCEL / ("zero3_multi_node.yaml" if "multinode" in path.name else "zero3_single_node.yaml")
+            ).read_text()
+        )
         procs = accel["num_processes"]
         per_step = recipe.per_device_train_batch_size * recipe.gradient_accumulation_steps * procs
         per_round = recipe.per_device_train_batch_size * recipe.steps_per_generation * procs
@@ -77,8 +98,19 @@ def test_accelerate_configs_parse(path: Path) -> None:
 
 def test_dataclass_defaults_are_the_paper_settings() -> None:
     sft, rl = SFTRecipe(), RLRecipe()
-    assert (sft.learning_rate, sft.warmup_ratio, sft.max_pixels, sft.freeze_vision) == (1e-5, 0.05, 262144, True)
-    assert (rl.learning_rate, rl.num_generations, rl.max_turns, rl.epsilon_high, rl.beta) == (1e-6, 8, 12, 0.28, 0.001)
+    assert (sft.learning_rate, sft.warmup_ratio, sft.max_pixels, sft.freeze_vision) == (
+        1e-5,
+        0.05,
+        262144,
+        True,
+    )
+    assert (rl.learning_rate, rl.num_generations, rl.max_turns, rl.epsilon_high, rl.beta) == (
+        1e-6,
+        8,
+        12,
+        0.28,
+        0.001,
+    )
 
 
 def test_tiny_recipes_are_cpu_sized() -> None:
@@ -90,7 +122,9 @@ def test_tiny_recipes_are_cpu_sized() -> None:
 def test_yaml_overrides_and_cli_style_strings(tmp_path: Path) -> None:
     p = tmp_path / "r.yaml"
     p.write_text("model: tiny:qwen3_vl\nbf16: false\nlearning_rate: 2.0e-5\nreport_to: none\n")
-    r = load_recipe(SFTRecipe, p, {"learning_rate": "3e-5", "use_peft": "true", "report_to": ["tensorboard", "wandb"]})
+    r = load_recipe(
+        SFTRecipe, p, {"learning_rate": "3e-5", "use_peft": "true", "report_to": ["tensorboard", "wandb"]}
+    )
     assert r.model == "tiny:qwen3_vl" and r.learning_rate == 3e-5 and r.use_peft is True
     assert r.report_to == ["tensorboard", "wandb"]
 
@@ -134,12 +168,30 @@ def test_missing_recipe_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_vllm_settings_map_to_grpo_config_fields() -> None:
     from trl import GRPOConfig
 
-    server = grpo_config_kwargs(tiny_rl_recipe(use_vllm=True, vllm_mode="server", vllm_server_host="10.1.2.3",
-                                               vllm_server_port=8123, vllm_server_base_url=None))
-    colocate = grpo_config_kwargs(tiny_rl_recipe(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3,
-                                                 vllm_tensor_parallel_size=2, vllm_max_model_length=8192))
+    server = grpo_config_kwargs(
+        tiny_rl_recipe(
+            use_vllm=True,
+            vllm_mode="server",
+            vllm_server_host="10.1.2.3",
+            vllm_server_port=8123,
+            vllm_server_base_url=None,
+        )
+    )
+    colocate = grpo_config_kwargs(
+        tiny_rl_recipe(
+            use_vllm=True,
+            vllm_mode="colocate",
+            vllm_gpu_memory_utilization=0.3,
+            vllm_tensor_parallel_size=2,
+            vllm_max_model_length=8192,
+        )
+    )
     off = grpo_config_kwargs(tiny_rl_recipe())
-    assert (server["vllm_mode"], server["vllm_server_host"], server["vllm_server_port"]) == ("server", "10.1.2.3", 8123)
+    assert (server["vllm_mode"], server["vllm_server_host"], server["vllm_server_port"]) == (
+        "server",
+        "10.1.2.3",
+        8123,
+    )
     assert "vllm_gpu_memory_utilization" not in server
     assert (colocate["vllm_gpu_memory_utilization"], colocate["vllm_tensor_parallel_size"]) == (0.3, 2)
     assert colocate["vllm_max_model_length"] == 8192 and "vllm_server_port" not in colocate
@@ -157,6 +209,7 @@ def test_use_vllm_without_vllm_fails_clearly() -> None:
     pytest.importorskip("torch")
     try:
         import vllm  # noqa: F401
+
         pytest.skip("vllm is installed here")
     except ImportError:
         pass
@@ -170,7 +223,10 @@ def test_cli_dry_run_prints_resolved_recipe(capsys: pytest.CaptureFixture[str]) 
     assert main(["sft", "--dry-run", "--max_steps", "7", "--report_to", "none"]) == 0
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["max_steps"] == 7 and out["model"] == "tiny:qwen2_5_vl"
-    assert main(["rl", "--dry-run", "--config", str(RECIPES / "qwen3_vl_8b_rl.yaml"), "--num_generations", "4"]) == 0
+    assert (
+        main(["rl", "--dry-run", "--config", str(RECIPES / "qwen3_vl_8b_rl.yaml"), "--num_generations", "4"])
+        == 0
+    )
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["num_generations"] == 4 and out["model"] == "runs/qwen3_vl_8b_sft/final"
 
@@ -185,5 +241,8 @@ def test_cli_qlora_on_cpu_exits_2_before_any_work(capsys: pytest.CaptureFixture[
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; QLoRA can run")
-    assert main(["rl", "--use_peft", "true", "--load_in_4bit", "true", "--output_dir", "/tmp/cv-train-unused"]) == 2
+    assert (
+        main(["rl", "--use_peft", "true", "--load_in_4bit", "true", "--output_dir", "/tmp/cv-train-unused"])
+        == 2
+    )
     assert "QLoRA) needs a CUDA GPU" in capsys.readouterr().err

@@ -26,13 +26,32 @@ def hand_record() -> dict[str, Any]:
     """A hand-made record in cv-data's SFT format: tool call, image tool output, final answer."""
     img0, img1 = Image.new("RGB", (40, 20), "white"), Image.new("RGB", (20, 40), "white")
     return {
-        "id": "hand-1", "kind": "single-tool", "data_source": "test",
+        "id": "hand-1",
+        "kind": "single-tool",
+        "data_source": "test",
         "messages": [
             {"role": "system", "content": [{"type": "text", "text": "SYS"}]},
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is written?"}]},
-            {"role": "assistant", "content": [{"type": "text", "text": '<think>rotated</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {"code": "result = image.rotate(90, expand=True)", "description": "d", "image_index": 0}}\n</tool_call>'}]},
-            {"role": "tool", "content": [{"type": "image"}, {"type": "text", "text": "Execution succeeded. The result is image 1 (20x40 pixels)."}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "<think>now upright</think>\n<answer>HELLO</answer>"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": '<think>rotated</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {"code": "result = image.rotate(90, expand=True)", "description": "d", "image_index": 0}}\n</tool_call>',
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "content": [
+                    {"type": "image"},
+                    {"type": "text", "text": "Execution succeeded. The result is image 1 (20x40 pixels)."},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "<think>now upright</think>\n<answer>HELLO</answer>"}],
+            },
         ],
         "images": [img0, img1],
     }
@@ -44,13 +63,20 @@ def test_hand_record_and_cv_data_records_are_valid() -> None:
 
     validate_sft_record(hand_record())
     with Sandbox() as sb:
-        records = [make_trajectory(i, kind, seed=1, sandbox=sb) for i, kind in enumerate(("single_tool", "no_tool", "error_recovery"))]
+        records = [
+            make_trajectory(i, kind, seed=1, sandbox=sb)
+            for i, kind in enumerate(("single_tool", "no_tool", "error_recovery"))
+        ]
     for i, r in enumerate(records):
         validate_sft_record(r, i)
-        n_tool_images = sum(1 for m in r["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "image")
+        n_tool_images = sum(
+            1 for m in r["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "image"
+        )
         assert len(r["images"]) == 1 + n_tool_images
     err = next(r for r in records if r["kind"] == "error_recovery")
-    tool_texts = [p["text"] for m in err["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "text"]
+    tool_texts = [
+        p["text"] for m in err["messages"] if m["role"] == "tool" for p in m["content"] if p["type"] == "text"
+    ]
     assert tool_texts[0].startswith("Execution failed") and tool_texts[1].startswith("Execution succeeded")
 
 
@@ -65,14 +91,23 @@ def _broken(mutate: Any) -> dict[str, Any]:
     [
         (lambda r: r["images"].pop(), "2 image placeholders in messages but 1 images"),
         (lambda r: r["messages"].pop(), "ends with a tool turn"),
-        (lambda r: r["messages"][2].update(content=[{"type": "text", "text": "<think>x</think> no call"}]), "has no <tool_call>"),
+        (
+            lambda r: r["messages"][2].update(content=[{"type": "text", "text": "<think>x</think> no call"}]),
+            "has no <tool_call>",
+        ),
         (lambda r: r["messages"][4].update(content=""), "assistant message 4 is empty"),
         (lambda r: r["messages"][1].update(role="human"), "role 'human'"),
-        (lambda r: r["messages"][2]["content"].append({"type": "image"}), "images belong to user or tool turns"),
+        (
+            lambda r: r["messages"][2]["content"].append({"type": "image"}),
+            "images belong to user or tool turns",
+        ),
         (lambda r: r["messages"][1]["content"].append({"type": "video"}), "type 'video'"),
         (lambda r: r.update(images=["a.png", "b.png"]), "not a PIL image"),
         (lambda r: r.update(messages=[]), "non-empty list"),
-        (lambda r: r["messages"].insert(2, {"role": "system", "content": "again"}), "system message must come first"),
+        (
+            lambda r: r["messages"].insert(2, {"role": "system", "content": "again"}),
+            "system message must come first",
+        ),
     ],
 )
 def test_bad_sft_records_fail_fast(mutate: Any, fragment: str) -> None:
@@ -125,7 +160,11 @@ def test_rl_rows_shape_and_labels() -> None:
     assert len(rows) == 6
     row = rows[0]
     assert row["prompt"][1]["content"][0] == {"type": "image"}
-    assert row["answer"] == items[0].answer and row["transform"] == items[0].transform and row["item_id"] == items[0].id
+    assert (
+        row["answer"] == items[0].answer
+        and row["transform"] == items[0].transform
+        and row["item_id"] == items[0].id
+    )
     ds = rl_dataset(items)
     assert set(ds.column_names) >= {"prompt", "images", "answer", "transform", "bbox", "item_id", "question"}
     assert ds[0]["images"][0].size == items[0].images[0].size
@@ -168,8 +207,12 @@ def test_cv_data_trajectories_and_items_pass_validation(tmp_path: Path) -> None:
         validate_sft_record(rec, i)
     save_sft(records, tmp_path)
     back = read_sft_records(tmp_path)
-    assert [[m["role"] for m in r["messages"]] for r in back] == [[m["role"] for m in r["messages"]] for r in records]
-    assert [[im.size for im in r["images"]] for r in back] == [[im.size for im in r["images"]] for r in records]
+    assert [[m["role"] for m in r["messages"]] for r in back] == [
+        [m["role"] for m in r["messages"]] for r in records
+    ]
+    assert [[im.size for im in r["images"]] for r in back] == [
+        [im.size for im in r["images"]] for r in records
+    ]
     assert len(sft_dataset(back)) == 3
     rows = rl_rows(load_rl_items("cv-data", num_synthetic=3, seed=1))
     assert len(rows) == 3 and all(r["answer"] and r["images"] for r in rows)

@@ -28,8 +28,13 @@ class FakeSandbox:
 def test_tool_schema_is_what_trl_exposes() -> None:
     from transformers.utils import get_json_schema
 
-    public = [n for n, _ in inspect.getmembers(CodeVisionEnv, predicate=inspect.isfunction) if not n.startswith("_")]
-    assert sorted(public) == ["code_image_tool", "reset"]  # TRL exposes every public method but reset as a tool
+    public = [
+        n for n, _ in inspect.getmembers(CodeVisionEnv, predicate=inspect.isfunction) if not n.startswith("_")
+    ]
+    assert sorted(public) == [
+        "code_image_tool",
+        "reset",
+    ]  # TRL exposes every public method but reset as a tool
     schema = get_json_schema(CodeVisionEnv(sandbox=FakeSandbox([])).code_image_tool)
     # Byte-identical to the schema SFT data and the agent render, so RL prompts match SFT and inference.
     assert schema == TOOL_SCHEMA
@@ -38,12 +43,16 @@ def test_tool_schema_is_what_trl_exposes() -> None:
 def test_reset_success_failure_and_bad_index() -> None:
     w, h = 100, 50
     rotated = Image.new("RGB", (h, w))
-    sandbox = FakeSandbox([
-        ExecResult(image=rotated, trace=[TraceOp("rotate_90")], to_source=(0, -1, w, 1, 0, 0)),
-        ExecResult(error="NameError: name 'foo' is not defined", error_kind="exception"),
-    ])
+    sandbox = FakeSandbox(
+        [
+            ExecResult(image=rotated, trace=[TraceOp("rotate_90")], to_source=(0, -1, w, 1, 0, 0)),
+            ExecResult(error="NameError: name 'foo' is not defined", error_kind="exception"),
+        ]
+    )
     env = CodeVisionEnv(sandbox=sandbox)
-    env.reset(images=[Image.new("RGB", (w, h))], answer="A", prompt=[{"role": "user"}], transform=["rotate_270"])
+    env.reset(
+        images=[Image.new("RGB", (w, h))], answer="A", prompt=[{"role": "user"}], transform=["rotate_270"]
+    )
     assert env.row == {"answer": "A", "transform": ["rotate_270"]} and env.trace == []
     out = env.code_image_tool("result = image.rotate(90, expand=True)", "upright", 0)
     assert [b["type"] for b in out] == ["image", "text"] and out[0]["image"] is rotated
@@ -52,7 +61,11 @@ def test_reset_success_failure_and_bad_index() -> None:
     assert [b["type"] for b in out] == ["text"] and "NameError" in out[0]["text"]
     out = env.code_image_tool("result = image", "bad", 5)
     assert "image_index 5 does not exist" in out[0]["text"]
-    assert [(c.ok, c.error_kind) for c in env.trace] == [(True, None), (False, "exception"), (False, "bad_index")]
+    assert [(c.ok, c.error_kind) for c in env.trace] == [
+        (True, None),
+        (False, "exception"),
+        (False, "bad_index"),
+    ]
     assert env.trace[0].op_names == ["rotate_90"] and env.trace[0].ops[0]["box_input"] is None
     assert env.trace[0].output_index == 1 and [c.turn for c in env.trace] == [0, 1, 2]
     assert len(sandbox.calls) == 2  # the bad index never reached the sandbox
@@ -63,13 +76,21 @@ def test_reset_success_failure_and_bad_index() -> None:
 def test_crop_box_is_mapped_through_chained_to_source_maps() -> None:
     w, h = 100, 50
     # Call 1: rotate 90 ccw on image 0 -> 50x100; output (x, y) -> source (w - y, x)
-    rot = ExecResult(image=Image.new("RGB", (h, w)), trace=[TraceOp("rotate_90")], to_source=(0, -1, w, 1, 0, 0))
+    rot = ExecResult(
+        image=Image.new("RGB", (h, w)), trace=[TraceOp("rotate_90")], to_source=(0, -1, w, 1, 0, 0)
+    )
     # Call 2: crop (10, 20, 30, 60) of image 1 -> 20x40, crop box reported in image-1 pixels.
-    crop = ExecResult(image=Image.new("RGB", (20, 40)), trace=[TraceOp("crop", box=(10, 20, 30, 60))],
-                      to_source=(1, 0, 10, 0, 1, 20))
+    crop = ExecResult(
+        image=Image.new("RGB", (20, 40)),
+        trace=[TraceOp("crop", box=(10, 20, 30, 60))],
+        to_source=(1, 0, 10, 0, 1, 20),
+    )
     # Call 3: crop (0, 0, 10, 10) of image 2.
-    crop2 = ExecResult(image=Image.new("RGB", (10, 10)), trace=[TraceOp("crop", box=(0, 0, 10, 10))],
-                       to_source=(1, 0, 0, 0, 1, 0))
+    crop2 = ExecResult(
+        image=Image.new("RGB", (10, 10)),
+        trace=[TraceOp("crop", box=(0, 0, 10, 10))],
+        to_source=(1, 0, 0, 0, 1, 0),
+    )
     env = CodeVisionEnv(sandbox=FakeSandbox([rot, crop, crop2]))
     env.reset(images=[Image.new("RGB", (w, h))])
     env.code_image_tool("rotate", "", 0)
@@ -83,7 +104,11 @@ def test_crop_box_is_mapped_through_chained_to_source_maps() -> None:
 
 def test_untrackable_output_gives_no_box_and_limits_images() -> None:
     warp = ExecResult(image=Image.new("RGB", (10, 10)), trace=[TraceOp("warp")], to_source=None)
-    crop = ExecResult(image=Image.new("RGB", (5, 5)), trace=[TraceOp("crop", box=(0, 0, 5, 5))], to_source=(1, 0, 0, 0, 1, 0))
+    crop = ExecResult(
+        image=Image.new("RGB", (5, 5)),
+        trace=[TraceOp("crop", box=(0, 0, 5, 5))],
+        to_source=(1, 0, 0, 0, 1, 0),
+    )
     env = CodeVisionEnv(CodeVisionEnvConfig(max_images=3), sandbox=FakeSandbox([warp, crop]))
     env.reset(images=[Image.new("RGB", (10, 10))])
     env.code_image_tool("warp", "", 0)

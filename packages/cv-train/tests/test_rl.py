@@ -17,25 +17,39 @@ from cv_train.testing import script_rollouts, tool_call_turn
 
 pytestmark = pytest.mark.slow
 
-TOOL_TURN = tool_call_turn("result = image.rotate(270, expand=True)", "Rotate upright.", 0, think="The image is rotated.")
+TOOL_TURN = tool_call_turn(
+    "result = image.rotate(270, expand=True)", "Rotate upright.", 0, think="The image is rotated."
+)
 DIRECT = "<think>Looks fine.</think>\n<answer>Q</answer><|im_end|>"
 AFTER_TOOL = "<think>Upright now.</think>\n<answer>Q</answer><|im_end|>"
 
 
 @pytest.fixture(scope="module", params=["qwen2_5_vl", "qwen3_vl"])
-def trained(request: pytest.FixtureRequest, runs_root: Path) -> tuple[Any, list[tuple[int, bool]], dict[str, torch.Tensor], list[dict[str, Any]]]:
+def trained(
+    request: pytest.FixtureRequest, runs_root: Path
+) -> tuple[Any, list[tuple[int, bool]], dict[str, torch.Tensor], list[dict[str, Any]]]:
     family = request.param
-    recipe = tiny_rl_recipe(model=f"tiny:{family}", output_dir=str(runs_root / f"rl-scripted-{family}"), max_steps=1,
-                            max_completion_length=128,
-                            num_generations=2, per_device_train_batch_size=4, logging_steps=1,
-                            report_to=["tensorboard"])
+    recipe = tiny_rl_recipe(
+        model=f"tiny:{family}",
+        output_dir=str(runs_root / f"rl-scripted-{family}"),
+        max_steps=1,
+        max_completion_length=128,
+        num_generations=2,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        report_to=["tensorboard"],
+    )
     items = [tiny_item(i, seed=4, transform=["rotate_90"]) for i in range(2)]
     trainer = build_rl_trainer(recipe, items=items)
     calls: list[tuple[int, bool]] = []
     outputs: list[dict[str, Any]] = []
     # Even rollouts of a group call the tool then answer; odd ones answer at once.
-    script_rollouts(trainer, lambda i, after_tool: AFTER_TOOL if after_tool else (TOOL_TURN if i % 2 == 0 else DIRECT),
-                    calls=calls, outputs=outputs)
+    script_rollouts(
+        trainer,
+        lambda i, after_tool: AFTER_TOOL if after_tool else (TOOL_TURN if i % 2 == 0 else DIRECT),
+        calls=calls,
+        outputs=outputs,
+    )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     return trainer, calls, before, outputs
@@ -59,7 +73,11 @@ def test_tool_response_tokens_are_masked_from_the_loss(trained) -> None:
     trained_text = tok.decode(ids[live & tool])
     masked_text = tok.decode(ids[live & ~tool])
     assert trained_text == TOOL_TURN + AFTER_TOOL  # exactly the two assistant turns
-    assert "<tool_response>" in masked_text and "Execution succeeded" in masked_text and "<|image_pad|>" in masked_text
+    assert (
+        "<tool_response>" in masked_text
+        and "Execution succeeded" in masked_text
+        and "<|image_pad|>" in masked_text
+    )
     assert out["num_images"][0] == 2  # input image + tool output image travel into the training forward pass
     assert (out["tool_mask"][1] == 1).all()  # the rollout that answered directly has nothing to mask
 
@@ -79,7 +97,9 @@ def test_reward_components_and_tool_statistics_are_logged(trained) -> None:
     assert log["tools/tool_call_rate"] == pytest.approx(0.5)
     assert log["tools/error_rate"] == 0.0
     assert math.isfinite(log["reward/process_total"]) and "reward/accuracy" in log
-    components = [k for k in log if k.startswith("reward/") and k not in ("reward/process_total", "reward/accuracy")]
+    components = [
+        k for k in log if k.startswith("reward/") and k not in ("reward/process_total", "reward/accuracy")
+    ]
     assert components and all(math.isfinite(log[k]) for k in components)
     # TRL's own tool counters agree with the environment traces.
     assert log["tools/call_frequency"] == pytest.approx(0.5)
@@ -89,11 +109,14 @@ def test_rl_prompt_matches_the_sft_and_agent_prompt(trained) -> None:
     from cv_sandbox import TOOL_SCHEMA
 
     trainer, _, _, _ = trained
-    prompt = [{"role": "system", "content": [{"type": "text", "text": "SYS"}]},
-              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]}]
+    prompt = [
+        {"role": "system", "content": [{"type": "text", "text": "SYS"}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q?"}]},
+    ]
     render = trainer.processing_class.apply_chat_template
     assert render(prompt, tools=trainer.tools, add_generation_prompt=True, tokenize=False) == render(
-        prompt, tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False)
+        prompt, tools=[TOOL_SCHEMA], add_generation_prompt=True, tokenize=False
+    )
 
 
 def test_metrics_reach_tensorboard_through_report_to(trained) -> None:
@@ -107,16 +130,25 @@ def test_metrics_reach_tensorboard_through_report_to(trained) -> None:
         acc = EventAccumulator(str(ev))
         acc.Reload()
         tags |= set(acc.Tags()["scalars"])
-    for tag in ("train/reward/process_total", "train/reward/accuracy", "train/tools/calls_per_rollout",
-                "train/tools/error_rate", "train/tools/tool_call_rate", "train/tools/op/rotate_270"):
+    for tag in (
+        "train/reward/process_total",
+        "train/reward/accuracy",
+        "train/tools/calls_per_rollout",
+        "train/tools/error_rate",
+        "train/tools/tool_call_rate",
+        "train/tools/op/rotate_270",
+    ):
         assert tag in tags, sorted(tags)
 
 
 def test_invariant_check_rejects_a_corrupted_batch(trained) -> None:
     trainer, _, _, _ = trained
     pad = trainer.cv_image_pad_id
-    batch = {"prompt_ids": torch.tensor([[1, pad, pad, 2]]), "completion_ids": torch.tensor([[3, pad, 4]]),
-             "num_images": [1]}
+    batch = {
+        "prompt_ids": torch.tensor([[1, pad, pad, 2]]),
+        "completion_ids": torch.tensor([[3, pad, 4]]),
+        "num_images": [1],
+    }
     with pytest.raises(ImageTokenMismatchError, match="grpo rollout: sample 0 has 2"):
         trainer._cv_check(batch, "grpo rollout")
     batch["num_images"] = None  # TRL's "drop all images" fallback: tokens stay, images go

@@ -32,7 +32,9 @@ def _segments(labels: torch.Tensor) -> list[tuple[int, int]]:
 
 @pytest.fixture(scope="module")
 def trainer(runs_root: Path):
-    recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-mask"), max_steps=2, per_device_train_batch_size=2)
+    recipe = tiny_sft_recipe(
+        output_dir=str(runs_root / "sft-mask"), max_steps=2, per_device_train_batch_size=2
+    )
     return build_sft_trainer(recipe, records=[hand_record(), *tiny_sft_records(3, seed=5)])
 
 
@@ -75,7 +77,7 @@ def test_collator_refuses_truncation_and_bad_image_counts(trainer) -> None:
     # the processor itself does not notice, we stop instead of training on misaligned images.
     tag = "<|vision_start|><|image_pad|><|vision_end|>"
     i = collate.chat_template.rfind(tag)
-    dropping = collate.chat_template[:i] + collate.chat_template[i + len(tag):]
+    dropping = collate.chat_template[:i] + collate.chat_template[i + len(tag) :]
     broken = make_sft_collator(trainer.processing_class, chat_template=dropping, max_length=4096)
     with pytest.raises(ImageTokenMismatchError, match="sample 0 has 1 <\\|image_pad\\|> runs but 2 images"):
         broken([{"messages": rec["messages"], "images": rec["images"]}])
@@ -95,7 +97,9 @@ def test_training_updates_language_model_only_and_loss_is_finite(trainer) -> Non
 
 
 def test_lora_trains_adapters_only_and_qlora_errors_on_cpu(runs_root: Path) -> None:
-    recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-lora"), use_peft=True, lora_r=4, lora_alpha=8, max_steps=1)
+    recipe = tiny_sft_recipe(
+        output_dir=str(runs_root / "sft-lora"), use_peft=True, lora_r=4, lora_alpha=8, max_steps=1
+    )
     tr = build_sft_trainer(recipe, records=tiny_sft_records(2, seed=3))
     trainable = [n for n, p in tr.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable) and not any("visual" in n for n in trainable)
@@ -104,14 +108,18 @@ def test_lora_trains_adapters_only_and_qlora_errors_on_cpu(runs_root: Path) -> N
     assert any(not torch.equal(before[n], tr.model.get_parameter(n).detach()) for n in trainable)
     if not torch.cuda.is_available():
         with pytest.raises(RecipeError, match="QLoRA\\) needs a CUDA GPU"):
-            build_sft_trainer(tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora"), use_peft=True, load_in_4bit=True),
-                              records=tiny_sft_records(1))
+            build_sft_trainer(
+                tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora"), use_peft=True, load_in_4bit=True),
+                records=tiny_sft_records(1),
+            )
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs CUDA + bitsandbytes")
 def test_qlora_builds_on_gpu(runs_root: Path) -> None:  # pragma: no cover - GPU only
-    recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-qlora-gpu"), use_peft=True, load_in_4bit=True, max_steps=1)
+    recipe = tiny_sft_recipe(
+        output_dir=str(runs_root / "sft-qlora-gpu"), use_peft=True, load_in_4bit=True, max_steps=1
+    )
     build_sft_trainer(recipe, records=tiny_sft_records(1)).train()
 
 
@@ -119,9 +127,16 @@ def test_checkpoint_and_resume(runs_root: Path) -> None:
     out = runs_root / "sft-resume"
     recipe = tiny_sft_recipe(output_dir=str(out), max_steps=1, save_steps=1, num_synthetic=2)
     final = train_sft(recipe)
-    assert (out / "checkpoint-1").is_dir() and (final / "config.json").is_file() and (out / "recipe.yaml").is_file()
-    resumed = build_sft_trainer(tiny_sft_recipe(output_dir=str(out), max_steps=2, save_steps=1, num_synthetic=2,
-                                                resume_from_checkpoint="latest"))
+    assert (
+        (out / "checkpoint-1").is_dir()
+        and (final / "config.json").is_file()
+        and (out / "recipe.yaml").is_file()
+    )
+    resumed = build_sft_trainer(
+        tiny_sft_recipe(
+            output_dir=str(out), max_steps=2, save_steps=1, num_synthetic=2, resume_from_checkpoint="latest"
+        )
+    )
     from cv_train.sft import resolve_resume
 
     ckpt = resolve_resume(tiny_sft_recipe(output_dir=str(out), resume_from_checkpoint="latest"))
@@ -137,15 +152,21 @@ def test_cli_default_sft_run_writes_a_checkpoint(runs_root: Path) -> None:
 
 
 def test_cli_bad_dataset_exits_2(runs_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "records.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}], "images": []}\n')
+    (tmp_path / "records.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "hi"}], "images": []}\n'
+    )
     assert main(["sft", "--output_dir", str(runs_root / "sft-bad"), "--dataset", str(tmp_path)]) == 2
     assert "has no assistant turn" in capsys.readouterr().err
 
 
-def test_drop_long_removes_only_overlong_conversations(runs_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_drop_long_removes_only_overlong_conversations(
+    runs_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     short, long = hand_record(), hand_record()
     long["id"] = "long"
-    long["messages"][4]["content"][0]["text"] = "<think>" + "very long reasoning " * 400 + "</think><answer>X</answer>"
+    long["messages"][4]["content"][0]["text"] = (
+        "<think>" + "very long reasoning " * 400 + "</think><answer>X</answer>"
+    )
     recipe = tiny_sft_recipe(output_dir=str(runs_root / "sft-droplong"), drop_long=True, max_length=2000)
     with caplog.at_level("WARNING"):
         tr = build_sft_trainer(recipe, records=[short, long])

@@ -362,7 +362,9 @@ class Agent:
             )
         if any("image_index" in w for w in call.warnings):
             notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
-        out = await ep.workspace.aexecute(self.sandbox, call.code, call.description, call.image_index, turn=turn)
+        out = await ep.workspace.aexecute(
+            self.sandbox, call.code, call.description, call.image_index, turn=turn
+        )
         out.call.warnings = list(call.warnings)
         if out.image is not None:
             await ep.add_model_copy(out.image)

@@ -18,7 +18,6 @@ from PIL import Image
 ImageLike = Image.Image | np.ndarray | str | os.PathLike[str]
 
 
-
 def smart_resize(
     height: int, width: int, factor: int = 28, min_pixels: int = 4 * 28 * 28, max_pixels: int = 8192 * 28 * 28
 ) -> tuple[int, int]:

@@ -85,7 +85,9 @@ class ImageWorkspace:
             lineage.extend([None] * (len(self.images) - len(lineage)))
         self.max_images = max_images
 
-    def execute(self, sandbox: Any, code: str, description: str, image_index: Any, *, turn: int = 0) -> ToolOutcome:
+    def execute(
+        self, sandbox: Any, code: str, description: str, image_index: Any, *, turn: int = 0
+    ) -> ToolOutcome:
         """Run one call with ``sandbox.run`` (any object with cv-sandbox's ``run(code, images, image_index=)``).
 
         Args:
@@ -134,9 +136,12 @@ class ImageWorkspace:
             index = int(image_index)
         except (TypeError, ValueError):
             index = -1
-        call = ToolCall(turn=turn, code=code if isinstance(code, str) else str(code),
-                        description=description if isinstance(description, str) else str(description),
-                        image_index=index)
+        call = ToolCall(
+            turn=turn,
+            code=code if isinstance(code, str) else str(code),
+            description=description if isinstance(description, str) else str(description),
+            image_index=index,
+        )
         n = len(self.images)
         if not 0 <= index < n:
             call.error = f"image_index {image_index!r} does not exist; valid indices are 0..{n - 1}."
@@ -144,7 +149,9 @@ class ImageWorkspace:
             text = f"Execution failed (bad_index): {call.error}\nNo image was produced; fix the call and try again."
             return call, index, ToolOutcome(call, text)
         if n >= self.max_images:
-            call.error = f"this conversation already holds {n} images (the limit); answer without further tool calls."
+            call.error = (
+                f"this conversation already holds {n} images (the limit); answer without further tool calls."
+            )
             call.error_kind = "output_too_large"
             return call, index, ToolOutcome(call, f"Execution failed (output_too_large): {call.error}")
         return call, index, None

@@ -15,25 +15,43 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cv-bench", description="Benchmark suites and reports for CodeVision.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    e = sub.add_parser("eval", help="evaluate a model on a suite (resumable)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=MODEL_HELP)
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a model on a suite (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=MODEL_HELP,
+    )
     e.add_argument("--model", default="", help="reference | openai:URL#MODEL | hf:PATH | vllm:PATH")
     e.add_argument("--suite", default="orientation", choices=list(SUITES), help="suite (see `cv-bench list`)")
-    e.add_argument("--out", required=False, default=None, help="run directory (rerun the same command to resume)")
-    e.add_argument("--data", default=None, help="your copy of an external benchmark (parquet/JSONL/TSV + images)")
-    e.add_argument("--size", type=int, default=None, help="base items of a built-in suite (default: the suite's)")
+    e.add_argument(
+        "--out", required=False, default=None, help="run directory (rerun the same command to resume)"
+    )
+    e.add_argument(
+        "--data", default=None, help="your copy of an external benchmark (parquet/JSONL/TSV + images)"
+    )
+    e.add_argument(
+        "--size", type=int, default=None, help="base items of a built-in suite (default: the suite's)"
+    )
     e.add_argument("--limit", type=int, default=None, help="evaluate at most this many items")
     e.add_argument("--samples", type=int, default=1, help="k of Avg@k (episodes per item)")
     e.add_argument("--concurrency", type=int, default=8, help="episodes in flight")
-    e.add_argument("--judge", default=None, help="LLM judge openai:URL#MODEL, used only when rules cannot decide")
+    e.add_argument(
+        "--judge", default=None, help="LLM judge openai:URL#MODEL, used only when rules cannot decide"
+    )
     e.add_argument("--judge-concurrency", type=int, default=4)
     e.add_argument("--seed", type=int, default=0, help="seed of the built-in synthetic suites")
     e.add_argument("--max-turns", type=int, default=12)
     e.add_argument("--max-new-tokens", type=int, default=2048)
     e.add_argument("--temperature", type=float, default=None)
-    e.add_argument("--max-pixels", type=int, default=None, help="pixel budget of model images (default 8192*28*28)")
-    e.add_argument("--trajectories", choices=["page", "full", "none"], default="page",
-                   help="per episode: viewer page + JSON (page), plus full-resolution images (full), or nothing")
+    e.add_argument(
+        "--max-pixels", type=int, default=None, help="pixel budget of model images (default 8192*28*28)"
+    )
+    e.add_argument(
+        "--trajectories",
+        choices=["page", "full", "none"],
+        default="page",
+        help="per episode: viewer page + JSON (page), plus full-resolution images (full), or nothing",
+    )
     e.add_argument("--label", default=None, help="row label in tables (default: the model spec)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -70,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             base = str(s.default_size) if s.default_size else "-"
             n = s.n_items()
             print(f"{s.name:<12} {kind:<9} {base:>5} {n if n is not None else '-':>6}  {s.description}")
-        print("\nBuilt-in sizes are defaults: --size N sets base items (each expands into its variants), "
-              "--limit N caps items.")
+        print(
+            "\nBuilt-in sizes are defaults: --size N sets base items (each expands into its variants), "
+            "--limit N caps items."
+        )
         return 0
     if args.cmd == "report":
         try:
@@ -94,14 +114,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or f"runs/{args.suite}-{args.model.split('#')[-1].replace('/', '_').replace(':', '_')}"
     if args.samples > 1 and not args.temperature and args.model != "reference":
-        print("note: --samples > 1 with greedy decoding (no --temperature > 0) repeats the same episode; "
-              "Avg@k then equals Avg@1", file=sys.stderr)
+        print(
+            "note: --samples > 1 with greedy decoding (no --temperature > 0) repeats the same episode; "
+            "Avg@k then equals Avg@1",
+            file=sys.stderr,
+        )
     try:
         config = EvalConfig(
-            model=args.model, suite=args.suite, out=out, size=args.size, limit=args.limit, samples=args.samples,
-            concurrency=args.concurrency, judge=args.judge, judge_concurrency=args.judge_concurrency, seed=args.seed,
-            data=args.data, max_turns=args.max_turns, max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature, max_pixels=args.max_pixels, trajectories=args.trajectories, progress=not args.quiet,
+            model=args.model,
+            suite=args.suite,
+            out=out,
+            size=args.size,
+            limit=args.limit,
+            samples=args.samples,
+            concurrency=args.concurrency,
+            judge=args.judge,
+            judge_concurrency=args.judge_concurrency,
+            seed=args.seed,
+            data=args.data,
+            max_turns=args.max_turns,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            max_pixels=args.max_pixels,
+            trajectories=args.trajectories,
+            progress=not args.quiet,
             label=args.label,
         )
         outcome = evaluate(config)
@@ -109,15 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cv-bench eval: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ncv-bench eval: interrupted; finished episodes are saved in {out}/results.jsonl. "
-              "Rerun the same command to resume.", file=sys.stderr)
+        print(
+            f"\ncv-bench eval: interrupted; finished episodes are saved in {out}/results.jsonl. "
+            "Rerun the same command to resume.",
+            file=sys.stderr,
+        )
         return 130
     _print_summary(outcome.summary, outcome.run_dir)
     if outcome.skipped:
         print(f"resumed: {outcome.skipped} episodes were already done, {outcome.new} new")
     if outcome.failed:
-        print(f"{outcome.failed} episodes failed in the harness (see {outcome.run_dir / 'errors.jsonl'}); "
-              "rerun the same command to retry them. First errors:", file=sys.stderr)
+        print(
+            f"{outcome.failed} episodes failed in the harness (see {outcome.run_dir / 'errors.jsonl'}); "
+            "rerun the same command to retry them. First errors:",
+            file=sys.stderr,
+        )
         for msg in list(dict.fromkeys(e.split(": ", 1)[-1] for e in outcome.errors))[:3]:
             print(f"  {msg}", file=sys.stderr)
         return 1

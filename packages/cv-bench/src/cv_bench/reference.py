@@ -61,7 +61,9 @@ def _op_name(t: str) -> str:
     return t.split(":", 1)[0].strip().lower()
 
 
-def plan_calls(transform: Sequence[str], bbox: Sequence[float] | None, corruptions: Sequence[str] = ()) -> list[PlannedCall]:
+def plan_calls(
+    transform: Sequence[str], bbox: Sequence[float] | None, corruptions: Sequence[str] = ()
+) -> list[PlannedCall]:
     """The corrective tool calls for an item, in order.
 
     Crop first (``bbox`` is in the frame of the received image 0), then undo orientation ops in reverse
@@ -78,7 +80,9 @@ def plan_calls(transform: Sequence[str], bbox: Sequence[float] | None, corruptio
         if bbox is None:
             raise ValueError("transform has 'crop' but the item has no bbox: the reference policy needs it")
         x1, y1, x2, y2 = (int(round(float(v))) for v in bbox)
-        calls.append(PlannedCall(f"result = image.crop(({x1}, {y1}, {x2}, {y2}))", "Zoom into the answer region.", idx))
+        calls.append(
+            PlannedCall(f"result = image.crop(({x1}, {y1}, {x2}, {y2}))", "Zoom into the answer region.", idx)
+        )
         idx += 1
     orient = [o for o in ops if o in CORRECTIVE_CODE]
     if orient:
@@ -101,9 +105,17 @@ def plan_calls(transform: Sequence[str], bbox: Sequence[float] | None, corruptio
 
 def _execute_locally(code: str, image: Image.Image) -> Image.Image:
     # Our own scripted code, run outside the sandbox only to know the exact expected output.
-    ns: dict[str, Any] = {"image": image, "img": image, "Image": Image, "ImageEnhance": ImageEnhance,
-                          "ImageFilter": ImageFilter, "ImageOps": ImageOps, "ImageDraw": ImageDraw, "np": np,
-                          "math": math}
+    ns: dict[str, Any] = {
+        "image": image,
+        "img": image,
+        "Image": Image,
+        "ImageEnhance": ImageEnhance,
+        "ImageFilter": ImageFilter,
+        "ImageOps": ImageOps,
+        "ImageDraw": ImageDraw,
+        "np": np,
+        "math": math,
+    }
     exec(compile(code, "<reference>", "exec"), ns)  # noqa: S102
     return ns.get("result", ns.get("output"))
 
@@ -143,9 +155,17 @@ class ReferencePolicy(ModelBackend):
 
     name = "reference"
 
-    def __init__(self, answer: str, transform: Sequence[str], bbox: Sequence[float] | None, *,
-                 corruptions: Sequence[str] = (), image: Image.Image | None = None,
-                 resize: Callable[[Image.Image], Image.Image] | None = None, verify: bool = True) -> None:
+    def __init__(
+        self,
+        answer: str,
+        transform: Sequence[str],
+        bbox: Sequence[float] | None,
+        *,
+        corruptions: Sequence[str] = (),
+        image: Image.Image | None = None,
+        resize: Callable[[Image.Image], Image.Image] | None = None,
+        verify: bool = True,
+    ) -> None:
         self.answer = str(answer)
         self.calls = plan_calls(transform, bbox, corruptions)
         self.verify = verify
@@ -182,8 +202,15 @@ class ReferencePolicy(ModelBackend):
         def resize(im: Image.Image) -> Image.Image:
             return resize_for_model(im, **rkw)
 
-        return cls(item.answer, list(item.transform or []), item.bbox, corruptions=names, image=item.images[0],
-                   resize=resize, **kw)
+        return cls(
+            item.answer,
+            list(item.transform or []),
+            item.bbox,
+            corruptions=names,
+            image=item.images[0],
+            resize=resize,
+            **kw,
+        )
 
     def _check(self, step: int, images: Sequence[Image.Image]) -> str | None:
         """Verify the output of call ``step - 1``; returns a failure message or None."""
@@ -220,6 +247,8 @@ class ReferencePolicy(ModelBackend):
                 return f"<think>Harness check failed: {err}</think>\n<answer>{CHECK_FAILED}</answer>"
         if step < len(self.calls):
             c = self.calls[step]
-            return f"<think>{c.description}</think>\n" + render_tool_call(c.code, c.description, c.image_index)
+            return f"<think>{c.description}</think>\n" + render_tool_call(
+                c.code, c.description, c.image_index
+            )
         why = "The image needs no correction." if not self.calls else "The corrected image shows the answer."
         return f"<think>{why}</think>\n<answer>{self.answer}</answer>"

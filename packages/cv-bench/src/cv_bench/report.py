@@ -26,8 +26,12 @@ def _fmt(v: float | None, nd: int = 1) -> str:
 
 def _grid(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
     def line(cells: list[str]) -> str:
-        return " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return " | ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
     sep = "-+-".join("-" * w for w in widths)
     return "\n".join([line(header), sep, *(line(r) for r in rows)])
 
@@ -46,7 +50,11 @@ def format_table(summaries: Sequence[dict[str, Any]]) -> str:
     avg = "Avg" if k <= 1 else f"Avg@{k}"
     header = ["Model", *variants, avg]
     rows = [
-        [str(s.get("label", "run")), *(_fmt(s.get("accuracy", {}).get(v)) for v in variants), _fmt(s.get("avg"))]
+        [
+            str(s.get("label", "run")),
+            *(_fmt(s.get("accuracy", {}).get(v)) for v in variants),
+            _fmt(s.get("avg")),
+        ]
         for s in summaries
     ]
     return _grid(header, rows)
@@ -64,15 +72,17 @@ def format_tool_table(summaries: Sequence[dict[str, Any]]) -> str:
     for s in summaries:
         t = s.get("tool_stats", {})
         ops = ", ".join(f"{k}:{v}" for k, v in list((t.get("ops_used") or {}).items())[:4]) or "-"
-        rows.append([
-            str(s.get("label", "run")),
-            _fmt(t.get("calls_per_item"), 2),
-            _fmt(t.get("tool_use_rate")),
-            _fmt(t.get("exec_error_rate")),
-            _fmt(t.get("recovery_rate")),
-            _fmt(t.get("turns_mean"), 2),
-            ops,
-        ])
+        rows.append(
+            [
+                str(s.get("label", "run")),
+                _fmt(t.get("calls_per_item"), 2),
+                _fmt(t.get("tool_use_rate")),
+                _fmt(t.get("exec_error_rate")),
+                _fmt(t.get("recovery_rate")),
+                _fmt(t.get("turns_mean"), 2),
+                ops,
+            ]
+        )
     return _grid(header, rows)
 
 
@@ -172,47 +182,106 @@ def render_html_report(summary: dict[str, Any], results: Sequence[ItemResult]) -
     ts = summary.get("tool_stats", {})
     variants = summary.get("variants", [])
     plots = [
-        svg_bar_chart(variants, [summary["accuracy"].get(v) for v in variants], title="Accuracy per variant (%)", ymax=100.0),
-        svg_bar_chart([str(k) for k in ts.get("calls_hist", {})], list(ts.get("calls_hist", {}).values()),
-                      title="Tool calls per episode (episodes)"),
-        svg_bar_chart([str(k) for k in ts.get("turns_hist", {})], list(ts.get("turns_hist", {}).values()),
-                      title="Assistant turns per episode (episodes)"),
-        svg_bar_chart(list(ts.get("ops_used", {}))[:12], list(ts.get("ops_used", {}).values())[:12],
-                      title="Ops used (executed calls)"),
+        svg_bar_chart(
+            variants,
+            [summary["accuracy"].get(v) for v in variants],
+            title="Accuracy per variant (%)",
+            ymax=100.0,
+        ),
+        svg_bar_chart(
+            [str(k) for k in ts.get("calls_hist", {})],
+            list(ts.get("calls_hist", {}).values()),
+            title="Tool calls per episode (episodes)",
+        ),
+        svg_bar_chart(
+            [str(k) for k in ts.get("turns_hist", {})],
+            list(ts.get("turns_hist", {}).values()),
+            title="Assistant turns per episode (episodes)",
+        ),
+        svg_bar_chart(
+            list(ts.get("ops_used", {}))[:12],
+            list(ts.get("ops_used", {}).values())[:12],
+            title="Ops used (executed calls)",
+        ),
     ]
-    acc_rows = [[_td(summary.get("label")), *(_td(_fmt(summary["accuracy"].get(v)), "num") for v in variants),
-                 _td(_fmt(summary.get("avg")), "num")]]
-    tool_rows = [[_td(k), _td(v if not isinstance(v, dict) else json.dumps(v), "num")]
-                 for k, v in ts.items() if k not in ("calls_hist", "turns_hist")]
+    acc_rows = [
+        [
+            _td(summary.get("label")),
+            *(_td(_fmt(summary["accuracy"].get(v)), "num") for v in variants),
+            _td(_fmt(summary.get("avg")), "num"),
+        ]
+    ]
+    tool_rows = [
+        [_td(k), _td(v if not isinstance(v, dict) else json.dumps(v), "num")]
+        for k, v in ts.items()
+        if k not in ("calls_hist", "turns_hist")
+    ]
     item_rows, classes = [], []
     for r in sorted(results, key=lambda r: (r.item_id, r.sample)):
-        link = (f'<td><a href="{html.escape(r.trajectory)}">trajectory</a></td>' if r.trajectory else "<td>-</td>")
-        item_rows.append([
-            _td(r.item_id), _td(r.sample, "num"), _td(r.variant), _td(r.gt), _td(r.pred),
-            _td("yes" if r.correct else "no", "c"), _td(r.match_method), _td(len(r.tool_calls), "num"),
-            _td(r.n_errors, "num"), _td(r.turns, "num"), _td(r.stop_reason), link,
-        ])
+        link = (
+            f'<td><a href="{html.escape(r.trajectory)}">trajectory</a></td>' if r.trajectory else "<td>-</td>"
+        )
+        item_rows.append(
+            [
+                _td(r.item_id),
+                _td(r.sample, "num"),
+                _td(r.variant),
+                _td(r.gt),
+                _td(r.pred),
+                _td("yes" if r.correct else "no", "c"),
+                _td(r.match_method),
+                _td(len(r.tool_calls), "num"),
+                _td(r.n_errors, "num"),
+                _td(r.turns, "num"),
+                _td(r.stop_reason),
+                link,
+            ]
+        )
         classes.append("ok" if r.correct else "bad")
     run = summary.get("run", {})
     k = summary.get("k") or 1
-    return "".join([
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>cv-bench: {html.escape(str(summary.get('label')))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>cv-bench report: {html.escape(str(summary.get('label')))}</h1>",
-        f"<p>suite <b>{html.escape(str(run.get('suite', '?')))}</b>, model <code>{html.escape(str(run.get('model', '?')))}</code>, "
-        f"{summary.get('n_items')} items, {summary.get('n_results')} episodes, Avg@{k}, "
-        f"overall {_fmt(summary.get('overall'))} %.</p>",
-        "<h2>Accuracy (%)</h2>",
-        _html_table(["Model", *variants, "Avg" if k <= 1 else f"Avg@{k}"], acc_rows),
-        "<h2>Plots</h2><div class='plots'>", *plots, "</div>",
-        "<h2>Tool statistics</h2>", _html_table(["stat", "value"], tool_rows),
-        "<h2>Who decided correctness</h2>",
-        _html_table(["method", "episodes"], [[_td(m), _td(n, "num")] for m, n in summary.get("match_methods", {}).items()]),
-        "<h2>Items</h2>",
-        _html_table(["item", "sample", "variant", "gt", "pred", "correct", "decided by", "calls", "errors",
-                     "turns", "stop", "page"], item_rows, classes),
-        "</body></html>",
-    ])
+    return "".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>cv-bench: {html.escape(str(summary.get('label')))}</title><style>{_CSS}</style></head><body>",
+            f"<h1>cv-bench report: {html.escape(str(summary.get('label')))}</h1>",
+            f"<p>suite <b>{html.escape(str(run.get('suite', '?')))}</b>, model <code>{html.escape(str(run.get('model', '?')))}</code>, "
+            f"{summary.get('n_items')} items, {summary.get('n_results')} episodes, Avg@{k}, "
+            f"overall {_fmt(summary.get('overall'))} %.</p>",
+            "<h2>Accuracy (%)</h2>",
+            _html_table(["Model", *variants, "Avg" if k <= 1 else f"Avg@{k}"], acc_rows),
+            "<h2>Plots</h2><div class='plots'>",
+            *plots,
+            "</div>",
+            "<h2>Tool statistics</h2>",
+            _html_table(["stat", "value"], tool_rows),
+            "<h2>Who decided correctness</h2>",
+            _html_table(
+                ["method", "episodes"],
+                [[_td(m), _td(n, "num")] for m, n in summary.get("match_methods", {}).items()],
+            ),
+            "<h2>Items</h2>",
+            _html_table(
+                [
+                    "item",
+                    "sample",
+                    "variant",
+                    "gt",
+                    "pred",
+                    "correct",
+                    "decided by",
+                    "calls",
+                    "errors",
+                    "turns",
+                    "stop",
+                    "page",
+                ],
+                item_rows,
+                classes,
+            ),
+            "</body></html>",
+        ]
+    )
 
 
 def write_report(run_dir: str | Path) -> dict[str, Any]:
@@ -248,11 +317,21 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> str:
     first, last = summaries[0], summaries[-1]
     variants = ordered_variants([v for s in summaries for v in s["variants"]])
     delta_acc = {
-        v: (round(last["accuracy"][v] - first["accuracy"][v], 2)
-            if last["accuracy"].get(v) is not None and first["accuracy"].get(v) is not None else None)
+        v: (
+            round(last["accuracy"][v] - first["accuracy"][v], 2)
+            if last["accuracy"].get(v) is not None and first["accuracy"].get(v) is not None
+            else None
+        )
         for v in variants
     }
     delta_avg = None if last["avg"] is None or first["avg"] is None else round(last["avg"] - first["avg"], 2)
-    rows.append({"label": "delta (last - first)", "variants": variants, "accuracy": delta_acc, "avg": delta_avg,
-                 "k": last.get("k")})
+    rows.append(
+        {
+            "label": "delta (last - first)",
+            "variants": variants,
+            "accuracy": delta_acc,
+            "avg": delta_avg,
+            "k": last.get("k"),
+        }
+    )
     return format_table(rows) + "\n\n" + format_tool_table(summaries)

@@ -94,7 +94,9 @@ class EvalConfig:
         if not (self.model == "reference" or self.model.split(":", 1)[0] in ("openai", "hf", "vllm")):
             raise ValueError(f"unknown model spec {self.model!r}.\n{MODEL_HELP}")
         if self.size is not None and self.size < 1:
-            raise ValueError("size must be >= 1 (base items per built-in suite); leave it unset for the default")
+            raise ValueError(
+                "size must be >= 1 (base items per built-in suite); leave it unset for the default"
+            )
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be >= 1; leave it unset to evaluate every item")
         if self.samples < 1:
@@ -104,7 +106,9 @@ class EvalConfig:
         if self.max_turns < 1:
             raise ValueError("max_turns must be >= 1")
         if self.max_pixels is not None and self.max_pixels < 28 * 28:
-            raise ValueError("max_pixels must be >= 784 (one 28x28 patch); leave it unset for the agent default")
+            raise ValueError(
+                "max_pixels must be >= 784 (one 28x28 patch); leave it unset for the agent default"
+            )
         if self.trajectories not in TRAJECTORY_MODES:
             raise ValueError(f"trajectories must be one of {TRAJECTORY_MODES}, got {self.trajectories!r}")
         if self.judge is not None and not self.judge.startswith("openai:"):
@@ -147,7 +151,7 @@ def parse_endpoint(spec: str) -> tuple[str, str]:
     """
     if not spec.startswith("openai:") or "#" not in spec:
         raise ValueError(f"expected openai:URL#MODEL, got {spec!r}")
-    url, model = spec[len("openai:"):].rsplit("#", 1)
+    url, model = spec[len("openai:") :].rsplit("#", 1)
     if not url or not model:
         raise ValueError(f"expected openai:URL#MODEL with both parts, got {spec!r}")
     return url, model
@@ -200,8 +204,11 @@ def score_answer(pred: str | None, item: Any, judge: Any = None) -> tuple[bool, 
 
     meta = getattr(item, "meta", None) or {}
     answers = [str(a) for a in meta.get("answers") or []] or [str(item.answer)]
-    kw = {"choices": getattr(item, "choices", None), "task_type": getattr(item, "task_type", "general"),
-          "question": item.question}
+    kw = {
+        "choices": getattr(item, "choices", None),
+        "task_type": getattr(item, "task_type", "general"),
+        "question": item.question,
+    }
     first = None
     for gt in answers:
         m = match_answer(pred, gt, **kw)
@@ -266,9 +273,18 @@ def _check_run_info(run_dir: Path, config: EvalConfig) -> dict[str, Any]:
         diff = {k: (old.get(k), ident[k]) for k in _IDENTITY_KEYS if old.get(k) != ident[k]}
         if diff and (run_dir / RESULTS_FILE).exists():
             lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
-            raise ValueError(f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume")
-    info = {**ident, "label": config.label or config.model, "samples": config.samples, "limit": config.limit,
-            "judge": config.judge, "temperature": config.temperature, "max_new_tokens": config.max_new_tokens}
+            raise ValueError(
+                f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume"
+            )
+    info = {
+        **ident,
+        "label": config.label or config.model,
+        "samples": config.samples,
+        "limit": config.limit,
+        "judge": config.judge,
+        "temperature": config.temperature,
+        "max_new_tokens": config.max_new_tokens,
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=2) + "\n")
     return info
@@ -291,13 +307,21 @@ async def aevaluate(
     run_dir = Path(config.out)
     _check_run_info(run_dir, config)
     if items is None:
-        items = load_suite(config.suite, size=config.size, seed=config.seed, data=config.data, limit=config.limit,
-                           progress=config.progress)
+        items = load_suite(
+            config.suite,
+            size=config.size,
+            seed=config.seed,
+            data=config.data,
+            limit=config.limit,
+            progress=config.progress,
+        )
     if config.limit is not None:
         items = list(items)[: config.limit]
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"suite {config.suite!r} has duplicate item ids; results could not be resumed safely")
+        raise ValueError(
+            f"suite {config.suite!r} has duplicate item ids; results could not be resumed safely"
+        )
     store = ResultStore(run_dir / RESULTS_FILE)
     store.path.touch()  # an empty run still has a (empty) results file, so reports work
     done = store.done_keys()
@@ -311,7 +335,9 @@ async def aevaluate(
         akw["max_pixels"] = config.max_pixels
     agent_config = AgentConfig(**akw)
     # Nothing left to run (a finished run resumed): do not load a model just to report.
-    factory = backend_factory or (make_backend_factory(config.model, agent_config) if todo else (lambda _i: None))
+    factory = backend_factory or (
+        make_backend_factory(config.model, agent_config) if todo else (lambda _i: None)
+    )
     if judge is None:
         judge = make_judge(config.judge)
     keys = {(it.id, s) for it in items for s in range(config.samples)}
@@ -320,8 +346,14 @@ async def aevaluate(
     outcome = EvalOutcome(run_dir=run_dir, summary={}, skipped=skipped)
     model_sem = asyncio.Semaphore(config.concurrency)
     judge_sem = asyncio.Semaphore(config.judge_concurrency)
-    bar = tqdm(total=len(keys), initial=skipped, desc=f"{config.suite} {config.label or config.model}",
-               unit="ep", disable=not config.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(keys),
+        initial=skipped,
+        desc=f"{config.suite} {config.label or config.model}",
+        unit="ep",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    )
 
     # A finished run that is only re-reported starts no sandbox workers.
     sandbox_cm = Sandbox(SandboxConfig(workers=config.sandbox_workers)) if todo else contextlib.nullcontext()
@@ -339,25 +371,49 @@ async def aevaluate(
                         raise HarnessError(traj.error or "backend failed")
                     async with judge_sem:
                         ok, method, detail = await asyncio.to_thread(score_answer, traj.answer, item, judge)
-                    page = await asyncio.to_thread(_save_trajectory, traj, run_dir, _safe(f"{item.id}__s{sample}"),
-                                                   config.trajectories)
+                    page = await asyncio.to_thread(
+                        _save_trajectory, traj, run_dir, _safe(f"{item.id}__s{sample}"), config.trajectories
+                    )
                 except Exception as e:  # noqa: BLE001 - a harness failure must not be scored as a wrong answer
                     outcome.failed += 1
                     msg = f"{item.id}#s{sample}: {type(e).__name__}: {e}"
                     outcome.errors.append(msg)
                     with open(run_dir / ERRORS_FILE, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"item_id": item.id, "sample": sample, "error": msg,
-                                            "traceback": traceback.format_exc(), "time": time.time()}) + "\n")
+                        f.write(
+                            json.dumps(
+                                {
+                                    "item_id": item.id,
+                                    "sample": sample,
+                                    "error": msg,
+                                    "traceback": traceback.format_exc(),
+                                    "time": time.time(),
+                                }
+                            )
+                            + "\n"
+                        )
                     bar.update(1)
                     return
                 res = ItemResult(
-                    item_id=item.id, sample=sample, suite=config.suite, variant=variant_of(item),
-                    base_id=base_id_of(item), data_source=getattr(item, "data_source", ""), question=item.question,
-                    gt=str(item.answer), pred=traj.answer, correct=ok, match_method=method, match_detail=detail,
+                    item_id=item.id,
+                    sample=sample,
+                    suite=config.suite,
+                    variant=variant_of(item),
+                    base_id=base_id_of(item),
+                    data_source=getattr(item, "data_source", ""),
+                    question=item.question,
+                    gt=str(item.answer),
+                    pred=traj.answer,
+                    correct=ok,
+                    match_method=method,
+                    match_detail=detail,
                     transform=list(getattr(item, "transform", None) or []),
-                    task_type=getattr(item, "task_type", "general"), stop_reason=getattr(traj, "stop_reason", ""),
-                    turns=int(getattr(traj, "turns", 0)), tool_calls=_tool_summaries(traj),
-                    duration_s=round(time.perf_counter() - t0, 4), model=config.model, trajectory=page,
+                    task_type=getattr(item, "task_type", "general"),
+                    stop_reason=getattr(traj, "stop_reason", ""),
+                    turns=int(getattr(traj, "turns", 0)),
+                    tool_calls=_tool_summaries(traj),
+                    duration_s=round(time.perf_counter() - t0, 4),
+                    model=config.model,
+                    trajectory=page,
                 )
                 store.append(res)
                 outcome.new += 1

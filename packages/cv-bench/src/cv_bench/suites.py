@@ -26,8 +26,14 @@ ORIENTATION_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flip-v", ("flip_vertical",)),
 )
 
-_SHORT = {"rotate_90": "rot90", "rotate_180": "rot180", "rotate_270": "rot270", "flip_horizontal": "flip-h",
-          "flip_vertical": "flip-v", "crop": "crop"}
+_SHORT = {
+    "rotate_90": "rot90",
+    "rotate_180": "rot180",
+    "rotate_270": "rot270",
+    "flip_horizontal": "flip-h",
+    "flip_vertical": "flip-v",
+    "crop": "crop",
+}
 
 #: cv_data's variant names -> the column names of our tables.
 VARIANT_ALIASES = {"hflip": "flip-h", "vflip": "flip-v"}
@@ -85,23 +91,59 @@ class SuiteInfo:
 _ORIENT_NAMES = tuple(v for v, _ in ORIENTATION_VARIANTS)
 #: Severity (1-5) of the built-in corruption suite: one mid severity keeps the table at 6 columns.
 CORRUPTION_SEVERITY = 3
-_CORRUPTIONS = ("clean", *(f"{k}-s{CORRUPTION_SEVERITY}" for k in ("gaussian_noise", "gaussian_blur", "jpeg",
-                                                                      "brightness", "contrast")))
+_CORRUPTIONS = (
+    "clean",
+    *(
+        f"{k}-s{CORRUPTION_SEVERITY}"
+        for k in ("gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast")
+    ),
+)
 
 SUITES: dict[str, SuiteInfo] = {
     s.name: s
     for s in (
-        SuiteInfo("orientation", "synthetic documents and charts, each in 6 variants (source, rot90, rot180, rot270, "
-                  "flip-h, flip-v), like OCRBench-T / ChartQAPro-T", True, 20, _ORIENT_NAMES),
-        SuiteInfo("corruption", "synthetic documents and charts clean and under natural corruptions (noise, blur, "
-                  f"JPEG, brightness, contrast; severity {CORRUPTION_SEVERITY}/5)", True, 20, _CORRUPTIONS),
-        SuiteInfo("multi-tool", "MVToolBench-style scenes: small answer region (crop) plus a rotation or flip", True, 20),
-        SuiteInfo("crop-only", "V*/HRBench-style scenes: a small answer region in a large image, needs a zoom", True,
-                  20),
-        SuiteInfo("ocrbench", "user copy of OCRBench, expanded into the 6 orientation variants (OCRBench-T)", False,
-                  None, _ORIENT_NAMES),
-        SuiteInfo("chartqapro", "user copy of ChartQAPro, expanded into the 6 orientation variants", False, None,
-                  _ORIENT_NAMES),
+        SuiteInfo(
+            "orientation",
+            "synthetic documents and charts, each in 6 variants (source, rot90, rot180, rot270, "
+            "flip-h, flip-v), like OCRBench-T / ChartQAPro-T",
+            True,
+            20,
+            _ORIENT_NAMES,
+        ),
+        SuiteInfo(
+            "corruption",
+            "synthetic documents and charts clean and under natural corruptions (noise, blur, "
+            f"JPEG, brightness, contrast; severity {CORRUPTION_SEVERITY}/5)",
+            True,
+            20,
+            _CORRUPTIONS,
+        ),
+        SuiteInfo(
+            "multi-tool",
+            "MVToolBench-style scenes: small answer region (crop) plus a rotation or flip",
+            True,
+            20,
+        ),
+        SuiteInfo(
+            "crop-only",
+            "V*/HRBench-style scenes: a small answer region in a large image, needs a zoom",
+            True,
+            20,
+        ),
+        SuiteInfo(
+            "ocrbench",
+            "user copy of OCRBench, expanded into the 6 orientation variants (OCRBench-T)",
+            False,
+            None,
+            _ORIENT_NAMES,
+        ),
+        SuiteInfo(
+            "chartqapro",
+            "user copy of ChartQAPro, expanded into the 6 orientation variants",
+            False,
+            None,
+            _ORIENT_NAMES,
+        ),
         SuiteInfo("mvtoolbench", "user copy of MVToolBench (transform and bbox per item)", False),
         SuiteInfo("vstar", "user copy of V* Bench (multiple choice, high-resolution search)", False),
         SuiteInfo("hrbench", "user copy of HR-Bench 4K/8K (multiple choice, high resolution)", False),
@@ -120,8 +162,15 @@ def list_suites() -> list[SuiteInfo]:
     return list(SUITES.values())
 
 
-def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str | Path | None = None,
-               limit: int | None = None, progress: bool = False) -> list[Any]:
+def load_suite(
+    name: str,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    data: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[Any]:
     """The items of a suite.
 
     Args:
@@ -153,8 +202,10 @@ def load_suite(name: str, *, size: int | None = None, seed: int = 0, data: str |
         items = _build_builtin(name, n, seed, progress)
     else:
         if data is None:
-            raise ValueError(f"suite {name!r} needs your copy of the benchmark: --data PATH (see the cv-bench README "
-                             "for the expected columns)")
+            raise ValueError(
+                f"suite {name!r} needs your copy of the benchmark: --data PATH (see the cv-bench README "
+                "for the expected columns)"
+            )
         items = load_external(name, data, limit=limit)
     return items[:limit] if limit is not None else items
 
@@ -164,12 +215,17 @@ def _build_builtin(name: str, n: int, seed: int, progress: bool = False) -> list
     from tqdm.auto import tqdm
 
     if name == "crop-only":
-        items = [SOURCES["scene"](i, seed, "test") for i in tqdm(range(n), desc="build-bench:crop-only", disable=not progress)]
+        items = [
+            SOURCES["scene"](i, seed, "test")
+            for i in tqdm(range(n), desc="build-bench:crop-only", disable=not progress)
+        ]
         for it in items:
             it.meta = {**it.meta, "variant": "crop", "base_id": it.id}
         return items
     if name == "corruption":
-        cfg = BenchConfig(suite="corruption", num=n, seed=seed, severities=[CORRUPTION_SEVERITY], progress=progress)
+        cfg = BenchConfig(
+            suite="corruption", num=n, seed=seed, severities=[CORRUPTION_SEVERITY], progress=progress
+        )
     else:
         cfg = BenchConfig(suite=name.replace("-", "_"), num=n, seed=seed, progress=progress)
     report = BuildReport()
@@ -244,7 +300,9 @@ def _find_data_file(path: Path) -> Path:
             found = sorted(path.glob(f"*{ext}"))
             if found:
                 return found[0]
-        raise FileNotFoundError(f"{path} has no {'/'.join(_DATA_EXT)} file: point --data at the benchmark's table")
+        raise FileNotFoundError(
+            f"{path} has no {'/'.join(_DATA_EXT)} file: point --data at the benchmark's table"
+        )
     raise FileNotFoundError(f"--data {path} does not exist")
 
 
@@ -276,7 +334,11 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 def _pick(row: dict[str, Any], cols: Sequence[str]) -> Any:
     for c in cols:
         v = row.get(c)
-        if v is not None and not (isinstance(v, str) and v == "") and not (isinstance(v, float) and math.isnan(v)):
+        if (
+            v is not None
+            and not (isinstance(v, str) and v == "")
+            and not (isinstance(v, float) and math.isnan(v))
+        ):
             return v
     return None
 
@@ -322,8 +384,10 @@ def normalise_row(row: dict[str, Any], cmap: ColumnMap, root: Path, index: int, 
     missing = [n for n, v in (("image", img), ("question", q), ("answer", a)) if v is None]
     if missing:
         need = "; ".join(f"{n}: one of {list(getattr(cmap, n))}" for n in missing)
-        raise ValueError(f"{suite} row {index} (id {rid}) lacks {', '.join(missing)}; columns present "
-                         f"{sorted(row)}; expected {need}")
+        raise ValueError(
+            f"{suite} row {index} (id {rid}) lacks {', '.join(missing)}; columns present "
+            f"{sorted(row)}; expected {need}"
+        )
     imgs = _as_list(img) if not isinstance(img, str | bytes | bytearray | dict) else None
     images = [_image_value(v, root) for v in (imgs or [img])]
     ql, al = _as_list(q), _as_list(a)
@@ -336,15 +400,22 @@ def normalise_row(row: dict[str, Any], cmap: ColumnMap, root: Path, index: int, 
         choices = [str(row[c]) for c in cmap.option_columns if _pick(row, [c]) is not None] or None
     bbox = _as_list(_pick(row, cmap.bbox))
     cat = _pick(row, cmap.category)
-    return {"id": rid, "images": images, "question": question, "answer": answers[0], "answers": answers,
-            "choices": [str(c) for c in choices] if choices else None,
-            "bbox": [float(v) for v in bbox] if bbox else None,
-            "transform": [str(t) for t in (_as_list(_pick(row, cmap.transform)) or [])],
-            "category": None if cat is None else str(cat)}
+    return {
+        "id": rid,
+        "images": images,
+        "question": question,
+        "answer": answers[0],
+        "answers": answers,
+        "choices": [str(c) for c in choices] if choices else None,
+        "bbox": [float(v) for v in bbox] if bbox else None,
+        "transform": [str(t) for t in (_as_list(_pick(row, cmap.transform)) or [])],
+        "category": None if cat is None else str(cat),
+    }
 
 
-def rows_to_items(rows: Sequence[dict[str, Any]], cmap: ColumnMap, root: Path, *, suite: str = "",
-                  limit: int | None = None) -> list[Any]:
+def rows_to_items(
+    rows: Sequence[dict[str, Any]], cmap: ColumnMap, root: Path, *, suite: str = "", limit: int | None = None
+) -> list[Any]:
     """Benchmark rows -> ``cv_data.Item`` objects (through ``cv_data.rows_to_items``), expanded into the
     orientation variants when ``cmap.orientation``.
 
@@ -359,9 +430,18 @@ def rows_to_items(rows: Sequence[dict[str, Any]], cmap: ColumnMap, root: Path, *
         rows = rows[: math.ceil(limit / n_per_row)]
     norm = [normalise_row(r, cmap, root, i, suite) for i, r in enumerate(rows)]
     report = cv_data.BuildReport()
-    std = cv_data.ColumnMap(image="images", question="question", answer="answer", id="id", bbox="bbox",
-                            choices="choices", default_task_type=cmap.task_type)
-    items = cv_data.rows_to_items(norm, std, data_source=cmap.data_source or suite, image_dir=root, report=report)
+    std = cv_data.ColumnMap(
+        image="images",
+        question="question",
+        answer="answer",
+        id="id",
+        bbox="bbox",
+        choices="choices",
+        default_task_type=cmap.task_type,
+    )
+    items = cv_data.rows_to_items(
+        norm, std, data_source=cmap.data_source or suite, image_dir=root, report=report
+    )
     _raise_on_errors(report, f"{suite} ({root})")
     for it, row in zip(items, norm, strict=True):
         extra: dict[str, Any] = {"base_id": it.id}
@@ -373,7 +453,9 @@ def rows_to_items(rows: Sequence[dict[str, Any]], cmap: ColumnMap, root: Path, *
         if row["transform"]:
             bad = [t for t in row["transform"] if t not in cv_data.TRANSFORM_NAMES]
             if bad:
-                raise ValueError(f"{suite} item {it.id}: unknown transform(s) {bad}; allowed {list(cv_data.TRANSFORM_NAMES)}")
+                raise ValueError(
+                    f"{suite} item {it.id}: unknown transform(s) {bad}; allowed {list(cv_data.TRANSFORM_NAMES)}"
+                )
             it.transform = row["transform"]
     if cmap.orientation:
         report = cv_data.BuildReport()

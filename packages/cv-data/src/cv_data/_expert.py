@@ -112,7 +112,9 @@ def crop_code(box: tuple[int, int, int, int], style: str, scale: int, enhance: s
     else:
         lines = ["arr = np.array(image)", f"patch = arr[{y1}:{y2}, {x1}:{x2}]"]
         if scale > 1:
-            lines.append(f"patch = cv2.resize(patch, None, fx={scale}, fy={scale}, interpolation=cv2.INTER_CUBIC)")
+            lines.append(
+                f"patch = cv2.resize(patch, None, fx={scale}, fy={scale}, interpolation=cv2.INTER_CUBIC)"
+            )
         lines.append("region = Image.fromarray(patch)")
         last = "region"
     if enhance == "contrast":
@@ -123,28 +125,42 @@ def crop_code(box: tuple[int, int, int, int], style: str, scale: int, enhance: s
     return "\n".join(lines)
 
 
-def crop_think(target: str, box: tuple[int, int, int, int], rng: np.random.Generator, *, coarse: bool = False) -> str:
+def crop_think(
+    target: str, box: tuple[int, int, int, int], rng: np.random.Generator, *, coarse: bool = False
+) -> str:
     x1, y1, x2, y2 = box
     if coarse:
-        return pick(rng, [
-            f"The image is large and the detail I need ({target}) is tiny. I'll first zoom into the area around it, roughly ({x1}, {y1}) to ({x2}, {y2}).",
-            f"I can't read {target} at this scale. Let me crop the neighbourhood ({x1}, {y1}, {x2}, {y2}) first and look closer.",
-        ])
-    return pick(rng, [
-        f"The text I need ({target}) is too small to read reliably. I'll crop the box ({x1}, {y1}, {x2}, {y2}) and enlarge it.",
-        f"{target[0].upper() + target[1:]} is tiny in this view. Zooming into ({x1}, {y1}, {x2}, {y2}) should make it legible.",
-        f"To read {target} I need a closer look: crop ({x1}, {y1})-({x2}, {y2}) and upscale.",
-    ])
+        return pick(
+            rng,
+            [
+                f"The image is large and the detail I need ({target}) is tiny. I'll first zoom into the area around it, roughly ({x1}, {y1}) to ({x2}, {y2}).",
+                f"I can't read {target} at this scale. Let me crop the neighbourhood ({x1}, {y1}, {x2}, {y2}) first and look closer.",
+            ],
+        )
+    return pick(
+        rng,
+        [
+            f"The text I need ({target}) is too small to read reliably. I'll crop the box ({x1}, {y1}, {x2}, {y2}) and enlarge it.",
+            f"{target[0].upper() + target[1:]} is tiny in this view. Zooming into ({x1}, {y1}, {x2}, {y2}) should make it legible.",
+            f"To read {target} I need a closer look: crop ({x1}, {y1})-({x2}, {y2}) and upscale.",
+        ],
+    )
 
 
 def answer_think(answer: str, rng: np.random.Generator, *, after_tool: bool) -> str:
     if not after_tool:
-        return pick(rng, [
-            f"The image is upright and the relevant text is legible, so no tool is needed. The answer is {answer}.",
-            f"The image is clear and correctly oriented; I can read it directly. The answer is {answer}.",
-        ])
-    return pick(rng, [
-        f"Now the content is clear. The answer is {answer}.",
-        f"The processed image is easy to read: it shows {answer}.",
-        f"After the correction I can read it directly; the answer is {answer}.",
-    ])
+        return pick(
+            rng,
+            [
+                f"The image is upright and the relevant text is legible, so no tool is needed. The answer is {answer}.",
+                f"The image is clear and correctly oriented; I can read it directly. The answer is {answer}.",
+            ],
+        )
+    return pick(
+        rng,
+        [
+            f"Now the content is clear. The answer is {answer}.",
+            f"The processed image is easy to read: it shows {answer}.",
+            f"After the correction I can read it directly; the answer is {answer}.",
+        ],
+    )

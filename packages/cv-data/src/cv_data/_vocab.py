@@ -47,8 +47,20 @@ Oat Cookies|Fig Jam|Iced Coffee|Soy Sauce|Walnuts|Cranberry Mix|Vanilla Wafers|L
     "\n", ""
 ).split("|")
 CATEGORIES = {
-    "countries": ["Brazil", "Canada", "Egypt", "France", "India", "Japan", "Kenya", "Mexico", "Norway", "Peru",
-                  "Spain", "Vietnam"],
+    "countries": [
+        "Brazil",
+        "Canada",
+        "Egypt",
+        "France",
+        "India",
+        "Japan",
+        "Kenya",
+        "Mexico",
+        "Norway",
+        "Peru",
+        "Spain",
+        "Vietnam",
+    ],
     "months": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
     "years": [str(y) for y in range(2012, 2025)],
     "products": ["Laptops", "Phones", "Tablets", "Monitors", "Printers", "Cameras", "Speakers", "Routers"],

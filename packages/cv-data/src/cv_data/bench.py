@@ -26,7 +26,11 @@ ORIENTATION_VARIANTS: dict[str, list[str]] = {
 #: Suites :func:`build_bench` can build.
 SUITES: tuple[str, ...] = ("orientation", "corruption", "multi_tool")
 
-_DEFAULT_SOURCES = {"orientation": ["document", "chart"], "corruption": ["document", "chart"], "multi_tool": ["scene"]}
+_DEFAULT_SOURCES = {
+    "orientation": ["document", "chart"],
+    "corruption": ["document", "chart"],
+    "multi_tool": ["scene"],
+}
 
 
 @dataclass
@@ -85,11 +89,15 @@ def orientation_variants(item: Item) -> list[Item]:
         >>> [v.id.split("/")[-1] for v in orientation_variants(make_chart_item(0))]
         ['source', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip']
     """
-    return [transform_item(item, ops, id_suffix=name, meta={"variant": name, "base_id": item.id})
-            for name, ops in ORIENTATION_VARIANTS.items()]
+    return [
+        transform_item(item, ops, id_suffix=name, meta={"variant": name, "base_id": item.id})
+        for name, ops in ORIENTATION_VARIANTS.items()
+    ]
 
 
-def corruption_variants(item: Item, kinds: Sequence[str], severities: Sequence[int], seed: int = 0) -> list[Item]:
+def corruption_variants(
+    item: Item, kinds: Sequence[str], severities: Sequence[int], seed: int = 0
+) -> list[Item]:
     """``item`` clean plus corrupted with every kind x severity (ids ``<id>/clean``, ``<id>/<kind>-s<sev>``).
 
     Example:
@@ -97,14 +105,23 @@ def corruption_variants(item: Item, kinds: Sequence[str], severities: Sequence[i
         >>> len(corruption_variants(make_chart_item(0), ["jpeg", "contrast"], [1, 5]))
         5
     """
-    out = [transform_item(item, [], id_suffix="clean", meta={"variant": "clean", "base_id": item.id,
-                                                             "corruption": None, "severity": 0})]
+    out = [
+        transform_item(
+            item,
+            [],
+            id_suffix="clean",
+            meta={"variant": "clean", "base_id": item.id, "corruption": None, "severity": 0},
+        )
+    ]
     for k, kind in enumerate(kinds):
         for sev in severities:
             img = corrupt(item.images[0], kind, sev, seed=seed * 1000 + k)
-            v = transform_item(item, [], id_suffix=f"{kind}-s{sev}",
-                               meta={"variant": f"{kind}-s{sev}", "base_id": item.id, "corruption": kind,
-                                     "severity": sev})
+            v = transform_item(
+                item,
+                [],
+                id_suffix=f"{kind}-s{sev}",
+                meta={"variant": f"{kind}-s{sev}", "base_id": item.id, "corruption": kind, "severity": sev},
+            )
             v.images[0] = img
             out.append(v)
     return out
@@ -127,8 +144,10 @@ def _bench_one(args: tuple[int, BenchConfig, Item | None]) -> list[Item]:
     name = str(rng.choice([n for n in ORIENTATION_VARIANTS if n != "source"]))
     ops = ORIENTATION_VARIANTS[name]
     if "crop" not in base.transform:
-        raise ValueError(f"multi_tool base item {base.id!r} has no 'crop' in its transform: use crop items "
-                         "(e.g. the 'scene' source) or items with a bbox marked ['crop']")
+        raise ValueError(
+            f"multi_tool base item {base.id!r} has no 'crop' in its transform: use crop items "
+            "(e.g. the 'scene' source) or items with a bbox marked ['crop']"
+        )
     return [transform_item(base, ops, id_suffix=name, meta={"variant": name, "base_id": base.id})]
 
 
@@ -164,8 +183,16 @@ def build_bench(
     n = len(items) if items is not None else cfg.num
     args = ((i, cfg, items[i] if items is not None else None) for i in range(n))
     out: list[Item] = []
-    for i, (res, err) in enumerate(pmap(_bench_one, args, num_proc=cfg.num_proc, desc=f"build-bench:{cfg.suite}",
-                                        total=n, progress=cfg.progress)):
+    for i, (res, err) in enumerate(
+        pmap(
+            _bench_one,
+            args,
+            num_proc=cfg.num_proc,
+            desc=f"build-bench:{cfg.suite}",
+            total=n,
+            progress=cfg.progress,
+        )
+    ):
         report.total += 1
         if err is not None:
             report.add_error(i, items[i].id if items is not None else None, "generate", err)

@@ -18,11 +18,17 @@ def _common(p: argparse.ArgumentParser, default_num: int, default_seed: int) -> 
 
 
 def _input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", help="use these records instead of synthetic ones: our parquet/JSONL items, a "
-                                   "verl parquet (--input-format verl) or a table with --columns")
+    p.add_argument(
+        "--input",
+        help="use these records instead of synthetic ones: our parquet/JSONL items, a "
+        "verl parquet (--input-format verl) or a table with --columns",
+    )
     p.add_argument("--input-format", choices=["items", "verl", "table", "hf"], default="items")
-    p.add_argument("--columns", default="", help="column map for --input-format table/hf, e.g. "
-                                                 "'image=img,question=query,answer=answers'")
+    p.add_argument(
+        "--columns",
+        default="",
+        help="column map for --input-format table/hf, e.g. 'image=img,question=query,answer=answers'",
+    )
     p.add_argument("--split", default="test", help="split to load for --input-format hf")
 
 
@@ -75,9 +81,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sft = sub.add_parser("build-sft", help="executed SFT trajectories (parquet + ShareGPT)")
     _common(sft, 100, 0)
-    sft.add_argument("--kinds", default="", help="kind weights, e.g. 'single_tool=2,no_tool=1' (default: equal)")
+    sft.add_argument(
+        "--kinds", default="", help="kind weights, e.g. 'single_tool=2,no_tool=1' (default: equal)"
+    )
     sft.add_argument("--formats", default="parquet,sharegpt")
-    sft.add_argument("--teacher", default="", help="use a teacher model instead: 'URL#MODEL' (OpenAI-compatible)")
+    sft.add_argument(
+        "--teacher", default="", help="use a teacher model instead: 'URL#MODEL' (OpenAI-compatible)"
+    )
 
     bench = sub.add_parser("build-bench", help="benchmark suites")
     _common(bench, 100, 1234)
@@ -94,8 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             from .rl import RLBuildConfig, build_rl_items
 
             srcs = {s.strip(): 1.0 for s in args.sources.split(",") if s.strip()}
-            cfg = RLBuildConfig(num=args.num, seed=args.seed, sources=srcs, p_identity=args.p_identity,
-                                num_proc=args.num_proc, progress=progress)
+            cfg = RLBuildConfig(
+                num=args.num,
+                seed=args.seed,
+                sources=srcs,
+                p_identity=args.p_identity,
+                num_proc=args.num_proc,
+                progress=progress,
+            )
             load_rep = BuildReport()
             base = _load_input(args, load_rep)
             items = build_rl_items(cfg, base, report=report)
@@ -106,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
             load_rep = BuildReport()
             base = _load_input(args, load_rep)
-            cfg = BenchConfig(suite=args.suite, num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress)
+            cfg = BenchConfig(
+                suite=args.suite, num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress
+            )
             items = build_bench(cfg, base, report=report)
             report.errors[:0] = load_rep.errors
             path = _write_items(items, out, args.format)
@@ -118,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             kinds = None
             if args.kinds:
                 kinds = {k: float(v) for k, _, v in (s.partition("=") for s in args.kinds.split(",") if s)}
-            cfg = SFTBuildConfig(num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress,
-                                 **({"kinds": kinds} if kinds else {}))
+            cfg = SFTBuildConfig(
+                num=args.num,
+                seed=args.seed,
+                num_proc=args.num_proc,
+                progress=progress,
+                **({"kinds": kinds} if kinds else {}),
+            )
             recs = build_sft(cfg, report=report)
             paths = save_sft(recs, out, formats=[f for f in args.formats.split(",") if f], report=report)
             print(f"wrote {len(recs)} trajectories to {out} ({report.summary()}; report: {paths['report']})")
@@ -139,7 +162,9 @@ def _teacher(args: argparse.Namespace, out: Path, report: BuildReport, progress:
 
     url, _, model = args.teacher.partition("#")
     cfg = TeacherConfig(base_url=url, model=model)
-    items = build_rl_items(RLBuildConfig(num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress))
+    items = build_rl_items(
+        RLBuildConfig(num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress)
+    )
     recs = build_teacher_sft(items, cfg, report=report, progress=progress)
     paths = save_sft(recs, out, formats=[f for f in args.formats.split(",") if f], report=report)
     print(f"kept {len(recs)}/{len(items)} verified teacher trajectories in {out} (report: {paths['report']})")

@@ -65,7 +65,9 @@ class Item:
             raise ValueError(f"Item {self.id!r}: task_type {self.task_type!r} not in {sorted(TASK_TYPES)}")
         bad = [t for t in self.transform if t not in TRANSFORM_NAMES]
         if bad:
-            raise ValueError(f"Item {self.id!r}: unknown transform(s) {bad}; allowed: {list(TRANSFORM_NAMES)}")
+            raise ValueError(
+                f"Item {self.id!r}: unknown transform(s) {bad}; allowed: {list(TRANSFORM_NAMES)}"
+            )
         if self.bbox is not None:
             self.bbox = [float(v) for v in self.bbox]
             check_bbox(self.bbox, self.images[0].size, what=f"Item {self.id!r} bbox")

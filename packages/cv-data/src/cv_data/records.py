@@ -25,9 +25,17 @@ def _hf_feature(t: Any) -> Any:
         return {"feature": _hf_feature(t.value_type), "_type": "List"}
     if pa.types.is_struct(t):
         return {t.field(i).name: _hf_feature(t.field(i).type) for i in range(t.num_fields)}
-    names = {pa.string(): "string", pa.large_string(): "large_string", pa.int64(): "int64", pa.int32(): "int32",
-             pa.float64(): "float64", pa.float32(): "float32", pa.bool_(): "bool", pa.binary(): "binary",
-             pa.null(): "null"}
+    names = {
+        pa.string(): "string",
+        pa.large_string(): "large_string",
+        pa.int64(): "int64",
+        pa.int32(): "int32",
+        pa.float64(): "float64",
+        pa.float32(): "float32",
+        pa.bool_(): "bool",
+        pa.binary(): "binary",
+        pa.null(): "null",
+    }
     return {"dtype": names.get(t, str(t)), "_type": "Value"}
 
 
@@ -140,10 +148,21 @@ def read_items(path: str | Path, *, report: BuildReport | None = None) -> list[I
             if isinstance(meta, str):
                 meta = json.loads(meta)
             imgs = [decode(v, base) for v in (row.get("images") or [])]
-            out.append(Item(id=row["id"], images=imgs, question=row["question"], answer=row["answer"],
-                            transform=list(row.get("transform") or []), bbox=row.get("bbox"),
-                            data_source=row.get("data_source") or "", split=row.get("split") or "test",
-                            task_type=row.get("task_type") or "general", choices=row.get("choices"), meta=meta))
+            out.append(
+                Item(
+                    id=row["id"],
+                    images=imgs,
+                    question=row["question"],
+                    answer=row["answer"],
+                    transform=list(row.get("transform") or []),
+                    bbox=row.get("bbox"),
+                    data_source=row.get("data_source") or "",
+                    split=row.get("split") or "test",
+                    task_type=row.get("task_type") or "general",
+                    choices=row.get("choices"),
+                    meta=meta,
+                )
+            )
             report.ok += 1
         except (KeyError, ValueError, TypeError) as e:
             report.add_error(i, row.get("id") if isinstance(row, dict) else None, "load", _msg(e))
@@ -233,7 +252,11 @@ def rows_to_items(
     out: list[Item] = []
     for i, row in enumerate(rows):
         report.total += 1
-        rid = str(row.get(columns.id)) if columns.id and row.get(columns.id) is not None else f"{data_source}-{i:06d}"
+        rid = (
+            str(row.get(columns.id))
+            if columns.id and row.get(columns.id) is not None
+            else f"{data_source}-{i:06d}"
+        )
         try:
             missing = [c for c in (columns.image, columns.question, columns.answer) if c not in row]
             if missing:
@@ -252,13 +275,25 @@ def rows_to_items(
                 raise ValueError(f"empty answer in column {columns.answer!r}")
             bbox = row.get(columns.bbox) if columns.bbox else None
             task = (row.get(columns.task_type) if columns.task_type else None) or columns.default_task_type
-            out.append(Item(id=rid, images=imgs, question=str(row[columns.question]), answer=str(ans),
-                            bbox=list(bbox) if bbox is not None else None, data_source=data_source, split=split,
-                            task_type=task, choices=row.get(columns.choices) if columns.choices else None,
-                            meta={"row": i}))
+            out.append(
+                Item(
+                    id=rid,
+                    images=imgs,
+                    question=str(row[columns.question]),
+                    answer=str(ans),
+                    bbox=list(bbox) if bbox is not None else None,
+                    data_source=data_source,
+                    split=split,
+                    task_type=task,
+                    choices=row.get(columns.choices) if columns.choices else None,
+                    meta={"row": i},
+                )
+            )
             report.ok += 1
         except KeyError as e:
-            report.add_error(i, rid, "columns", f"missing column {e.args[0]!r} (columns present: {sorted(row)})")
+            report.add_error(
+                i, rid, "columns", f"missing column {e.args[0]!r} (columns present: {sorted(row)})"
+            )
         except (ValueError, TypeError) as e:
             report.add_error(i, rid, "bbox" if "bbox" in str(e) else "load", str(e))
     return out
@@ -297,7 +332,9 @@ def load_table(
     else:
         rows = _read_table_rows(p)
         base = image_dir or (p if p.is_dir() else p.parent)
-    return rows_to_items(rows, columns, data_source=data_source or p.stem, split=split, image_dir=base, report=report)
+    return rows_to_items(
+        rows, columns, data_source=data_source or p.stem, split=split, image_dir=base, report=report
+    )
 
 
 def load_hf(
@@ -324,15 +361,21 @@ def load_hf(
     ds = datasets.load_dataset(name, split=split, **load_kwargs)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    return rows_to_items(iter(ds), columns or ColumnMap(), data_source=data_source or name.rstrip("/").split("/")[-1],
-                         split=split, report=report)
+    return rows_to_items(
+        iter(ds),
+        columns or ColumnMap(),
+        data_source=data_source or name.rstrip("/").split("/")[-1],
+        split=split,
+        report=report,
+    )
 
 
 # ---------------------------------------------------------------- verl / MVToolBench
 
 
-def write_verl(items: Iterable[Item], path: str | Path, *, system_prompt: str | None = None,
-               ability: str | None = None) -> Path:
+def write_verl(
+    items: Iterable[Item], path: str | Path, *, system_prompt: str | None = None, ability: str | None = None
+) -> Path:
     """Write items in verl's multimodal RL parquet layout (also MVToolBench's).
 
     One row per item: ``data_source``, ``prompt`` (chat messages; the user turn holds one ``<image>``
@@ -344,19 +387,27 @@ def write_verl(items: Iterable[Item], path: str | Path, *, system_prompt: str | 
     for idx, it in enumerate(items):
         prompt = [{"role": "system", "content": system_prompt}] if system_prompt else []
         prompt.append({"role": "user", "content": "<image>" * len(it.images) + it.question})
-        rows.append({
-            "data_source": it.data_source,
-            "prompt": prompt,
-            "images": [to_struct(im) for im in it.images],
-            "ability": ability or it.task_type,
-            "reward_model": {"style": "rule", "ground_truth": it.answer},
-            "extra_info": {
-                "id": it.id, "split": it.split, "index": idx, "question": it.question, "answer": it.answer,
-                "transform": list(it.transform), "bbox": list(it.bbox) if it.bbox is not None else None,
-                "choices": list(it.choices) if it.choices is not None else None, "task_type": it.task_type,
-                "meta": json.dumps(it.meta, ensure_ascii=False),
-            },
-        })
+        rows.append(
+            {
+                "data_source": it.data_source,
+                "prompt": prompt,
+                "images": [to_struct(im) for im in it.images],
+                "ability": ability or it.task_type,
+                "reward_model": {"style": "rule", "ground_truth": it.answer},
+                "extra_info": {
+                    "id": it.id,
+                    "split": it.split,
+                    "index": idx,
+                    "question": it.question,
+                    "answer": it.answer,
+                    "transform": list(it.transform),
+                    "bbox": list(it.bbox) if it.bbox is not None else None,
+                    "choices": list(it.choices) if it.choices is not None else None,
+                    "task_type": it.task_type,
+                    "meta": json.dumps(it.meta, ensure_ascii=False),
+                },
+            }
+        )
     return write_parquet(rows, path, image_columns=["images"])
 
 
@@ -392,13 +443,21 @@ def read_verl(path: str | Path, *, report: BuildReport | None = None) -> list[It
             meta = extra.get("meta") or {}
             if isinstance(meta, str):
                 meta = json.loads(meta)
-            out.append(Item(
-                id=rid, images=imgs, question=question, answer=str(gt),
-                transform=list(extra.get("transform") or row.get("transform") or []),
-                bbox=extra.get("bbox") if extra.get("bbox") is not None else row.get("bbox"),
-                data_source=row.get("data_source") or "verl", split=extra.get("split") or "train",
-                task_type=extra.get("task_type") or _ability_to_task(row.get("ability")),
-                choices=extra.get("choices"), meta=meta))
+            out.append(
+                Item(
+                    id=rid,
+                    images=imgs,
+                    question=question,
+                    answer=str(gt),
+                    transform=list(extra.get("transform") or row.get("transform") or []),
+                    bbox=extra.get("bbox") if extra.get("bbox") is not None else row.get("bbox"),
+                    data_source=row.get("data_source") or "verl",
+                    split=extra.get("split") or "train",
+                    task_type=extra.get("task_type") or _ability_to_task(row.get("ability")),
+                    choices=extra.get("choices"),
+                    meta=meta,
+                )
+            )
             report.ok += 1
         except KeyError as e:
             report.add_error(i, rid, "columns", f"missing column {e.args[0]!r}")

@@ -56,8 +56,13 @@ class BuildReport:
                 self.stats[k] = v
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "ok": self.ok, "failed": len(self.errors), "stats": self.stats,
-                "errors": [asdict(e) for e in self.errors]}
+        return {
+            "total": self.total,
+            "ok": self.ok,
+            "failed": len(self.errors),
+            "stats": self.stats,
+            "errors": [asdict(e) for e in self.errors],
+        }
 
     def write(self, path: str | Path) -> Path:
         """Write the report as JSON (``path`` may be a directory: ``<dir>/report.json``)."""

@@ -14,7 +14,13 @@ from .sources import SOURCES
 from .transforms import transform_item
 
 #: Single orientation perturbations an RL item may receive.
-ORIENTATION_TRANSFORMS: tuple[str, ...] = ("rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical")
+ORIENTATION_TRANSFORMS: tuple[str, ...] = (
+    "rotate_90",
+    "rotate_180",
+    "rotate_270",
+    "flip_horizontal",
+    "flip_vertical",
+)
 
 
 @dataclass
@@ -103,8 +109,9 @@ def build_rl_items(
     n = len(items) if items is not None else cfg.num
     args = ((i, cfg, items[i] if items is not None else None) for i in range(n))
     out: list[Item] = []
-    for i, (res, err) in enumerate(pmap(_rl_one, args, num_proc=cfg.num_proc, desc="build-rl", total=n,
-                                        progress=cfg.progress)):
+    for i, (res, err) in enumerate(
+        pmap(_rl_one, args, num_proc=cfg.num_proc, desc="build-rl", total=n, progress=cfg.progress)
+    ):
         report.total += 1
         if err is not None:
             report.add_error(i, items[i].id if items is not None else None, "generate", err)

@@ -107,8 +107,14 @@ class _Conversation:
         self.ops: list[list[str]] = []
 
     def call(self, think: str, code: str, description: str, image_index: int, *, expect_ok: bool = True):
-        self.messages.append({"role": "assistant", "content": [
-            _text(f"<think>{think}</think>\n{render_tool_call(code, description, image_index)}")]})
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    _text(f"<think>{think}</think>\n{render_tool_call(code, description, image_index)}")
+                ],
+            }
+        )
         res = self.sandbox.run(code, self.images, image_index=image_index)
         for _ in range(2):
             # Infrastructure failures (a worker killed or starved on a loaded machine) say nothing about the
@@ -117,21 +123,27 @@ class _Conversation:
                 break
             res = self.sandbox.run(code, self.images, image_index=image_index)
         if res.ok != expect_ok:
-            raise TrajectoryError(f"planned {'success' if expect_ok else 'failure'} but sandbox gave "
-                                  f"ok={res.ok} ({res.error_kind}: {res.error}) for code:\n{code}")
+            raise TrajectoryError(
+                f"planned {'success' if expect_ok else 'failure'} but sandbox gave "
+                f"ok={res.ok} ({res.error_kind}: {res.error}) for code:\n{code}"
+            )
         if res.ok:
             assert res.image is not None
             img = res.image if res.image.mode in ("RGB", "L") else res.image.convert("RGB")
             self.images.append(img)
             new_index = len(self.images) - 1
-            self.messages.append({"role": "tool", "content": [{"type": "image"}, _text(tool_response_text(res, new_index))]})
+            self.messages.append(
+                {"role": "tool", "content": [{"type": "image"}, _text(tool_response_text(res, new_index))]}
+            )
         else:
             self.messages.append({"role": "tool", "content": [_text(tool_response_text(res, None))]})
         self.ops.append(list(res.ops))
         return res
 
     def answer(self, think: str, answer: str) -> None:
-        self.messages.append({"role": "assistant", "content": [_text(f"<think>{think}</think>\n<answer>{answer}</answer>")]})
+        self.messages.append(
+            {"role": "assistant", "content": [_text(f"<think>{think}</think>\n<answer>{answer}</answer>")]}
+        )
 
 
 # ------------------------------------------------------------------ planning helpers
@@ -143,26 +155,41 @@ def _same(a: Image.Image, b: Image.Image) -> bool:
 
 def _int_box(box: Sequence[float], margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
     w, h = size
-    return (max(0, int(box[0] - margin)), max(0, int(box[1] - margin)),
-            min(w, int(np.ceil(box[2] + margin))), min(h, int(np.ceil(box[3] + margin))))
+    return (
+        max(0, int(box[0] - margin)),
+        max(0, int(box[1] - margin)),
+        min(w, int(np.ceil(box[2] + margin))),
+        min(h, int(np.ceil(box[3] + margin))),
+    )
 
 
 def _target_name(item: Item) -> str:
     t = item.meta.get("target")
     if item.data_source.endswith("scene") and t:
         if item.meta.get("scene") == "shelf":
-            return f"the price tag below \"{t}\""
-        return f"the small writing on the note \"{t}\""
+            return f'the price tag below "{t}"'
+        return f'the small writing on the note "{t}"'
     return "the relevant text"
 
 
-def _orient_fix(conv: _Conversation, op: str, rng: np.random.Generator, idx: int, *, think: str | None = None):
+def _orient_fix(
+    conv: _Conversation, op: str, rng: np.random.Generator, idx: int, *, think: str | None = None
+):
     style = ex.pick(rng, ex.STYLES)
     return conv.call(think or ex.orient_think(op, rng), ex.orient_code(op, style), ex.orient_desc(op), idx)
 
 
-def _crop(conv: _Conversation, box: Sequence[float], idx: int, rng: np.random.Generator, target: str, *,
-          coarse: bool = False, think: str | None = None, think_prefix: str = ""):
+def _crop(
+    conv: _Conversation,
+    box: Sequence[float],
+    idx: int,
+    rng: np.random.Generator,
+    target: str,
+    *,
+    coarse: bool = False,
+    think: str | None = None,
+    think_prefix: str = "",
+):
     size = conv.images[idx].size
     bw, bh = box[2] - box[0], box[3] - box[1]
     if coarse:
@@ -174,7 +201,11 @@ def _crop(conv: _Conversation, box: Sequence[float], idx: int, rng: np.random.Ge
     scale = 1 if coarse or side > 500 else (3 if side < 120 else 2)
     enhance = None if coarse else ex.pick(rng, [None, None, None, "contrast", "sharpen"])
     code = ex.crop_code(ib, ex.pick(rng, ex.STYLES), scale, enhance)
-    desc = "Crop the area around the target and zoom in." if coarse else "Crop the answer region and enlarge it to read the small text."
+    desc = (
+        "Crop the area around the target and zoom in."
+        if coarse
+        else "Crop the answer region and enlarge it to read the small text."
+    )
     text = think or (think_prefix + ex.crop_think(target, ib, rng, coarse=coarse))
     res = conv.call(text, code, desc, idx)
     return res, ib, scale
@@ -193,7 +224,9 @@ def _box_through(ops: Sequence[str], box: Sequence[float], size: tuple[int, int]
 # ------------------------------------------------------------------ the five kinds
 
 
-def _orientation_item(rng: np.random.Generator, i: int, seed: int, ops: list[str], sources: list[str]) -> tuple[Item, Item]:
+def _orientation_item(
+    rng: np.random.Generator, i: int, seed: int, ops: list[str], sources: list[str]
+) -> tuple[Item, Item]:
     base = SOURCES[str(ex.pick(rng, sources))](i, seed, "train")
     return base, transform_item(base, ops)
 
@@ -227,16 +260,33 @@ def _multi_tool(conv_factory, rng, i, seed):
         if not _same(res.image, base.images[0]):
             raise TrajectoryError("orientation fix did not restore the upright scene")
         box = _box_through(fixes, item.bbox, item.images[0].size)
-        _crop(conv, box, 1, rng, _target_name(item), think_prefix="The scene is upright now, but the text I need is tiny. ")
+        _crop(
+            conv,
+            box,
+            1,
+            rng,
+            _target_name(item),
+            think_prefix="The scene is upright now, but the text I need is tiny. ",
+        )
     else:
         ops = [str(ex.pick(rng, ORIENTATION_TRANSFORMS[:3])), str(ex.pick(rng, ORIENTATION_TRANSFORMS[3:]))]
         base, item = _orientation_item(rng, i, seed, ops, ["document", "chart"])
         conv = conv_factory(item)
         fixes = corrective_ops(item.transform)
-        _orient_fix(conv, fixes[0], rng, 0,
-                    think=f"The image is both mirrored and turned. First I undo the mirroring. {ex.orient_think(fixes[0], rng)}")
-        res = _orient_fix(conv, fixes[1], rng, 1,
-                          think=f"The glyphs now read correctly but the page is still not upright. {ex.orient_think(fixes[1], rng)}")
+        _orient_fix(
+            conv,
+            fixes[0],
+            rng,
+            0,
+            think=f"The image is both mirrored and turned. First I undo the mirroring. {ex.orient_think(fixes[0], rng)}",
+        )
+        res = _orient_fix(
+            conv,
+            fixes[1],
+            rng,
+            1,
+            think=f"The glyphs now read correctly but the page is still not upright. {ex.orient_think(fixes[1], rng)}",
+        )
         if not _same(res.image, base.images[0]):
             raise TrajectoryError("orientation fixes did not restore the upright image")
     conv.answer(ex.answer_think(item.answer, rng, after_tool=True), item.answer)
@@ -249,7 +299,9 @@ def _multi_crop(conv_factory, rng, i, seed):
     target = _target_name(item)
     _, ib, _ = _crop(conv, item.bbox, 0, rng, target, coarse=True)
     box1 = [item.bbox[0] - ib[0], item.bbox[1] - ib[1], item.bbox[2] - ib[0], item.bbox[3] - ib[1]]
-    _crop(conv, box1, 1, rng, target, think_prefix="Image 1 shows the right area, but the text is still small. ")
+    _crop(
+        conv, box1, 1, rng, target, think_prefix="Image 1 shows the right area, but the text is still small. "
+    )
     conv.answer(ex.answer_think(item.answer, rng, after_tool=True), item.answer)
     return item, conv
 
@@ -262,18 +314,45 @@ def _failing_code(kind: str, op: str, box: tuple[int, int, int, int] | None) -> 
     deg = {"rotate_90": 90, "rotate_180": 180, "rotate_270": 270}.get(op)
     if kind == "reversed_crop" and box is not None:
         x1, y1, x2, y2 = box
-        return f"result = image.crop(({x2}, {y1}, {x1}, {y2}))", "I swapped the left and right coordinates of the crop box; the box must be (left, top, right, bottom)."
+        return (
+            f"result = image.crop(({x2}, {y1}, {x1}, {y2}))",
+            "I swapped the left and right coordinates of the crop box; the box must be (left, top, right, bottom).",
+        )
     if kind == "no_result":
-        body = f"image.rotate({deg}, expand=True)" if deg else ("ImageOps.mirror(image)" if op == "flip_horizontal" else "ImageOps.flip(image)")
+        body = (
+            f"image.rotate({deg}, expand=True)"
+            if deg
+            else ("ImageOps.mirror(image)" if op == "flip_horizontal" else "ImageOps.flip(image)")
+        )
         return f"fixed = {body}", "I forgot to assign the output to `result`."
     if kind == "cv2_on_pil":
-        flag = {"rotate_90": "cv2.ROTATE_90_COUNTERCLOCKWISE", "rotate_180": "cv2.ROTATE_180", "rotate_270": "cv2.ROTATE_90_CLOCKWISE"}.get(op)
-        body = f"cv2.rotate(image, {flag})" if flag else f"cv2.flip(image, {1 if op == 'flip_horizontal' else 0})"
-        return f"result = Image.fromarray({body})", "OpenCV needs a NumPy array, not a PIL image; I must convert with np.array first."
+        flag = {
+            "rotate_90": "cv2.ROTATE_90_COUNTERCLOCKWISE",
+            "rotate_180": "cv2.ROTATE_180",
+            "rotate_270": "cv2.ROTATE_90_CLOCKWISE",
+        }.get(op)
+        body = (
+            f"cv2.rotate(image, {flag})"
+            if flag
+            else f"cv2.flip(image, {1 if op == 'flip_horizontal' else 0})"
+        )
+        return (
+            f"result = Image.fromarray({body})",
+            "OpenCV needs a NumPy array, not a PIL image; I must convert with np.array first.",
+        )
     if kind == "bad_name":
-        body = f"im.rotate({deg}, expand=True)" if deg else "ImageOps.mirror(im)" if op == "flip_horizontal" else "ImageOps.flip(im)"
+        body = (
+            f"im.rotate({deg}, expand=True)"
+            if deg
+            else "ImageOps.mirror(im)"
+            if op == "flip_horizontal"
+            else "ImageOps.flip(im)"
+        )
         return f"result = {body}", "The variable is called `image` (or `img`), not `im`."
-    return "result = image.rotate_image(90)" if deg else "result = image.mirror()", "PIL images have no such method; I should use Image.rotate / ImageOps instead."
+    return (
+        "result = image.rotate_image(90)" if deg else "result = image.mirror()",
+        "PIL images have no such method; I should use Image.rotate / ImageOps instead.",
+    )
 
 
 def _error_recovery(conv_factory, rng, i, seed):
@@ -283,7 +362,9 @@ def _error_recovery(conv_factory, rng, i, seed):
         ib = _int_box(item.bbox, float(rng.integers(6, 30)), item.images[0].size)
         kind = "reversed_crop"
         code, why = _failing_code(kind, "crop", ib)
-        conv.call(ex.crop_think(_target_name(item), ib, rng), code, "Crop the answer region.", 0, expect_ok=False)
+        conv.call(
+            ex.crop_think(_target_name(item), ib, rng), code, "Crop the answer region.", 0, expect_ok=False
+        )
         _crop(conv, item.bbox, 0, rng, _target_name(item), think=f"The call failed. {why} Let me fix it.")
     else:
         op = str(ex.pick(rng, ORIENTATION_TRANSFORMS))
@@ -293,7 +374,9 @@ def _error_recovery(conv_factory, rng, i, seed):
         kind = str(ex.pick(rng, [k for k in _ERRORS if k != "reversed_crop"]))
         code, why = _failing_code(kind, fix, None)
         conv.call(ex.orient_think(fix, rng), code, ex.orient_desc(fix), 0, expect_ok=False)
-        res = _orient_fix(conv, fix, rng, 0, think=f"The tool returned an error. {why} Retrying with corrected code.")
+        res = _orient_fix(
+            conv, fix, rng, 0, think=f"The tool returned an error. {why} Retrying with corrected code."
+        )
         if not _same(res.image, base.images[0]):
             raise TrajectoryError("recovery call did not restore the upright image")
     conv.answer(ex.answer_think(item.answer, rng, after_tool=True), item.answer)
@@ -307,8 +390,13 @@ def _no_tool(conv_factory, rng, i, seed):
     return item, conv
 
 
-_BUILDERS = {"single_tool": _single_tool, "multi_tool": _multi_tool, "multi_crop": _multi_crop,
-             "error_recovery": _error_recovery, "no_tool": _no_tool}
+_BUILDERS = {
+    "single_tool": _single_tool,
+    "multi_tool": _multi_tool,
+    "multi_crop": _multi_crop,
+    "error_recovery": _error_recovery,
+    "no_tool": _no_tool,
+}
 
 _SANDBOXES: dict[str, Sandbox] = {}
 
@@ -337,9 +425,17 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
     n_img = sum(1 for m in conv.messages for p in m["content"] if p["type"] == "image")
     if n_img != len(conv.images):
         raise TrajectoryError(f"{n_img} image placeholders but {len(conv.images)} images")
-    return {"messages": conv.messages, "images": conv.images, "id": f"sft-{kind}-s{seed}-{index:06d}", "kind": kind,
-            "data_source": item.data_source, "item_id": item.id, "answer": item.answer, "transform": list(item.transform),
-            "tool_ops": conv.ops}
+    return {
+        "messages": conv.messages,
+        "images": conv.images,
+        "id": f"sft-{kind}-s{seed}-{index:06d}",
+        "kind": kind,
+        "data_source": item.data_source,
+        "item_id": item.id,
+        "answer": item.answer,
+        "transform": list(item.transform),
+        "tool_ops": conv.ops,
+    }
 
 
 def _sft_one(args: tuple[int, str, int, SandboxConfig]) -> dict[str, Any]:
@@ -347,7 +443,9 @@ def _sft_one(args: tuple[int, str, int, SandboxConfig]) -> dict[str, Any]:
     return make_trajectory(i, kind, seed, _sandbox(sbcfg))
 
 
-def build_sft(config: SFTBuildConfig | None = None, *, report: BuildReport | None = None) -> list[dict[str, Any]]:
+def build_sft(
+    config: SFTBuildConfig | None = None, *, report: BuildReport | None = None
+) -> list[dict[str, Any]]:
     """Build executed SFT trajectories with the scripted expert.
 
     Failed trajectories (a step that did not behave as planned) are recorded in ``report``; the rest is kept.
@@ -365,8 +463,11 @@ def build_sft(config: SFTBuildConfig | None = None, *, report: BuildReport | Non
     plan = [str(names[j]) for j in rng.choice(len(names), size=cfg.num, p=w / w.sum())]
     args = [(i, plan[i], cfg.seed, cfg.sandbox) for i in range(cfg.num)]
     out: list[dict[str, Any]] = []
-    for (i, kind, _, _), (res, err) in zip(args, pmap(_sft_one, args, num_proc=cfg.num_proc, desc="build-sft",
-                                                         total=cfg.num, progress=cfg.progress), strict=True):
+    for (i, kind, _, _), (res, err) in zip(
+        args,
+        pmap(_sft_one, args, num_proc=cfg.num_proc, desc="build-sft", total=cfg.num, progress=cfg.progress),
+        strict=True,
+    ):
         report.total += 1
         if err is not None:
             report.add_error(i, f"sft-{kind}-s{cfg.seed}-{i:06d}", "execute", err)
@@ -408,10 +509,14 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
             # A call the parser could not read (teacher records) must be answered with its error message.
             if tool is not None and tool["role"] == "tool":
                 ttext = "".join(p.get("text") or "" for p in tool["content"] if p["type"] == "text")
-                if call.kind == "no_call" or ttext != parse_error_text(call) or any(
-                    p["type"] == "image" for p in tool["content"]
+                if (
+                    call.kind == "no_call"
+                    or ttext != parse_error_text(call)
+                    or any(p["type"] == "image" for p in tool["content"])
                 ):
-                    problems.append(f"message {j}: tool message does not answer an unreadable call ({call.kind})")
+                    problems.append(
+                        f"message {j}: tool message does not answer an unreadable call ({call.kind})"
+                    )
             continue
         res = sb.run(call.code, images, image_index=call.image_index)
         if tool is None or tool["role"] != "tool":
@@ -424,7 +529,9 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
             continue
         new_index = len(images) if res.ok else None
         if tool_response_text(res, new_index) != ttext:
-            problems.append(f"message {j}: tool text differs: {tool_response_text(res, new_index)!r} != {ttext!r}")
+            problems.append(
+                f"message {j}: tool text differs: {tool_response_text(res, new_index)!r} != {ttext!r}"
+            )
         if res.ok:
             assert res.image is not None
             if len(stored) <= len(images):
@@ -442,12 +549,19 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
 
 
 def _parquet_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"role": m["role"], "content": [{"type": p["type"], "text": p.get("text")} for p in m["content"]]}
-            for m in messages]
+    return [
+        {"role": m["role"], "content": [{"type": p["type"], "text": p.get("text")} for p in m["content"]]}
+        for m in messages
+    ]
 
 
-def save_sft(records: Iterable[dict[str, Any]], out_dir: str | Path, *, formats: Sequence[str] = ("parquet", "sharegpt"),
-             report: BuildReport | None = None) -> dict[str, Path]:
+def save_sft(
+    records: Iterable[dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    formats: Sequence[str] = ("parquet", "sharegpt"),
+    report: BuildReport | None = None,
+) -> dict[str, Path]:
     """Save trajectories as parquet (``sft.parquet``, datasets-readable images) and/or ShareGPT JSON for
     LLaMA-Factory (``sharegpt.json`` + ``images/`` + ``dataset_info.json``); the report goes to ``report.json``.
 
@@ -485,15 +599,27 @@ def save_sft(records: Iterable[dict[str, Any]], out_dir: str | Path, *, formats:
                 names.append(name)
             msgs = []
             for m in r["messages"]:
-                text = "".join("<image>" if p["type"] == "image" else (p.get("text") or "") for p in m["content"])
+                text = "".join(
+                    "<image>" if p["type"] == "image" else (p.get("text") or "") for p in m["content"]
+                )
                 msgs.append({"role": m["role"], "content": text})
             conv.append({"messages": msgs, "images": names, "id": r["id"], "kind": r.get("kind")})
         (out / "sharegpt.json").write_text(json.dumps(conv, ensure_ascii=False, indent=1))
-        info = {"codevision_sft": {
-            "file_name": "sharegpt.json", "formatting": "sharegpt",
-            "columns": {"messages": "messages", "images": "images"},
-            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
-                     "observation_tag": "tool", "system_tag": "system"}}}
+        info = {
+            "codevision_sft": {
+                "file_name": "sharegpt.json",
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages", "images": "images"},
+                "tags": {
+                    "role_tag": "role",
+                    "content_tag": "content",
+                    "user_tag": "user",
+                    "assistant_tag": "assistant",
+                    "observation_tag": "tool",
+                    "system_tag": "system",
+                },
+            }
+        }
         (out / "dataset_info.json").write_text(json.dumps(info, indent=2))
         paths["sharegpt"] = out / "sharegpt.json"
     rep = report if report is not None else BuildReport(total=len(records), ok=len(records))
@@ -516,15 +642,25 @@ def load_sft(path: str | Path) -> list[dict[str, Any]]:
     if p.is_dir():
         p = p / "sft.parquet" if (p / "sft.parquet").exists() else p / "sharegpt.json"
     if not p.is_file():
-        raise FileNotFoundError(f"no SFT data at {path}: expected sft.parquet or sharegpt.json written by save_sft")
+        raise FileNotFoundError(
+            f"no SFT data at {path}: expected sft.parquet or sharegpt.json written by save_sft"
+        )
     if p.suffix == ".json":
         return _load_sharegpt(p)
     import pyarrow.parquet as pq
 
     out = []
     for row in pq.read_table(p).to_pylist():
-        msgs = [{"role": m["role"], "content": [{"type": "image"} if c["type"] == "image" else _text(c["text"] or "")
-                                                for c in m["content"]]} for m in row["messages"]]
+        msgs = [
+            {
+                "role": m["role"],
+                "content": [
+                    {"type": "image"} if c["type"] == "image" else _text(c["text"] or "")
+                    for c in m["content"]
+                ],
+            }
+            for m in row["messages"]
+        ]
         row["messages"] = msgs
         row["images"] = [decode(v) for v in row["images"]]
         out.append(row)
@@ -548,6 +684,11 @@ def _load_sharegpt(p: Path) -> list[dict[str, Any]]:
                 if chunk:
                     parts.append(_text(chunk))
             msgs.append({"role": m["role"], "content": parts})
-        out.append({**{k: v for k, v in r.items() if k not in ("messages", "images")}, "messages": msgs,
-                    "images": [decode(n, p.parent) for n in r["images"]]})
+        out.append(
+            {
+                **{k: v for k, v in r.items() if k not in ("messages", "images")},
+                "messages": msgs,
+                "images": [decode(n, p.parent) for n in r["images"]],
+            }
+        )
     return out

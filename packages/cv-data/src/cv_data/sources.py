@@ -37,7 +37,12 @@ def item_rng(seed: int, index: int, tag: str) -> np.random.Generator:
 
 
 def _union(boxes: list[Box]) -> Box:
-    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    return [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]
 
 
 def _pad(box: Box, p: float, size: tuple[int, int]) -> Box:
@@ -116,7 +121,10 @@ def make_document_item(index: int, seed: int = 0, split: str = "train") -> Item:
         ("Customer", f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"),
         ("Subtotal", f"{subtotal:.2f}"),
         ("Tax", f"{tax:.2f}"),
-        ("Phone", f"+{int(rng.integers(1, 99))} {int(rng.integers(100, 999))} {int(rng.integers(1000, 9999))}"),
+        (
+            "Phone",
+            f"+{int(rng.integers(1, 99))} {int(rng.integers(100, 999))} {int(rng.integers(1000, 9999))}",
+        ),
     ]
     order = rng.permutation(len(fields))
     fields = [fields[i] for i in order]
@@ -175,7 +183,7 @@ def make_document_item(index: int, seed: int = 0, split: str = "train") -> Item:
             kind = "field"
         else:
             word = str(_pick(rng, cands))
-            question = f"How many times does the word \"{word}\" appear in the body text (ignore case)?"
+            question = f'How many times does the word "{word}" appear in the body text (ignore case)?'
             answer, bbox = str(len(counts[word])), None
     if kind in ("line", "locate"):
         firsts: dict[str, int] = {}
@@ -187,20 +195,26 @@ def make_document_item(index: int, seed: int = 0, split: str = "train") -> Item:
         if kind == "line" and uniq:
             i = int(_pick(rng, uniq))
             text, lb, _ = lines[i]
-            question = f"Transcribe the complete line of body text that begins with \"{' '.join(text.split()[:3])}\"."
+            question = (
+                f'Transcribe the complete line of body text that begins with "{" ".join(text.split()[:3])}".'
+            )
             answer, bbox = text, lb
         elif kind == "locate" and uniq_words:
             word = str(_pick(rng, uniq_words))
             li = next(i for i, (_, _, wb) in enumerate(lines) if any(x.lower() == word for x, _ in wb))
-            question = (f"Counting the body-text lines from 1 at the top, on which line does the word "
-                        f"\"{word}\" appear? Answer with the number.")
+            question = (
+                f"Counting the body-text lines from 1 at the top, on which line does the word "
+                f'"{word}" appear? Answer with the number.'
+            )
             answer, bbox = str(li + 1), lines[li][1]
         else:
             kind = "field"
     if kind == "sum":
         task = "math"
         total = round(subtotal + tax, 2)
-        question = "What is the Subtotal plus the Tax shown on this document? Give the number with two decimals."
+        question = (
+            "What is the Subtotal plus the Tax shown on this document? Give the number with two decimals."
+        )
         answer = f"{total:.2f}"
         bbox = _union([field_boxes["Subtotal"][1], field_boxes["Tax"][1]])
     if kind == "field":
@@ -210,8 +224,18 @@ def make_document_item(index: int, seed: int = 0, split: str = "train") -> Item:
     meta["question_kind"] = kind
     if bbox is not None:
         bbox = _pad(bbox, 2, img.size)
-    return Item(id=f"doc-s{seed}-{index:06d}", images=[img], question=question, answer=answer, transform=[],
-                bbox=bbox, data_source="synthetic/document", split=split, task_type=task, meta=meta)
+    return Item(
+        id=f"doc-s{seed}-{index:06d}",
+        images=[img],
+        question=question,
+        answer=answer,
+        transform=[],
+        bbox=bbox,
+        data_source="synthetic/document",
+        split=split,
+        task_type=task,
+        meta=meta,
+    )
 
 
 # --------------------------------------------------------------------- charts
@@ -237,7 +261,11 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
     pool = CATEGORIES[group]
     n = int(rng.integers(4, min(9, len(pool)) + 1))
     start = int(rng.integers(0, len(pool) - n + 1))
-    cats = pool[start:start + n] if group in ("months", "years") else [pool[i] for i in sorted(rng.choice(len(pool), n, replace=False))]
+    cats = (
+        pool[start : start + n]
+        if group in ("months", "years")
+        else [pool[i] for i in sorted(rng.choice(len(pool), n, replace=False))]
+    )
     decimals = int(_pick(rng, [0, 0, 1]))
     scale = float(_pick(rng, [10, 50, 100, 1000]))
     vals = [round(float(v), decimals) for v in rng.uniform(0.1, 1.0, size=n) * scale]
@@ -252,7 +280,17 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
     fig.set_facecolor(bg)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_facecolor(_pick(rng, [bg, "white", "#f0f0f0"]))
-    palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#2a9d8f", "#e76f51"]
+    palette = [
+        "#4C72B0",
+        "#DD8452",
+        "#55A868",
+        "#C44E52",
+        "#8172B3",
+        "#937860",
+        "#DA8BC3",
+        "#2a9d8f",
+        "#e76f51",
+    ]
     color = _pick(rng, palette)
     family = _pick(rng, ["DejaVu Sans", "DejaVu Serif", "STIXGeneral", "DejaVu Sans Mono"])
     fs = float(rng.uniform(7.5, 11.0))
@@ -260,7 +298,12 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
     label_artists = []
     value_artists = []
     if chart == "bar":
-        bars = ax.bar(cats, vals, color=[color] * n if rng.random() < 0.6 else palette[:n], width=float(rng.uniform(0.5, 0.85)))
+        bars = ax.bar(
+            cats,
+            vals,
+            color=[color] * n if rng.random() < 0.6 else palette[:n],
+            width=float(rng.uniform(0.5, 0.85)),
+        )
         label_artists = ax.bar_label(bars, labels=labels, padding=2, fontsize=fs, family=family)
         value_artists = list(bars)
     elif chart == "barh":
@@ -269,10 +312,18 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
         value_artists = list(bars)
         ax.set_xlim(0, max(vals) * 1.18)
     else:
-        (line,) = ax.plot(cats, vals, marker=_pick(rng, ["o", "s", "D", "^"]), color=color, linewidth=float(rng.uniform(1.2, 2.6)))
+        (line,) = ax.plot(
+            cats,
+            vals,
+            marker=_pick(rng, ["o", "s", "D", "^"]),
+            color=color,
+            linewidth=float(rng.uniform(1.2, 2.6)),
+        )
         offs = float(max(vals) * 0.04)
-        label_artists = [ax.text(i, v + offs, t, ha="center", va="bottom", fontsize=fs, family=family)
-                         for i, (v, t) in enumerate(zip(vals, labels, strict=True))]
+        label_artists = [
+            ax.text(i, v + offs, t, ha="center", va="bottom", fontsize=fs, family=family)
+            for i, (v, t) in enumerate(zip(vals, labels, strict=True))
+        ]
         ax.set_ylim(0, max(vals) * 1.2)
         value_artists = []
     if chart != "barh" and chart != "line":
@@ -309,16 +360,19 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
     task, choices, bbox = "chart", None, None
     if kind == "value":
         i = int(rng.integers(n))
-        question = f"In the chart \"{topic}\", what is the value shown for {cats[i]}?"
+        question = f'In the chart "{topic}", what is the value shown for {cats[i]}?'
         answer, bbox = labels[i], box_of(i)
     elif kind in ("max", "min"):
         i = int(np.argmax(vals) if kind == "max" else np.argmin(vals))
         word = "highest" if kind == "max" else "lowest"
-        question = f"Which category has the {word} value in the chart \"{topic}\"?"
+        question = f'Which category has the {word} value in the chart "{topic}"?'
         answer, bbox = cats[i], box_of(i)
         if rng.random() < 0.5:
             others = [c for c in cats if c != cats[i]]
-            opts = [cats[i], *[others[j] for j in rng.choice(len(others), min(3, len(others)), replace=False)]]
+            opts = [
+                cats[i],
+                *[others[j] for j in rng.choice(len(others), min(3, len(others)), replace=False)],
+            ]
             opts = [opts[j] for j in rng.permutation(len(opts))]
             choices = opts
             letter = "ABCD"[opts.index(cats[i])]
@@ -327,13 +381,29 @@ def make_chart_item(index: int, seed: int = 0, split: str = "train") -> Item:
     else:
         i, j = (int(v) for v in rng.choice(n, 2, replace=False))
         task = "math"
-        question = f"In the chart \"{topic}\", what is the difference between {cats[i]} and {cats[j]} (larger minus smaller)?"
+        question = f'In the chart "{topic}", what is the difference between {cats[i]} and {cats[j]} (larger minus smaller)?'
         answer = _fmt(abs(vals[i] - vals[j]), decimals)
         bbox = _union([box_of(i), box_of(j)])
-    meta = {"question_kind": kind, "chart": chart, "values": dict(zip(cats, labels, strict=True)),
-            "source_seed": seed, "index": index}
-    return Item(id=f"chart-s{seed}-{index:06d}", images=[img], question=question, answer=answer, transform=[],
-                bbox=bbox, data_source="synthetic/chart", split=split, task_type=task, choices=choices, meta=meta)
+    meta = {
+        "question_kind": kind,
+        "chart": chart,
+        "values": dict(zip(cats, labels, strict=True)),
+        "source_seed": seed,
+        "index": index,
+    }
+    return Item(
+        id=f"chart-s{seed}-{index:06d}",
+        images=[img],
+        question=question,
+        answer=answer,
+        transform=[],
+        bbox=bbox,
+        data_source="synthetic/chart",
+        split=split,
+        task_type=task,
+        choices=choices,
+        meta=meta,
+    )
 
 
 # --------------------------------------------------------------------- scenes
@@ -358,8 +428,10 @@ def _scene_shelf(rng: np.random.Generator, w: int, h: int):
     for r in range(rows):
         shelf_y = int((r + 1) * row_h - row_h * 0.12)
         draw.rectangle([0, shelf_y, w, shelf_y + int(row_h * 0.06)], fill=wood)
-        draw.rectangle([0, shelf_y + int(row_h * 0.06), w, shelf_y + int(row_h * 0.08)],
-                       fill=tuple(max(0, c - 40) for c in wood))
+        draw.rectangle(
+            [0, shelf_y + int(row_h * 0.06), w, shelf_y + int(row_h * 0.08)],
+            fill=tuple(max(0, c - 40) for c in wood),
+        )
         x = int(rng.integers(10, 40))
         while k < len(names):
             pw = int(rng.uniform(0.07, 0.13) * w)
@@ -369,28 +441,49 @@ def _scene_shelf(rng: np.random.Generator, w: int, h: int):
             col = tuple(int(c) for c in rng.integers(30, 230, size=3))
             top = shelf_y - ph
             if rng.random() < 0.5:
-                draw.rounded_rectangle([x, top, x + pw, shelf_y], radius=int(pw * 0.15), fill=col,
-                                       outline=tuple(max(0, c - 50) for c in col), width=2)
+                draw.rounded_rectangle(
+                    [x, top, x + pw, shelf_y],
+                    radius=int(pw * 0.15),
+                    fill=col,
+                    outline=tuple(max(0, c - 50) for c in col),
+                    width=2,
+                )
             else:
-                draw.rectangle([x, top, x + pw, shelf_y], fill=col, outline=tuple(max(0, c - 50) for c in col), width=2)
+                draw.rectangle(
+                    [x, top, x + pw, shelf_y], fill=col, outline=tuple(max(0, c - 50) for c in col), width=2
+                )
             light = sum(col) > 380
             name = names[k]
-            nfont = _font(rng, _pick(rng, ["sans_bold", "condensed", "serif_bold"]), max(11, int(pw / max(6, len(name)) * 1.35)))
+            nfont = _font(
+                rng,
+                _pick(rng, ["sans_bold", "condensed", "serif_bold"]),
+                max(11, int(pw / max(6, len(name)) * 1.35)),
+            )
             band_y = top + int(ph * rng.uniform(0.25, 0.5))
-            draw.rectangle([x + 3, band_y - 2, x + pw - 3, band_y + nfont.size + 6],
-                           fill=(245, 245, 240) if not light else (40, 40, 40))
+            draw.rectangle(
+                [x + 3, band_y - 2, x + pw - 3, band_y + nfont.size + 6],
+                fill=(245, 245, 240) if not light else (40, 40, 40),
+            )
             draw.text((x + 6, band_y), name, font=nfont, fill=(20, 20, 20) if not light else (240, 240, 240))
             # The price tag on the shelf edge: small text, the reason a zoom is needed.
             price = f"${int(rng.integers(0, 20))}.{int(rng.integers(0, 100)):02d}"
             tfont = _font(rng, _pick(rng, ["sans", "mono", "condensed"]), tag_size)
             tb = draw.textbbox((0, 0), price, font=tfont)
             tx, ty = x + int((pw - (tb[2] - tb[0])) / 2), shelf_y + 2
-            draw.rectangle([tx - 3, ty - 1, tx + tb[2] - tb[0] + 3, ty + tb[3] + 1],
-                           fill=_pick(rng, [(255, 250, 210), (255, 255, 255), (255, 230, 120)]))
+            draw.rectangle(
+                [tx - 3, ty - 1, tx + tb[2] - tb[0] + 3, ty + tb[3] + 1],
+                fill=_pick(rng, [(255, 250, 210), (255, 255, 255), (255, 230, 120)]),
+            )
             pb = [float(v) for v in draw.textbbox((tx, ty), price, font=tfont)]
             draw.text((tx, ty), price, font=tfont, fill=(10, 10, 10))
-            targets.append({"question": f"What price is shown on the shelf tag below the \"{name}\" product?",
-                            "answer": price, "bbox": pb, "name": name})
+            targets.append(
+                {
+                    "question": f'What price is shown on the shelf tag below the "{name}" product?',
+                    "answer": price,
+                    "bbox": pb,
+                    "name": name,
+                }
+            )
             x += pw + int(rng.integers(8, 40))
             k += 1
     return img, targets
@@ -417,12 +510,29 @@ def _scene_board(rng: np.random.Generator, w: int, h: int):
             nw, nh = int(cw * rng.uniform(0.6, 0.85)), int(ch * rng.uniform(0.55, 0.8))
             x = int(c * cw + rng.uniform(0.03, 0.97) * (cw - nw))
             y = int(r * ch + rng.uniform(0.03, 0.97) * (ch - nh))
-            col = _pick(rng, [(255, 240, 120), (255, 190, 200), (180, 230, 255), (190, 250, 180), (255, 210, 150), (250, 250, 250)])
+            col = _pick(
+                rng,
+                [
+                    (255, 240, 120),
+                    (255, 190, 200),
+                    (180, 230, 255),
+                    (190, 250, 180),
+                    (255, 210, 150),
+                    (250, 250, 250),
+                ],
+            )
             draw.rectangle([x + 4, y + 5, x + nw + 4, y + nh + 5], fill=(50, 40, 30))  # shadow
             draw.rectangle([x, y, x + nw, y + nh], fill=col)
-            draw.ellipse([x + nw // 2 - 6, y + 2, x + nw // 2 + 6, y + 14], fill=_pick(rng, [(200, 30, 30), (30, 60, 200), (30, 150, 60)]))
+            draw.ellipse(
+                [x + nw // 2 - 6, y + 2, x + nw // 2 + 6, y + 14],
+                fill=_pick(rng, [(200, 30, 30), (30, 60, 200), (30, 150, 60)]),
+            )
             title = titles[k]
-            tfont = _font(rng, _pick(rng, ["sans_bold", "serif_bold", "condensed"]), max(12, min(22, int(nw / max(8, len(title)) * 1.6))))
+            tfont = _font(
+                rng,
+                _pick(rng, ["sans_bold", "serif_bold", "condensed"]),
+                max(12, min(22, int(nw / max(8, len(title)) * 1.6))),
+            )
             draw.text((x + 8, y + 18), title, font=tfont, fill=(30, 30, 40))
             when = f"{_pick(rng, ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'])} {int(rng.integers(7, 20)):02d}:{_pick(rng, ['00', '15', '30', '45'])}"
             room = f"Room {int(rng.integers(1, 9))}{_pick(rng, list('ABCDEF'))}"
@@ -440,10 +550,22 @@ def _scene_board(rng: np.random.Generator, w: int, h: int):
                 draw.text((x + 8, ly2), " ".join(_sentence_words(rng, 2)), font=sfont, fill=(90, 90, 100))
             if rb[2] > x + nw or rb[3] > y + nh:
                 continue
-            targets.append({"question": f"On the note titled \"{title}\", what day and time are written?",
-                            "answer": when, "bbox": wb, "name": title})
-            targets.append({"question": f"Which room is written on the note titled \"{title}\"?",
-                            "answer": room, "bbox": rb, "name": title})
+            targets.append(
+                {
+                    "question": f'On the note titled "{title}", what day and time are written?',
+                    "answer": when,
+                    "bbox": wb,
+                    "name": title,
+                }
+            )
+            targets.append(
+                {
+                    "question": f'Which room is written on the note titled "{title}"?',
+                    "answer": room,
+                    "bbox": rb,
+                    "name": title,
+                }
+            )
             k += 1
     return img, targets
 
@@ -466,9 +588,25 @@ def make_scene_item(index: int, seed: int = 0, split: str = "train") -> Item:
     img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.0, 0.5))))
     t = targets[int(rng.integers(len(targets)))]
     bbox = _pad(t["bbox"], 2, img.size)
-    meta = {"question_kind": "small_text", "scene": style, "target": t["name"], "source_seed": seed, "index": index}
-    return Item(id=f"scene-s{seed}-{index:06d}", images=[img], question=t["question"], answer=t["answer"],
-                transform=["crop"], bbox=bbox, data_source="synthetic/scene", split=split, task_type="ocr", meta=meta)
+    meta = {
+        "question_kind": "small_text",
+        "scene": style,
+        "target": t["name"],
+        "source_seed": seed,
+        "index": index,
+    }
+    return Item(
+        id=f"scene-s{seed}-{index:06d}",
+        images=[img],
+        question=t["question"],
+        answer=t["answer"],
+        transform=["crop"],
+        bbox=bbox,
+        data_source="synthetic/scene",
+        split=split,
+        task_type="ocr",
+        meta=meta,
+    )
 
 
 def _many(fn: Callable[[int, int, str], Item]) -> Callable[..., list[Item]]:

@@ -56,7 +56,9 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {self.base_url!r}")
+            raise ValueError(
+                f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {self.base_url!r}"
+            )
         if not self.model:
             raise ValueError("model must name the teacher model")
         if self.max_turns < 1:
@@ -95,7 +97,9 @@ def answers_match(pred: str, gt: str, choices: Sequence[str] | None = None) -> b
     return _normalise(p) == _normalise(g)
 
 
-def _to_openai(messages: list[dict[str, Any]], images: list[Image.Image], max_side: int) -> list[dict[str, Any]]:
+def _to_openai(
+    messages: list[dict[str, Any]], images: list[Image.Image], max_side: int
+) -> list[dict[str, Any]]:
     out, k = [], 0
     for m in messages:
         parts = []
@@ -146,10 +150,18 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     answer = None
     for _ in range(config.max_turns):
-        body = {"model": config.model, "messages": _to_openai(msgs, images, config.max_image_side),
-                "temperature": config.temperature, "max_tokens": config.max_tokens}
-        r = client.post(config.base_url.rstrip("/") + "/chat/completions", json=body, headers=headers,
-                        timeout=config.timeout_s)
+        body = {
+            "model": config.model,
+            "messages": _to_openai(msgs, images, config.max_image_side),
+            "temperature": config.temperature,
+            "max_tokens": config.max_tokens,
+        }
+        r = client.post(
+            config.base_url.rstrip("/") + "/chat/completions",
+            json=body,
+            headers=headers,
+            timeout=config.timeout_s,
+        )
         if r.status_code != 200:
             raise RuntimeError(f"teacher HTTP {r.status_code}: {r.text[:200]}")
         text = r.json()["choices"][0]["message"]["content"] or ""
@@ -163,10 +175,19 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
             res = sandbox.run(call.code, images, image_index=call.image_index)
             if res.ok and res.image is not None:
                 images.append(res.image if res.image.mode in ("RGB", "L") else res.image.convert("RGB"))
-                msgs.append({"role": "tool", "content": [{"type": "image"},
-                                                         {"type": "text", "text": tool_response_text(res, len(images) - 1)}]})
+                msgs.append(
+                    {
+                        "role": "tool",
+                        "content": [
+                            {"type": "image"},
+                            {"type": "text", "text": tool_response_text(res, len(images) - 1)},
+                        ],
+                    }
+                )
             else:
-                msgs.append({"role": "tool", "content": [{"type": "text", "text": tool_response_text(res, None)}]})
+                msgs.append(
+                    {"role": "tool", "content": [{"type": "text", "text": tool_response_text(res, None)}]}
+                )
             continue
         answer = extract_final_answer(text)
         if answer is not None or call.kind == "no_call":
@@ -174,9 +195,18 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
         msgs.append({"role": "tool", "content": [{"type": "text", "text": parse_error_text(call)}]})
     ok = answer is not None and answers_match(answer, item.answer, item.choices)
     kinds = sum(1 for m in msgs if m["role"] == "tool")
-    return {"messages": msgs, "images": images, "id": f"teacher-{item.id}", "kind": "teacher" if kinds else "no_tool",
-            "data_source": item.data_source, "item_id": item.id, "answer": item.answer, "transform": list(item.transform),
-            "correct": ok, "teacher_answer": answer}
+    return {
+        "messages": msgs,
+        "images": images,
+        "id": f"teacher-{item.id}",
+        "kind": "teacher" if kinds else "no_tool",
+        "data_source": item.data_source,
+        "item_id": item.id,
+        "answer": item.answer,
+        "transform": list(item.transform),
+        "correct": ok,
+        "teacher_answer": answer,
+    }
 
 
 def build_teacher_sft(
@@ -211,7 +241,9 @@ def build_teacher_sft(
                 report.add_error(i, it.id, "teacher", str(e))
                 continue
             if not rec["correct"]:
-                report.add_error(i, it.id, "verify", f"teacher answer {rec['teacher_answer']!r} != {it.answer!r}")
+                report.add_error(
+                    i, it.id, "verify", f"teacher answer {rec['teacher_answer']!r} != {it.answer!r}"
+                )
                 continue
             out.append(rec)
             report.ok += 1

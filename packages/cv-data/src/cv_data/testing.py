@@ -13,7 +13,9 @@ from .rl import sample_transform
 from .transforms import transform_item
 
 
-def tiny_item(index: int = 0, seed: int = 0, *, transform: list[str] | None = None, size: tuple[int, int] = (96, 64)) -> Item:
+def tiny_item(
+    index: int = 0, seed: int = 0, *, transform: list[str] | None = None, size: tuple[int, int] = (96, 64)
+) -> Item:
     """A small image with one short word whose box is exact; optional transforms applied.
 
     Example:
@@ -29,9 +31,17 @@ def tiny_item(index: int = 0, seed: int = 0, *, transform: list[str] | None = No
     x, y = int(rng.integers(2, size[0] - 40)), int(rng.integers(2, size[1] - 20))
     draw.text((x, y), word, font=font, fill=(20, 20, 20))
     box = [float(v) for v in draw.textbbox((x, y), word, font=font)]
-    item = Item(id=f"tiny-s{seed}-{index:04d}", images=[im], question="Which word is written in the image?",
-                answer=word, bbox=box, data_source="synthetic/tiny", split="test", task_type="ocr",
-                meta={"index": index})
+    item = Item(
+        id=f"tiny-s{seed}-{index:04d}",
+        images=[im],
+        question="Which word is written in the image?",
+        answer=word,
+        bbox=box,
+        data_source="synthetic/tiny",
+        split="test",
+        task_type="ocr",
+        meta={"index": index},
+    )
     return transform_item(item, transform) if transform else item
 
 
@@ -69,14 +79,33 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
     try:
         for i in range(num):
             rng = np.random.default_rng([seed, i, 44])
-            item = tiny_item(i, seed, transform=[str(ex.pick(rng, ["rotate_90", "rotate_180", "rotate_270", "flip_horizontal"]))])
+            item = tiny_item(
+                i,
+                seed,
+                transform=[str(ex.pick(rng, ["rotate_90", "rotate_180", "rotate_270", "flip_horizontal"]))],
+            )
             fix = corrective_ops(item.transform)[0]
             conv = _Conversation(sb, item.images[0], item.question)
-            conv.call(ex.orient_think(fix, rng), ex.orient_code(fix, ex.pick(rng, ex.STYLES)), ex.orient_desc(fix), 0)
+            conv.call(
+                ex.orient_think(fix, rng),
+                ex.orient_code(fix, ex.pick(rng, ex.STYLES)),
+                ex.orient_desc(fix),
+                0,
+            )
             conv.answer(ex.answer_think(item.answer, rng, after_tool=True), item.answer)
-            out.append({"messages": conv.messages, "images": conv.images, "id": f"tiny-sft-s{seed}-{i:04d}",
-                        "kind": "single_tool", "data_source": item.data_source, "item_id": item.id,
-                        "answer": item.answer, "transform": list(item.transform), "tool_ops": conv.ops})
+            out.append(
+                {
+                    "messages": conv.messages,
+                    "images": conv.images,
+                    "id": f"tiny-sft-s{seed}-{i:04d}",
+                    "kind": "single_tool",
+                    "data_source": item.data_source,
+                    "item_id": item.id,
+                    "answer": item.answer,
+                    "transform": list(item.transform),
+                    "tool_ops": conv.ops,
+                }
+            )
     finally:
         if own:
             sb.close()

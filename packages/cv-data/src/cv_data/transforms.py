@@ -173,7 +173,9 @@ def corrupt(image: Image.Image, kind: str, severity: int, seed: int = 0) -> Imag
     return CORRUPTIONS[kind](image, severity, np.random.default_rng([seed, severity, sum(map(ord, kind))]))
 
 
-def transform_item(item: Any, ops: Sequence[str], *, id_suffix: str | None = None, meta: dict | None = None) -> Any:
+def transform_item(
+    item: Any, ops: Sequence[str], *, id_suffix: str | None = None, meta: dict | None = None
+) -> Any:
     """A copy of ``item`` with ``ops`` applied to ``images[0]`` and its ``bbox``, ``transform`` extended.
 
     Args:

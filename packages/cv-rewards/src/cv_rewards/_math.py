@@ -28,7 +28,13 @@ def _latex_to_plain(s: str) -> str:
         s = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", s)
     s = s.replace("\\left", "").replace("\\right", "").replace("\\cdot", "*").replace("\\times", "*")
     s = s.replace("\\pi", "pi").replace("\\ln", "ln").replace("\\log", "log").replace("\\", "")
-    s = s.replace("{", "(").replace("}", ")").replace("\u03c0", "pi").replace("\u00d7", "*").replace("\u2212", "-")
+    s = (
+        s.replace("{", "(")
+        .replace("}", ")")
+        .replace("\u03c0", "pi")
+        .replace("\u00d7", "*")
+        .replace("\u2212", "-")
+    )
     # "x = 5" answers name the variable; compare the value.
     s = re.sub(r"^\s*[A-Za-z]\s*=\s*", "", s)
     return s
@@ -44,7 +50,13 @@ def _safe(s: str) -> bool:
     ops = re.findall(r"\*\*|\^", s)
     if not ops:
         return True
-    return len(ops) == 1 and re.search(r"(?:\*\*|\^)\s*(?:-?\d{1,3}|[A-Za-z]|\(\s*-?\d{1,3}(?:\s*/\s*\d{1,3})?\s*\))(?![\d.(])", s) is not None
+    return (
+        len(ops) == 1
+        and re.search(
+            r"(?:\*\*|\^)\s*(?:-?\d{1,3}|[A-Za-z]|\(\s*-?\d{1,3}(?:\s*/\s*\d{1,3})?\s*\))(?![\d.(])", s
+        )
+        is not None
+    )
 
 
 def _parse(s: str) -> Any:

@@ -114,7 +114,11 @@ def normalize_text(text: str) -> str:
         'hello world'
     """
     text = unicodedata.normalize("NFKC", text).casefold()
-    kept = [" " if ch.isspace() else ch for ch in text if ch not in _PUNCT and not unicodedata.category(ch).startswith("P")]
+    kept = [
+        " " if ch.isspace() else ch
+        for ch in text
+        if ch not in _PUNCT and not unicodedata.category(ch).startswith("P")
+    ]
     return " ".join("".join(kept).split())
 
 
@@ -137,8 +141,19 @@ _WORDS = {
         "sixteen seventeen eighteen nineteen twenty".split()
     )
 }
-_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
-               "hundred": 100, "thousand": 1000})
+_WORDS.update(
+    {
+        "thirty": 30,
+        "forty": 40,
+        "fifty": 50,
+        "sixty": 60,
+        "seventy": 70,
+        "eighty": 80,
+        "ninety": 90,
+        "hundred": 100,
+        "thousand": 1000,
+    }
+)
 # What may follow a number and still count as "just a number": a short unit without digits.
 _UNIT_TAIL_RE = re.compile(r"^\s*[^\d\s][^\d]{0,15}$")
 
@@ -188,7 +203,7 @@ def _parse_number(text: str) -> _Number | None:
     m = _NUMBER_RE.match(s)
     if m is None or m.start() != 0:
         return None
-    rest = s[m.end():]
+    rest = s[m.end() :]
     if rest.strip() and not _UNIT_TAIL_RE.match(rest):
         return None
     return _number_from_match(m)
@@ -218,7 +233,9 @@ def _numbers_equal(a: _Number, b: _Number, rel_tol: float) -> bool:
 _LETTER_ONLY_RE = re.compile(r"^\(?\[?([A-Za-z])\]?\)?[.:)]?$")
 _LETTER_PREFIX_RE = re.compile(r"^\(?([A-Z])(?:\)|\.|:|\s*-)\s*\S")
 # The keyword is case-insensitive, the letter is not: "the answer is a dog" names no option.
-_LETTER_PHRASE_RE = re.compile(r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*[:\s]\s*\(?([A-Z])\)?(?![A-Za-z])")
+_LETTER_PHRASE_RE = re.compile(
+    r"\b(?i:answer|option|choice)\s*(?i:is|:)?\s*[:\s]\s*\(?([A-Z])\)?(?![A-Za-z])"
+)
 _CHOICE_LABEL_RE = re.compile(r"^\s*\(?[A-Z]\)?[.:)]\s+")
 
 
@@ -327,12 +344,16 @@ def _match_choice(pred: str, gt: str, choices: list[str]) -> MatchResult | None:
     n = len(choices)
     gt_letter = _letter_of(gt, choices, strict=True)
     if gt_letter is None or ord(gt_letter) - ord("A") >= n:
-        raise ValueError(f"ground truth {gt!r} is neither an option letter A-{chr(ord('A') + n - 1)} nor one of {choices}")
+        raise ValueError(
+            f"ground truth {gt!r} is neither an option letter A-{chr(ord('A') + n - 1)} nor one of {choices}"
+        )
     pred_letter = _letter_of(pred, choices, strict=False)
     if pred_letter is None:
         return None
     if ord(pred_letter) - ord("A") >= n:
-        return MatchResult(False, "choice", f"pred letter {pred_letter} is not an option (A-{chr(ord('A') + n - 1)})")
+        return MatchResult(
+            False, "choice", f"pred letter {pred_letter} is not an option (A-{chr(ord('A') + n - 1)})"
+        )
     return MatchResult(pred_letter == gt_letter, "choice", f"pred={pred_letter} gt={gt_letter}")
 
 
@@ -349,7 +370,11 @@ def _match_numeric(pred: str, gt: str, rel_tol: float, *, extract: bool) -> Matc
             return None
         p = found[0]
     same = _numbers_equal(p, g, rel_tol)
-    return MatchResult(same, "numeric", f"pred={p.value:g}{'%' if p.percent else ''} gt={g.value:g}{'%' if g.percent else ''}")
+    return MatchResult(
+        same,
+        "numeric",
+        f"pred={p.value:g}{'%' if p.percent else ''} gt={g.value:g}{'%' if g.percent else ''}",
+    )
 
 
 def _match_text(pred: str, gt: str, task_type: str) -> MatchResult:

@@ -52,8 +52,13 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(ProcessRewardConfig):
         if f.name == "variant":
             continue
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=None, dest=f.name,
-                            help=f"ProcessRewardConfig.{f.name} (default {f.default})")
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=float,
+            default=None,
+            dest=f.name,
+            help=f"ProcessRewardConfig.{f.name} (default {f.default})",
+        )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -62,11 +67,18 @@ def _build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score rollouts from a JSONL file (one RolloutRecord per line)")
     score.add_argument("rollouts", help="JSONL file, one RolloutRecord.to_dict() object per line")
     score.add_argument("--variant", choices=["paper", "reference"], default="paper")
-    score.add_argument("--group-key", default="prompt_id",
-                       help="record field whose equal values form a group of K rollouts ('none': no groups)")
+    score.add_argument(
+        "--group-key",
+        default="prompt_id",
+        help="record field whose equal values form a group of K rollouts ('none': no groups)",
+    )
     score.add_argument("--out", default=None, help="write per-item breakdowns as JSONL here")
     score.add_argument("--no-items", action="store_true", help="print only the summary table")
-    score.add_argument("--judge-url", default=None, help="OpenAI-compatible base URL of an LLM judge, e.g. http://127.0.0.1:8000/v1")
+    score.add_argument(
+        "--judge-url",
+        default=None,
+        help="OpenAI-compatible base URL of an LLM judge, e.g. http://127.0.0.1:8000/v1",
+    )
     score.add_argument("--judge-model", default=None, help="judge model name (required with --judge-url)")
     score.add_argument("--judge-cache", default=None, help="JSONL cache of judge verdicts")
     _config_args(score)
@@ -92,16 +104,24 @@ def _fmt(x: float) -> str:
 
 
 def _print_items(records: list[RolloutRecord], results: list[RewardBreakdown], out: TextIO) -> None:
-    head = f"{'#':>4} {'prompt_id':<14} {'ok':<3} {'method':<14} {'total':>7} " + " ".join(f"{_SHORT[c]:>7}" for c in COMPONENTS)
+    head = f"{'#':>4} {'prompt_id':<14} {'ok':<3} {'method':<14} {'total':>7} " + " ".join(
+        f"{_SHORT[c]:>7}" for c in COMPONENTS
+    )
     print(head, file=out)
     for i, (r, b) in enumerate(zip(records, results, strict=True)):
         cols = " ".join(f"{_fmt(b.components[c]):>7}" for c in COMPONENTS)
-        print(f"{i:>4} {r.prompt_id[:14]:<14} {'Y' if b.correct else 'n':<3} {b.match_method[:14]:<14} {b.total:>7.3f} {cols}", file=out)
+        print(
+            f"{i:>4} {r.prompt_id[:14]:<14} {'Y' if b.correct else 'n':<3} {b.match_method[:14]:<14} {b.total:>7.3f} {cols}",
+            file=out,
+        )
 
 
 def _print_summary(records: list[RolloutRecord], results: list[RewardBreakdown], out: TextIO) -> None:
     n = len(results)
-    rows: list[tuple[str, str]] = [("rollouts", str(n)), ("groups/prompts", str(len({r.prompt_id for r in records if r.prompt_id})))]
+    rows: list[tuple[str, str]] = [
+        ("rollouts", str(n)),
+        ("groups/prompts", str(len({r.prompt_id for r in records if r.prompt_id}))),
+    ]
     if n:
         mean = lambda xs: sum(xs) / n  # noqa: E731
         turns = [b.details["tool_turns"] for b in results]
@@ -115,8 +135,14 @@ def _print_summary(records: list[RolloutRecord], results: list[RewardBreakdown],
         rows += [
             ("tool-call rate", f"{mean([float(t > 0) for t in turns]):.4f}"),
             ("tool calls / rollout", f"{mean(turns):.3f}"),
-            ("tool error rate", f"{sum(b.details['failed_calls'] for b in results) / calls:.4f}" if calls else "n/a"),
-            ("match methods", ", ".join(f"{k}={v}" for k, v in Counter(b.match_method for b in results).most_common())),
+            (
+                "tool error rate",
+                f"{sum(b.details['failed_calls'] for b in results) / calls:.4f}" if calls else "n/a",
+            ),
+            (
+                "match methods",
+                ", ".join(f"{k}={v}" for k, v in Counter(b.match_method for b in results).most_common()),
+            ),
         ]
     width = max(len(k) for k, _ in rows)
     print("\n" + "-" * (width + 30), file=out)
@@ -137,17 +163,24 @@ def _score(args: argparse.Namespace) -> int:
         print(f"error: {args.rollouts} holds no rollout records", file=sys.stderr)
         return 2
     if args.group_key != "none" and args.group_key not in {f.name for f in dataclasses.fields(RolloutRecord)}:
-        print(f"error: --group-key {args.group_key!r} is not a RolloutRecord field (or 'none')", file=sys.stderr)
+        print(
+            f"error: --group-key {args.group_key!r} is not a RolloutRecord field (or 'none')", file=sys.stderr
+        )
         return 2
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ProcessRewardConfig)
-                 if f.name != "variant" and getattr(args, f.name) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(ProcessRewardConfig)
+        if f.name != "variant" and getattr(args, f.name) is not None
+    }
     judge = None
     try:
         config = ProcessRewardConfig(variant=args.variant, **overrides)
         if args.judge_url or args.judge_model:
             if not (args.judge_url and args.judge_model):
                 raise ValueError("--judge-url and --judge-model go together")
-            judge = Judge(JudgeConfig(base_url=args.judge_url, model=args.judge_model, cache_path=args.judge_cache))
+            judge = Judge(
+                JudgeConfig(base_url=args.judge_url, model=args.judge_model, cache_path=args.judge_cache)
+            )
         results: list[RewardBreakdown | None] = [None] * len(records)
         groups = _groups(records, args.group_key)
         progress = _progress(len(groups))

@@ -90,7 +90,9 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if not self.base_url or not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"JudgeConfig.base_url must be an http(s) URL like http://host:8000/v1, got {self.base_url!r}")
+            raise ValueError(
+                f"JudgeConfig.base_url must be an http(s) URL like http://host:8000/v1, got {self.base_url!r}"
+            )
         if not self.model:
             raise ValueError("JudgeConfig.model must name the judge model served at base_url")
         if self.timeout_s <= 0:
@@ -107,7 +109,9 @@ class JudgeConfig:
             raise ValueError(f"JudgeConfig.on_error must be 'fallback' or 'raise', got {self.on_error!r}")
         unknown = sorted(set(self.prompts) - TASK_TYPES)
         if unknown:
-            raise ValueError(f"JudgeConfig.prompts has unknown task types {unknown}; use {sorted(TASK_TYPES)}")
+            raise ValueError(
+                f"JudgeConfig.prompts has unknown task types {unknown}; use {sorted(TASK_TYPES)}"
+            )
         for task, template in self.prompts.items():
             missing = [p for p in ("{gt}", "{pred}") if p not in template]
             if missing:
@@ -194,7 +198,9 @@ class Judge:
                 continue
             try:
                 row = json.loads(line)
-                self._cache[row["key"]] = JudgeVerdict(bool(row["correct"]), row["reply"], row["model"], cached=True)
+                self._cache[row["key"]] = JudgeVerdict(
+                    bool(row["correct"]), row["reply"], row["model"], cached=True
+                )
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 # A torn last line (killed run) must not lose the rest of the cache.
                 logger.warning("skipping bad judge cache line %s:%d (%s)", path, lineno, exc)

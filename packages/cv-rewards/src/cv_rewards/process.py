@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 #: Orientation ops (counter-clockwise rotations and flips), as named by the sandbox trace.
-ORIENTATION_OPS: frozenset[str] = frozenset({"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"})
+ORIENTATION_OPS: frozenset[str] = frozenset(
+    {"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"}
+)
 #: Ops that can be required; every other traced op is optional ("suggested"/emergent).
 GEOMETRIC_OPS: frozenset[str] = ORIENTATION_OPS | {"crop"}
 #: Component names of :class:`RewardBreakdown`, in reporting order.
@@ -102,7 +104,13 @@ class ProcessRewardConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"ProcessRewardConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
-        for name in ("format_weight", "must_use_weight", "suggested_weight", "penalty_weight", "exact_path_bonus"):
+        for name in (
+            "format_weight",
+            "must_use_weight",
+            "suggested_weight",
+            "penalty_weight",
+            "exact_path_bonus",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"ProcessRewardConfig.{name} must be a number >= 0, got {value!r}")
@@ -147,7 +155,9 @@ class RewardBreakdown:
 # ------------------------------------------------------------------------------------------ geometry
 
 
-def box_iou(a: tuple[float, float, float, float] | list[float], b: tuple[float, float, float, float] | list[float]) -> float:
+def box_iou(
+    a: tuple[float, float, float, float] | list[float], b: tuple[float, float, float, float] | list[float]
+) -> float:
     """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0.0 when both are empty).
 
     Example:
@@ -178,7 +188,9 @@ def _corrective(op: str) -> str:
         return f"rotate_{(360 - deg) % 360}"
     if op in ("flip_horizontal", "flip_vertical", "crop"):
         return op
-    raise ValueError(f"unknown geometric transform {op!r}; use rotate_90|180|270, flip_horizontal, flip_vertical, crop")
+    raise ValueError(
+        f"unknown geometric transform {op!r}; use rotate_90|180|270, flip_horizontal, flip_vertical, crop"
+    )
 
 
 def required_ops(transform: list[str]) -> list[str]:
@@ -222,7 +234,9 @@ class _Facts:
 
 def _facts(record: RolloutRecord, judge: Judge | None) -> _Facts:
     if record.task_type not in TASK_TYPES:
-        raise ValueError(f"RolloutRecord.task_type {record.task_type!r} unknown; set one of {sorted(TASK_TYPES)}")
+        raise ValueError(
+            f"RolloutRecord.task_type {record.task_type!r} unknown; set one of {sorted(TASK_TYPES)}"
+        )
     required = required_ops(record.transform)
     if record.correct is not None:
         correct, method, detail = record.correct, "given", "RolloutRecord.correct was set"
@@ -292,7 +306,9 @@ def _spurious(f: _Facts) -> int:
     return sum((executed - needed).values())
 
 
-def _breakdown(f: _Facts, cfg: ProcessRewardConfig, emergent_raw: float, r_nec: float | None) -> RewardBreakdown:
+def _breakdown(
+    f: _Facts, cfg: ProcessRewardConfig, emergent_raw: float, r_nec: float | None
+) -> RewardBreakdown:
     n = len(f.required)
     paper = cfg.variant == "paper"
     orientation_required = any(op in ORIENTATION_OPS for op in f.required)
@@ -346,7 +362,9 @@ def _breakdown(f: _Facts, cfg: ProcessRewardConfig, emergent_raw: float, r_nec: 
     )
 
 
-def score_rollout(record: RolloutRecord, config: ProcessRewardConfig | None = None, *, judge: Judge | None = None) -> RewardBreakdown:
+def score_rollout(
+    record: RolloutRecord, config: ProcessRewardConfig | None = None, *, judge: Judge | None = None
+) -> RewardBreakdown:
     """Score one rollout without group terms (the paper's necessity term is then 0).
 
     Args:
@@ -402,7 +420,9 @@ def score_group(
         return []
     ids = {r.prompt_id for r in records if r.prompt_id}
     if len(ids) > 1:
-        raise ValueError(f"score_group got rollouts of several prompts {sorted(ids)}; pass one prompt's rollouts")
+        raise ValueError(
+            f"score_group got rollouts of several prompts {sorted(ids)}; pass one prompt's rollouts"
+        )
     if judge is not None and len(records) > 1:
         # Judge calls are network-bound: ask about the group's undecided answers concurrently.
         from concurrent.futures import ThreadPoolExecutor

@@ -55,7 +55,9 @@ class OpRecord:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"OpRecord.name must be a non-empty op name such as 'rotate_90', got {self.name!r}")
+            raise ValueError(
+                f"OpRecord.name must be a non-empty op name such as 'rotate_90', got {self.name!r}"
+            )
         # A crop box mapped back to image 0 through a flip or rotation has swapped corners; it is still
         # the same box, so order them rather than reject or drop it.
         object.__setattr__(self, "box", _as_box(self.box, f"OpRecord({self.name!r}).box", sort=True))
@@ -133,7 +135,11 @@ class ToolCallRecord:
             success = d["ok"]
         else:
             raise ValueError(f"a tool call needs a 'success' (or 'ok') flag, got keys {sorted(d)}")
-        return cls(success=bool(success), ops=[OpRecord.from_dict(o) for o in d.get("ops") or []], error=d.get("error"))
+        return cls(
+            success=bool(success),
+            ops=[OpRecord.from_dict(o) for o in d.get("ops") or []],
+            error=d.get("error"),
+        )
 
 
 @dataclass
@@ -179,7 +185,9 @@ class RolloutRecord:
         if isinstance(self.transform, str) or not all(isinstance(t, str) for t in self.transform):
             raise ValueError(f"RolloutRecord.transform must be a list of op names, got {self.transform!r}")
         self.transform = list(self.transform)
-        self.tool_calls = [c if isinstance(c, ToolCallRecord) else ToolCallRecord.from_dict(c) for c in self.tool_calls]
+        self.tool_calls = [
+            c if isinstance(c, ToolCallRecord) else ToolCallRecord.from_dict(c) for c in self.tool_calls
+        ]
         box = _as_box(self.bbox, "RolloutRecord.bbox")
         self.bbox = list(box) if box is not None else None
         if self.gt_answer is None:
@@ -217,8 +225,18 @@ class RolloutRecord:
         d = dict(d)
         if "gt_answer" not in d and "answer" in d:
             d["gt_answer"] = d.pop("answer")
-        known = {"completion", "tool_calls", "transform", "bbox", "gt_answer", "correct", "choices", "task_type",
-                 "prompt_id", "question"}
+        known = {
+            "completion",
+            "tool_calls",
+            "transform",
+            "bbox",
+            "gt_answer",
+            "correct",
+            "choices",
+            "task_type",
+            "prompt_id",
+            "question",
+        }
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown rollout record keys {unknown}; expected a subset of {sorted(known)}")

@@ -93,16 +93,27 @@ class FakeJudgeServer:
                     self._send(server.fail_status, {"error": {"message": "simulated failure"}})
                     return
                 text = server.reply(body) if callable(server.reply) else server.reply
-                self._send(200, {
-                    "id": f"chatcmpl-{index}",
-                    "object": "chat.completion",
-                    "model": body.get("model", ""),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                })
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{index}",
+                        "object": "chat.completion",
+                        "model": body.get("model", ""),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                    },
+                )
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # A short poll interval keeps shutdown (and so every test using the server) fast.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -126,7 +137,8 @@ class FakeJudgeServer:
 def make_record(
     answer: str | None,
     gt: str,
-    calls: list[list[str] | tuple[bool, list[str | tuple[str, tuple[float, float, float, float]]]]] | None = None,
+    calls: list[list[str] | tuple[bool, list[str | tuple[str, tuple[float, float, float, float]]]]]
+    | None = None,
     *,
     transform: list[str] | None = None,
     bbox: list[float] | None = None,
@@ -149,7 +161,18 @@ def make_record(
         success, ops = (True, call) if isinstance(call, list) else call
         op_records = [OpRecord(o) if isinstance(o, str) else OpRecord(o[0], o[1]) for o in ops]
         records.append(ToolCallRecord(success, op_records, None if success else "simulated error"))
-        text += ("<think>use a tool</think>" if think else "") + '<tool_call>{"name": "code_image_tool"}</tool_call>'
+        text += (
+            "<think>use a tool</think>" if think else ""
+        ) + '<tool_call>{"name": "code_image_tool"}</tool_call>'
         text += "<tool_response>" + ("ok" if success else "error") + "</tool_response>"
-    text += ("<think>done</think>" if think else "") + (f"<answer>{answer}</answer>" if answer is not None else "")
-    return RolloutRecord(completion=text, tool_calls=records, transform=list(transform or []), bbox=bbox, gt_answer=gt, **fields)
+    text += ("<think>done</think>" if think else "") + (
+        f"<answer>{answer}</answer>" if answer is not None else ""
+    )
+    return RolloutRecord(
+        completion=text,
+        tool_calls=records,
+        transform=list(transform or []),
+        bbox=bbox,
+        gt_answer=gt,
+        **fields,
+    )

@@ -73,7 +73,9 @@ def completion_to_text(completion: str | dict[str, Any] | list[dict[str, Any]]) 
     out: list[str] = []
     for msg in messages:
         if not isinstance(msg, dict):
-            raise ValueError(f"a conversational completion must be a list of message dicts, got {type(msg).__name__}")
+            raise ValueError(
+                f"a conversational completion must be a list of message dicts, got {type(msg).__name__}"
+            )
         role = msg.get("role", "assistant")
         text = _content_text(msg.get("content"))
         if role == "tool":
@@ -91,7 +93,9 @@ def completion_to_text(completion: str | dict[str, Any] | list[dict[str, Any]]) 
                     args = json.loads(args)
                 except json.JSONDecodeError:
                     pass
-            out.append("<tool_call>" + json.dumps({"name": fn.get("name"), "arguments": args}) + "</tool_call>")
+            out.append(
+                "<tool_call>" + json.dumps({"name": fn.get("name"), "arguments": args}) + "</tool_call>"
+            )
     return "".join(out)
 
 
@@ -107,7 +111,9 @@ def _tool_call_from_any(call: Any) -> ToolCallRecord:
     success = getattr(call, "success", getattr(call, "ok", None))
     if success is None:
         raise ValueError(f"cannot read a tool call from {type(call).__name__}: it needs success/ok and ops")
-    return ToolCallRecord.from_dict({"success": success, "ops": list(getattr(call, "ops", [])), "error": getattr(call, "error", None)})
+    return ToolCallRecord.from_dict(
+        {"success": success, "ops": list(getattr(call, "ops", [])), "error": getattr(call, "error", None)}
+    )
 
 
 def _tool_calls_of_env(env: Any) -> list[ToolCallRecord]:
@@ -131,7 +137,9 @@ def _column(kwargs: dict[str, Any], names: Sequence[str], n: int, default: Any =
     return [default] * n
 
 
-def records_from_trl(*, completions: list[Any], environments: list[Any] | None = None, **kwargs: Any) -> list[RolloutRecord]:
+def records_from_trl(
+    *, completions: list[Any], environments: list[Any] | None = None, **kwargs: Any
+) -> list[RolloutRecord]:
     """Default ``records_from``: build records from TRL's reward-function arguments.
 
     Dataset columns read: ``answer`` (or ``gt_answer``/``solution``), ``transform``, ``bbox``, ``choices``,
@@ -191,7 +199,9 @@ def records_from_trl(*, completions: list[Any], environments: list[Any] | None =
 class _BatchScorer:
     """Scores a batch once and serves every reward function of the same list."""
 
-    def __init__(self, config: ProcessRewardConfig, records_from: RecordsFrom, num_generations: int | None, judge: Any) -> None:
+    def __init__(
+        self, config: ProcessRewardConfig, records_from: RecordsFrom, num_generations: int | None, judge: Any
+    ) -> None:
         self.config = config
         self.records_from = records_from
         self.num_generations = num_generations
@@ -214,7 +224,9 @@ class _BatchScorer:
                 )
             return [records[i : i + k] for i in range(0, len(records), k)]
         if any(not r.prompt_id for r in records):
-            raise ValueError("records have no prompt_id to group by; pass num_generations to make_trl_reward_funcs")
+            raise ValueError(
+                "records have no prompt_id to group by; pass num_generations to make_trl_reward_funcs"
+            )
         groups: list[list[RolloutRecord]] = []
         for r in records:
             if groups and groups[-1][0].prompt_id == r.prompt_id:
@@ -231,7 +243,9 @@ class _BatchScorer:
             return self._result
         records = self.records_from(**kwargs)
         if len(records) != len(completions):
-            raise ValueError(f"records_from returned {len(records)} records for {len(completions)} completions")
+            raise ValueError(
+                f"records_from returned {len(records)} records for {len(completions)} completions"
+            )
         result: list[RewardBreakdown] = []
         for group in self.groups(list(records)):
             result.extend(score_group(group, self.config, judge=self.judge))
@@ -272,7 +286,10 @@ class TrlRewardFunction:
             log_metric("tool_call_rate", sum(b.details["tool_turns"] > 0 for b in breakdowns) / n)
             log_metric("tool_turns", sum(b.details["tool_turns"] for b in breakdowns) / n)
             calls = sum(b.details["tool_turns"] for b in breakdowns)
-            log_metric("tool_error_rate", sum(b.details["failed_calls"] for b in breakdowns) / calls if calls else 0.0)
+            log_metric(
+                "tool_error_rate",
+                sum(b.details["failed_calls"] for b in breakdowns) / calls if calls else 0.0,
+            )
         return [b.total for b in breakdowns]
 
 
@@ -319,7 +336,9 @@ def make_trl_reward_funcs(
         unknown = [c for c in wanted if c not in COMPONENTS]
         if unknown:
             raise ValueError(f"unknown components {unknown}; choose from {list(COMPONENTS)}")
-    scorer = _BatchScorer(config or ProcessRewardConfig(), records_from or records_from_trl, num_generations, judge)
+    scorer = _BatchScorer(
+        config or ProcessRewardConfig(), records_from or records_from_trl, num_generations, judge
+    )
     funcs = [TrlRewardFunction(scorer, None, f"{name}_total")]
     funcs += [TrlRewardFunction(scorer, c, f"{name}_{c}") for c in wanted]
     return funcs

@@ -24,14 +24,18 @@ from .data import DatasetError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cv-train", description="SFT and multi-turn GRPO for CodeVision on TRL.")
+    parser = argparse.ArgumentParser(
+        prog="cv-train", description="SFT and multi-turn GRPO for CodeVision on TRL."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sft = sub.add_parser("sft", help="supervised fine-tuning on multi-turn tool trajectories")
     add_recipe_arguments(sft, SFTRecipe)
     rl = sub.add_parser("rl", help="multi-turn GRPO with the code tool and the process reward")
     add_recipe_arguments(rl, RLRecipe)
     for p in (sft, rl):
-        p.add_argument("--dry-run", action="store_true", help="validate and print the resolved recipe, do not train")
+        p.add_argument(
+            "--dry-run", action="store_true", help="validate and print the resolved recipe, do not train"
+        )
     return parser
 
 

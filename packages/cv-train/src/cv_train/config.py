@@ -104,38 +104,67 @@ class ModelRecipe:
 
     def __post_init__(self) -> None:
         if not self.model:
-            raise RecipeError("model is empty: set model to a Hugging Face id, a local path or 'tiny:qwen2_5_vl'")
+            raise RecipeError(
+                "model is empty: set model to a Hugging Face id, a local path or 'tiny:qwen2_5_vl'"
+            )
         if self.model.startswith(TINY_PREFIX) and self.model[len(TINY_PREFIX) :] not in FAMILIES:
-            raise RecipeError(f"model {self.model!r}: the tiny family must be one of {FAMILIES}, e.g. 'tiny:qwen2_5_vl'")
+            raise RecipeError(
+                f"model {self.model!r}: the tiny family must be one of {FAMILIES}, e.g. 'tiny:qwen2_5_vl'"
+            )
         if self.family is not None and self.family not in FAMILIES:
-            raise RecipeError(f"family {self.family!r} is unknown: set family to one of {FAMILIES} (or null to infer it)")
-        _positive(self, "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
-                  "save_steps", "max_pixels", "min_pixels", "lora_r", "lora_alpha")
+            raise RecipeError(
+                f"family {self.family!r} is unknown: set family to one of {FAMILIES} (or null to infer it)"
+            )
+        _positive(
+            self,
+            "learning_rate",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+            "save_steps",
+            "max_pixels",
+            "min_pixels",
+            "lora_r",
+            "lora_alpha",
+        )
         if self.learning_rate > 1e-2:
-            raise RecipeError(f"learning_rate={self.learning_rate} is far too high for fine-tuning: use 1e-6..1e-4")
+            raise RecipeError(
+                f"learning_rate={self.learning_rate} is far too high for fine-tuning: use 1e-6..1e-4"
+            )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise RecipeError(f"warmup_ratio={self.warmup_ratio}: set it in [0, 1)")
         if self.max_steps == 0 or self.max_steps < -1:
-            raise RecipeError(f"max_steps={self.max_steps}: set a positive number of steps, or -1 to use num_train_epochs")
+            raise RecipeError(
+                f"max_steps={self.max_steps}: set a positive number of steps, or -1 to use num_train_epochs"
+            )
         if self.max_steps == -1 and self.num_train_epochs <= 0:
             raise RecipeError("num_train_epochs must be > 0 when max_steps is -1")
         if self.min_pixels > self.max_pixels:
-            raise RecipeError(f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}: lower min_pixels")
+            raise RecipeError(
+                f"min_pixels={self.min_pixels} > max_pixels={self.max_pixels}: lower min_pixels"
+            )
         if not 0.0 <= self.lora_dropout < 1.0:
             raise RecipeError(f"lora_dropout={self.lora_dropout}: set it in [0, 1)")
         if self.load_in_4bit and not self.use_peft:
             raise RecipeError("load_in_4bit (QLoRA) trains adapters only: also set use_peft: true")
         if self.attn_implementation not in (None, "sdpa", "eager", "flash_attention_2", "flash_attention_3"):
-            raise RecipeError(f"attn_implementation={self.attn_implementation!r}: use sdpa, eager or flash_attention_2")
+            raise RecipeError(
+                f"attn_implementation={self.attn_implementation!r}: use sdpa, eager or flash_attention_2"
+            )
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
-        if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
+        if (
+            self.resume_from_checkpoint not in (None, "latest")
+            and not Path(self.resume_from_checkpoint).is_dir()
+        ):
             raise RecipeError(
                 f"resume_from_checkpoint={self.resume_from_checkpoint!r} is not a directory: "
                 "give a checkpoint-* folder, 'latest', or null"
             )
         if self.deepspeed is not None and not Path(self.deepspeed).is_file():
-            raise RecipeError(f"deepspeed={self.deepspeed!r} does not exist: give the path of a DeepSpeed JSON config")
+            raise RecipeError(
+                f"deepspeed={self.deepspeed!r} does not exist: give the path of a DeepSpeed JSON config"
+            )
 
     @property
     def is_tiny(self) -> bool:
@@ -244,11 +273,22 @@ class RLRecipe(ModelRecipe):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive(self, "num_synthetic", "max_turns", "max_completion_length", "num_iterations", "sandbox_timeout_s",
-                  "vllm_tensor_parallel_size")
+        _positive(
+            self,
+            "num_synthetic",
+            "max_turns",
+            "max_completion_length",
+            "num_iterations",
+            "sandbox_timeout_s",
+            "vllm_tensor_parallel_size",
+        )
         if self.num_generations < 2:
-            raise RecipeError(f"num_generations={self.num_generations}: GRPO needs at least 2 rollouts per prompt (paper: 8)")
-        per_step = self.per_device_train_batch_size * (self.steps_per_generation or self.gradient_accumulation_steps)
+            raise RecipeError(
+                f"num_generations={self.num_generations}: GRPO needs at least 2 rollouts per prompt (paper: 8)"
+            )
+        per_step = self.per_device_train_batch_size * (
+            self.steps_per_generation or self.gradient_accumulation_steps
+        )
         if per_step % self.num_generations:
             raise RecipeError(
                 f"per_device_train_batch_size * steps_per_generation = {per_step} is not a multiple of "
@@ -258,9 +298,17 @@ class RLRecipe(ModelRecipe):
         if not self.dataset:
             raise RecipeError("dataset is empty: set it to a cv-data RL item folder or 'cv-data'")
         if self.temperature <= 0:
-            raise RecipeError(f"temperature={self.temperature}: GRPO samples, set temperature > 0 (paper: 1.0)")
-        if self.beta < 0 or self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
-            raise RecipeError("need beta >= 0, epsilon > 0 and epsilon_high >= epsilon (paper: 0.001, 0.2, 0.28)")
+            raise RecipeError(
+                f"temperature={self.temperature}: GRPO samples, set temperature > 0 (paper: 1.0)"
+            )
+        if (
+            self.beta < 0
+            or self.epsilon <= 0
+            or (self.epsilon_high is not None and self.epsilon_high < self.epsilon)
+        ):
+            raise RecipeError(
+                "need beta >= 0, epsilon > 0 and epsilon_high >= epsilon (paper: 0.001, 0.2, 0.28)"
+            )
         losses = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo")
         if self.loss_type not in losses:
             raise RecipeError(f"loss_type={self.loss_type!r}: use one of {losses} ('dapo' = token-mean)")
@@ -271,7 +319,9 @@ class RLRecipe(ModelRecipe):
         if self.vllm_mode not in ("colocate", "server"):
             raise RecipeError(f"vllm_mode={self.vllm_mode!r}: use 'colocate' or 'server'")
         if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
-            raise RecipeError(f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization}: set it in (0, 1]")
+            raise RecipeError(
+                f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization}: set it in (0, 1]"
+            )
 
 
 R = TypeVar("R", bound=ModelRecipe)
@@ -333,7 +383,9 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
                 raise ValueError(value)
             return [str(v) for v in value]
     except (TypeError, ValueError):
-        raise RecipeError(f"{name}={value!r} is not a valid {typing.get_args(tp) or tp}: fix the value") from None
+        raise RecipeError(
+            f"{name}={value!r} is not a valid {typing.get_args(tp) or tp}: fix the value"
+        ) from None
     return value
 
 
@@ -351,13 +403,19 @@ def recipe_from_dict(cls: type[R], data: dict[str, Any], *, source: str = "recip
     fields = recipe_fields(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise RecipeError(f"{source}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(fields)}")
+        raise RecipeError(
+            f"{source}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(fields)}"
+        )
     kwargs = {k: _coerce(k, fields[k], v) for k, v in data.items()}
     return cls(**kwargs)
 
 
-def load_recipe(cls: type[R], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                base: R | None = None) -> R:
+def load_recipe(
+    cls: type[R],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: R | None = None,
+) -> R:
     """Load a recipe from YAML (optionally on top of ``base``) and apply overrides.
 
     Args:
@@ -384,7 +442,9 @@ def load_recipe(cls: type[R], path: str | Path | None = None, overrides: dict[st
         fields = recipe_fields(cls)
         unknown = sorted(set(loaded) - set(fields))
         if unknown:
-            raise RecipeError(f"{p}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(fields)}")
+            raise RecipeError(
+                f"{p}: unknown field(s) {unknown} for {cls.__name__}; valid fields: {sorted(fields)}"
+            )
         data.update(loaded)
     data.update(overrides or {})
     return recipe_from_dict(cls, data, source=str(path) if path else cls.__name__)
@@ -398,10 +458,24 @@ def tiny_sft_recipe(**overrides: Any) -> SFTRecipe:
         'tiny:qwen2_5_vl'
     """
     values: dict[str, Any] = dict(
-        model="tiny:qwen2_5_vl", output_dir="runs/sft-tiny", dataset="cv-data", num_synthetic=16, max_steps=16,
-        per_device_train_batch_size=2, gradient_accumulation_steps=1, learning_rate=5e-4, lr_scheduler_type="constant",
-        warmup_ratio=0.0, bf16=False, gradient_checkpointing=False, max_pixels=64 * 64, min_pixels=28 * 28,
-        max_length=4096, save_steps=8, logging_steps=2, report_to=["none"],
+        model="tiny:qwen2_5_vl",
+        output_dir="runs/sft-tiny",
+        dataset="cv-data",
+        num_synthetic=16,
+        max_steps=16,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        learning_rate=5e-4,
+        lr_scheduler_type="constant",
+        warmup_ratio=0.0,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_pixels=64 * 64,
+        min_pixels=28 * 28,
+        max_length=4096,
+        save_steps=8,
+        logging_steps=2,
+        report_to=["none"],
     )
     values.update(overrides)
     return SFTRecipe(**values)
@@ -415,10 +489,24 @@ def tiny_rl_recipe(**overrides: Any) -> RLRecipe:
         2
     """
     values: dict[str, Any] = dict(
-        model="tiny:qwen2_5_vl", output_dir="runs/rl-tiny", dataset="cv-data", num_synthetic=8, max_steps=2,
-        per_device_train_batch_size=4, gradient_accumulation_steps=1, num_generations=2, max_turns=3,
-        max_completion_length=48, learning_rate=1e-4, bf16=False, gradient_checkpointing=False,
-        max_pixels=64 * 64, min_pixels=28 * 28, save_steps=1, logging_steps=1, report_to=["none"],
+        model="tiny:qwen2_5_vl",
+        output_dir="runs/rl-tiny",
+        dataset="cv-data",
+        num_synthetic=8,
+        max_steps=2,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        num_generations=2,
+        max_turns=3,
+        max_completion_length=48,
+        learning_rate=1e-4,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_pixels=64 * 64,
+        min_pixels=28 * 28,
+        save_steps=1,
+        logging_steps=1,
+        report_to=["none"],
         log_completions=False,
     )
     values.update(overrides)

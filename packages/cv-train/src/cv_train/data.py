@@ -67,24 +67,36 @@ def validate_sft_record(record: dict[str, Any], index: int = 0) -> None:
         for part in _parts(msg):
             ptype = part.get("type") if isinstance(part, dict) else None
             if ptype not in ("text", "image"):
-                raise DatasetError(f"{rid}: message {j} ({role}) has a part of type {ptype!r}; use 'text' or 'image'")
+                raise DatasetError(
+                    f"{rid}: message {j} ({role}) has a part of type {ptype!r}; use 'text' or 'image'"
+                )
             if ptype == "image":
                 if role not in ("user", "tool"):
-                    raise DatasetError(f"{rid}: message {j} ({role}) holds an image; images belong to user or tool turns")
+                    raise DatasetError(
+                        f"{rid}: message {j} ({role}) holds an image; images belong to user or tool turns"
+                    )
                 placeholders += 1
         if role == "system" and j != 0:
             raise DatasetError(f"{rid}: the system message must come first (found at {j})")
         if role == "tool" and previous not in ("assistant", "tool"):
             raise DatasetError(f"{rid}: tool message {j} does not follow an assistant tool call")
         if role == "assistant" and not _text(msg).strip():
-            raise DatasetError(f"{rid}: assistant message {j} is empty; every assistant turn needs text to train on")
+            raise DatasetError(
+                f"{rid}: assistant message {j} is empty; every assistant turn needs text to train on"
+            )
         if role == "tool" and "<tool_call>" not in _text(messages[j - 1]) and previous == "assistant":
-            raise DatasetError(f"{rid}: tool message {j} answers assistant turn {j - 1}, which has no <tool_call>")
+            raise DatasetError(
+                f"{rid}: tool message {j} answers assistant turn {j - 1}, which has no <tool_call>"
+            )
         previous = role
     if not any(m["role"] == "assistant" for m in messages):
-        raise DatasetError(f"{rid}: has no assistant turn; every trajectory must end with an assistant answer")
+        raise DatasetError(
+            f"{rid}: has no assistant turn; every trajectory must end with an assistant answer"
+        )
     if messages[-1]["role"] != "assistant":
-        raise DatasetError(f"{rid}: ends with a {messages[-1]['role']} turn; trajectories must end with the assistant")
+        raise DatasetError(
+            f"{rid}: ends with a {messages[-1]['role']} turn; trajectories must end with the assistant"
+        )
     if placeholders != len(images):
         raise DatasetError(
             f"{rid}: {placeholders} image placeholders in messages but {len(images)} images; "
@@ -92,14 +104,18 @@ def validate_sft_record(record: dict[str, Any], index: int = 0) -> None:
         )
     for k, im in enumerate(images):
         if not isinstance(im, Image.Image):
-            raise DatasetError(f"{rid}: images[{k}] is a {type(im).__name__}, not a PIL image (load paths first)")
+            raise DatasetError(
+                f"{rid}: images[{k}] is a {type(im).__name__}, not a PIL image (load paths first)"
+            )
 
 
 def _normalise_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Uniform shape for Arrow: every content a list of ``{"type", "text"}`` parts (image parts text=None)."""
     out = []
     for msg in messages:
-        parts = [{"type": p["type"], "text": p.get("text") if p["type"] == "text" else None} for p in _parts(msg)]
+        parts = [
+            {"type": p["type"], "text": p.get("text") if p["type"] == "text" else None} for p in _parts(msg)
+        ]
         out.append({"role": msg["role"], "content": parts})
     return out
 
@@ -117,17 +133,31 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
     rows = []
     for i, rec in enumerate(records):
         validate_sft_record(rec, i)
-        rows.append({"messages": _normalise_messages(rec["messages"]), "images": [im.convert("RGB") for im in rec.get("images") or []],
-                     "id": str(rec.get("id", i)), "kind": str(rec.get("kind", ""))})
+        rows.append(
+            {
+                "messages": _normalise_messages(rec["messages"]),
+                "images": [im.convert("RGB") for im in rec.get("images") or []],
+                "id": str(rec.get("id", i)),
+                "kind": str(rec.get("kind", "")),
+            }
+        )
     if not rows:
-        raise DatasetError("the SFT dataset is empty: point dataset at a folder with records, or use 'cv-data'")
-    features = datasets.Features({
-        "messages": [{"role": datasets.Value("string"),
-                      "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}]}],
-        "images": datasets.Sequence(datasets.Image()),
-        "id": datasets.Value("string"),
-        "kind": datasets.Value("string"),
-    })
+        raise DatasetError(
+            "the SFT dataset is empty: point dataset at a folder with records, or use 'cv-data'"
+        )
+    features = datasets.Features(
+        {
+            "messages": [
+                {
+                    "role": datasets.Value("string"),
+                    "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}],
+                }
+            ],
+            "images": datasets.Sequence(datasets.Image()),
+            "id": datasets.Value("string"),
+            "kind": datasets.Value("string"),
+        }
+    )
     return datasets.Dataset.from_list(rows, features=features)
 
 
@@ -144,7 +174,9 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """
     p = Path(path)
     if not p.exists():
-        raise DatasetError(f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'")
+        raise DatasetError(
+            f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'"
+        )
     cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
     if any(f.is_file() for f in cv_data_files):
         from cv_data import load_sft
@@ -152,7 +184,9 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
         return list(load_sft(p))
     jsonl = p if p.is_file() else next(iter(sorted(p.glob("*.jsonl"))), None)
     if jsonl is None:
-        raise DatasetError(f"no SFT records in {p}: expected sft.parquet / sharegpt.json (cv-data save_sft) or a .jsonl")
+        raise DatasetError(
+            f"no SFT records in {p}: expected sft.parquet / sharegpt.json (cv-data save_sft) or a .jsonl"
+        )
     records = []
     for n, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines()):
         if not line.strip():
@@ -194,7 +228,17 @@ _RL_REQUIRED = ("images", "question", "answer")
 def _item_dict(item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
         return dict(item)
-    fields = ("id", "images", "question", "answer", "transform", "bbox", "data_source", "task_type", "choices")
+    fields = (
+        "id",
+        "images",
+        "question",
+        "answer",
+        "transform",
+        "bbox",
+        "data_source",
+        "task_type",
+        "choices",
+    )
     return {f: getattr(item, f) for f in fields if hasattr(item, f)}
 
 
@@ -229,21 +273,29 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
             bbox = [float(v) for v in bbox]
         transform = list(item.get("transform") or [])
         if "crop" in transform and bbox is None:
-            raise DatasetError(f"{rid}: transform has 'crop' but no bbox; the crop reward needs the answer region")
-        rows.append({
-            "prompt": [
-                {"role": "system", "content": system_prompt},
-                {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": item["question"]}]},
-            ],
-            "images": [im.convert("RGB") for im in images],
-            "answer": str(item["answer"]),
-            "transform": transform,
-            "bbox": bbox,
-            "choices": list(item["choices"]) if item.get("choices") else None,
-            "task_type": str(item.get("task_type") or "general"),
-            "item_id": str(item.get("id", i)),
-            "question": str(item["question"]),
-        })
+            raise DatasetError(
+                f"{rid}: transform has 'crop' but no bbox; the crop reward needs the answer region"
+            )
+        rows.append(
+            {
+                "prompt": [
+                    {"role": "system", "content": system_prompt},
+                    {
+                        "role": "user",
+                        "content": [{"type": "image"} for _ in images]
+                        + [{"type": "text", "text": item["question"]}],
+                    },
+                ],
+                "images": [im.convert("RGB") for im in images],
+                "answer": str(item["answer"]),
+                "transform": transform,
+                "bbox": bbox,
+                "choices": list(item["choices"]) if item.get("choices") else None,
+                "task_type": str(item.get("task_type") or "general"),
+                "item_id": str(item.get("id", i)),
+                "question": str(item["question"]),
+            }
+        )
     if not rows:
         raise DatasetError("the RL dataset is empty: point dataset at cv-data items, or use 'cv-data'")
     return rows
@@ -257,24 +309,34 @@ def rl_dataset(items: Sequence[Any]) -> Any:
     # Uniform prompt shape for Arrow: content as parts everywhere.
     for row in rows:
         row["prompt"] = [
-            {"role": m["role"], "content": m["content"] if isinstance(m["content"], list)
-             else [{"type": "text", "text": m["content"]}]}
+            {
+                "role": m["role"],
+                "content": m["content"]
+                if isinstance(m["content"], list)
+                else [{"type": "text", "text": m["content"]}],
+            }
             for m in row["prompt"]
         ]
         for m in row["prompt"]:
             m["content"] = [{"type": p["type"], "text": p.get("text")} for p in m["content"]]
-    features = datasets.Features({
-        "prompt": [{"role": datasets.Value("string"),
-                    "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}]}],
-        "images": datasets.Sequence(datasets.Image()),
-        "answer": datasets.Value("string"),
-        "transform": datasets.Sequence(datasets.Value("string")),
-        "bbox": datasets.Sequence(datasets.Value("float64")),
-        "choices": datasets.Sequence(datasets.Value("string")),
-        "task_type": datasets.Value("string"),
-        "item_id": datasets.Value("string"),
-        "question": datasets.Value("string"),
-    })
+    features = datasets.Features(
+        {
+            "prompt": [
+                {
+                    "role": datasets.Value("string"),
+                    "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}],
+                }
+            ],
+            "images": datasets.Sequence(datasets.Image()),
+            "answer": datasets.Value("string"),
+            "transform": datasets.Sequence(datasets.Value("string")),
+            "bbox": datasets.Sequence(datasets.Value("float64")),
+            "choices": datasets.Sequence(datasets.Value("string")),
+            "task_type": datasets.Value("string"),
+            "item_id": datasets.Value("string"),
+            "question": datasets.Value("string"),
+        }
+    )
     return datasets.Dataset.from_list(rows, features=features)
 
 
@@ -291,7 +353,9 @@ def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[
         return list(build_rl_items(RLBuildConfig(num=num_synthetic, seed=seed)))
     p = Path(dataset)
     if not p.exists():
-        raise DatasetError(f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'cv-data'")
+        raise DatasetError(
+            f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'cv-data'"
+        )
     from cv_data import read_items
     from cv_data.report import BuildReport
 
@@ -299,5 +363,7 @@ def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[
     items = list(read_items(p, report=report))
     if report.errors:
         first = report.errors[0]
-        raise DatasetError(f"{len(report.errors)} unreadable item(s) in {p} (first: {first}); fix or rewrite them with cv-data")
+        raise DatasetError(
+            f"{len(report.errors)} unreadable item(s) in {p} (first: {first}); fix or rewrite them with cv-data"
+        )
     return items

@@ -110,7 +110,9 @@ def _tool_docstring() -> str:
     from cv_sandbox import TOOL_SCHEMA
 
     fn = TOOL_SCHEMA["function"]
-    args = "\n".join(f"    {name}: {spec['description']}" for name, spec in fn["parameters"]["properties"].items())
+    args = "\n".join(
+        f"    {name}: {spec['description']}" for name, spec in fn["parameters"]["properties"].items()
+    )
     return f"{fn['description']}\n\nArgs:\n{args}\n"
 
 

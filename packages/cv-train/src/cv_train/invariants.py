@@ -60,7 +60,9 @@ def check_image_tokens(
         cv_train.invariants.ImageTokenMismatchError: image-token invariant broken: sample 0 has 2 <|image_pad|> runs but 1 images. ...
     """
     if len(sequences) != len(num_images):
-        raise ImageTokenMismatchError(f"{where}: {len(sequences)} sequences but {len(num_images)} image counts")
+        raise ImageTokenMismatchError(
+            f"{where}: {len(sequences)} sequences but {len(num_images)} image counts"
+        )
     total_pad = 0
     for i, (seq, n) in enumerate(zip(sequences, num_images, strict=True)):
         ids = [int(t) for t in seq]

@@ -28,7 +28,9 @@ def _require(module: str, extra: str = "") -> Any:
 def tiny_model_dir(recipe: ModelRecipe) -> Path:
     """Where the tiny random model of ``recipe`` is built (cached next to the run folders)."""
     family = recipe.model[len(TINY_PREFIX) :]
-    return Path(recipe.output_dir).parent / "tiny-models" / f"{family}-seed{recipe.seed}-px{recipe.max_pixels}"
+    return (
+        Path(recipe.output_dir).parent / "tiny-models" / f"{family}-seed{recipe.seed}-px{recipe.max_pixels}"
+    )
 
 
 def resolve_model_path(recipe: ModelRecipe) -> str:
@@ -45,8 +47,11 @@ def resolve_model_path(recipe: ModelRecipe) -> str:
 
     family = recipe.model[len(TINY_PREFIX) :]
     out = tiny_model_dir(recipe)
-    return str(build_tiny_vlm(out, family=family, seed=recipe.seed, min_pixels=recipe.min_pixels,
-                              max_pixels=recipe.max_pixels))
+    return str(
+        build_tiny_vlm(
+            out, family=family, seed=recipe.seed, min_pixels=recipe.min_pixels, max_pixels=recipe.max_pixels
+        )
+    )
 
 
 def infer_family(model_config: Any, requested: str | None = None) -> str:
@@ -58,13 +63,23 @@ def infer_family(model_config: Any, requested: str | None = None) -> str:
         'qwen3_vl'
     """
     model_type = getattr(model_config, "model_type", "")
-    inferred = "qwen2_5_vl" if model_type.startswith("qwen2_5_vl") else "qwen3_vl" if model_type.startswith("qwen3_vl") else None
+    inferred = (
+        "qwen2_5_vl"
+        if model_type.startswith("qwen2_5_vl")
+        else "qwen3_vl"
+        if model_type.startswith("qwen3_vl")
+        else None
+    )
     if requested is not None:
         if inferred is not None and inferred != requested:
-            raise RecipeError(f"family={requested!r} but the model is {model_type!r}: set family: {inferred} (or null)")
+            raise RecipeError(
+                f"family={requested!r} but the model is {model_type!r}: set family: {inferred} (or null)"
+            )
         return requested
     if inferred is None:
-        raise RecipeError(f"cannot infer the chat-template family of model_type {model_type!r}: set family to one of {FAMILIES}")
+        raise RecipeError(
+            f"cannot infer the chat-template family of model_type {model_type!r}: set family to one of {FAMILIES}"
+        )
     return inferred
 
 
@@ -88,7 +103,9 @@ def quantization_config(recipe: ModelRecipe) -> Any | None:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as e:
-        raise ImportError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes (Linux + CUDA)") from e
+        raise ImportError(
+            "load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes (Linux + CUDA)"
+        ) from e
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -158,7 +175,9 @@ def load_model_and_processor(recipe: ModelRecipe) -> tuple[Any, Any, str]:
     try:
         model = transformers.AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     except OSError as e:
-        raise RecipeError(f"cannot load model {path!r}: {e}. Set model to a local folder, a hub id or 'tiny:qwen2_5_vl'") from e
+        raise RecipeError(
+            f"cannot load model {path!r}: {e}. Set model to a local folder, a hub id or 'tiny:qwen2_5_vl'"
+        ) from e
     processor = transformers.AutoProcessor.from_pretrained(path)
     family = infer_family(model.config, recipe.family)
     set_pixel_budget(processor, recipe.min_pixels, recipe.max_pixels)
@@ -193,7 +212,9 @@ def freeze_vision(model: Any) -> int:
             param.requires_grad_(False)
             frozen += 1
     if frozen == 0:
-        raise RuntimeError("freeze_vision found no vision parameters (no 'visual.' in parameter names); set freeze_vision: false")
+        raise RuntimeError(
+            "freeze_vision found no vision parameters (no 'visual.' in parameter names); set freeze_vision: false"
+        )
     return frozen
 
 
@@ -202,5 +223,7 @@ def image_pad_token_id(processor: Any) -> int:
     tok = processor.tokenizer
     tid = tok.convert_tokens_to_ids("<|image_pad|>")
     if tid is None or tid == tok.unk_token_id:
-        raise ValueError("the tokenizer has no <|image_pad|> token: is this a Qwen2.5-VL / Qwen3-VL processor?")
+        raise ValueError(
+            "the tokenizer has no <|image_pad|> token: is this a Qwen2.5-VL / Qwen3-VL processor?"
+        )
     return int(tid)

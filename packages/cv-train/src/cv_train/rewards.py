@@ -10,8 +10,12 @@ from typing import Any
 
 from .env import CodeVisionEnv
 
-_TOOL_TURN = re.compile(r"<\|im_start\|>(?:user|tool)\n<tool_response>.*?</tool_response><\|im_end\|>\n?", re.DOTALL)
-_SPECIAL = re.compile(r"<\|im_start\|>assistant\n|<\|im_end\|>\n?|<\|endoftext\|>|<\|vision_start\|>|<\|vision_end\|>|<\|image_pad\|>")
+_TOOL_TURN = re.compile(
+    r"<\|im_start\|>(?:user|tool)\n<tool_response>.*?</tool_response><\|im_end\|>\n?", re.DOTALL
+)
+_SPECIAL = re.compile(
+    r"<\|im_start\|>assistant\n|<\|im_end\|>\n?|<\|endoftext\|>|<\|vision_start\|>|<\|vision_end\|>|<\|image_pad\|>"
+)
 
 
 def completion_text(token_ids: Sequence[int], tokenizer: Any) -> str:
@@ -104,8 +108,9 @@ def _groups(item_ids: Sequence[str] | None, size: int, group_size: int) -> list[
     return groups
 
 
-def make_process_reward(tokenizer: Any, *, variant: str = "paper", num_generations: int = 8,
-                        config: Any | None = None) -> Callable[..., list[float]]:
+def make_process_reward(
+    tokenizer: Any, *, variant: str = "paper", num_generations: int = 8, config: Any | None = None
+) -> Callable[..., list[float]]:
     """The GRPO reward function: cv-rewards ``score_group`` over the rollouts of each prompt.
 
     TRL passes the per-rollout environments (``environments=``), the dataset columns and ``log_metric``; group
@@ -122,15 +127,24 @@ def make_process_reward(tokenizer: Any, *, variant: str = "paper", num_generatio
 
     cfg = config if config is not None else ProcessRewardConfig(variant=variant)
 
-    def codevision_reward(prompts: list[Any], completions: list[Any], completion_ids: list[list[int]],
-                          environments: Sequence[CodeVisionEnv] | None = None,
-                          log_metric: Callable[[str, float], None] | None = None,
-                          log_extra: Callable[[str, list[Any]], None] | None = None, **columns: Any) -> list[float]:
+    def codevision_reward(
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]],
+        environments: Sequence[CodeVisionEnv] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        log_extra: Callable[[str, list[Any]], None] | None = None,
+        **columns: Any,
+    ) -> list[float]:
         n = len(completion_ids)
         envs: list[CodeVisionEnv | None] = list(environments) if environments is not None else [None] * n
-        rows = [{k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == n} for i in range(n)]
-        records = [rollout_record(completion_text(ids, tokenizer), env, row)
-                   for ids, env, row in zip(completion_ids, envs, rows, strict=True)]
+        rows = [
+            {k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == n} for i in range(n)
+        ]
+        records = [
+            rollout_record(completion_text(ids, tokenizer), env, row)
+            for ids, env, row in zip(completion_ids, envs, rows, strict=True)
+        ]
         rewards: list[float] = [0.0] * n
         components: dict[str, list[float]] = defaultdict(list)
         correct = [0.0] * n

@@ -84,7 +84,9 @@ def _check_vllm(recipe: RLRecipe) -> None:
     try:
         import vllm  # noqa: F401
     except ImportError as e:
-        raise ImportError("use_vllm needs vLLM (GPU only): pip install cv-train[vllm], or set use_vllm: false") from e
+        raise ImportError(
+            "use_vllm needs vLLM (GPU only): pip install cv-train[vllm], or set use_vllm: false"
+        ) from e
     import torch
 
     if not torch.cuda.is_available():
@@ -114,30 +116,48 @@ def _make_trainer_class() -> type:
             if num_images is None:
                 num_images = [0] * len(ids)
             grid = batch.get("image_grid_thw")
-            check_image_tokens(ids, list(num_images), self.cv_image_pad_id,
-                               image_grid_thw=grid.tolist() if grid is not None else None,
-                               merge_size=self.cv_merge_size, where=where)
+            check_image_tokens(
+                ids,
+                list(num_images),
+                self.cv_image_pad_id,
+                image_grid_thw=grid.tolist() if grid is not None else None,
+                merge_size=self.cv_merge_size,
+                where=where,
+            )
 
-        def _generate_single_turn(self, prompt_ids: list[list[int]], images: Any, multimodal_fields: Any,
-                                  num_generations: int, has_tool_images: bool = False) -> Any:
+        def _generate_single_turn(
+            self,
+            prompt_ids: list[list[int]],
+            images: Any,
+            multimodal_fields: Any,
+            num_generations: int,
+            has_tool_images: bool = False,
+        ) -> Any:
             # Colocated vLLM re-expands image placeholders (trl#6294): give it one placeholder per image. Server
             # mode places precomputed features on the expanded runs, so it keeps them. Only the generation input
             # changes; training still uses the processor-expanded ids.
             if self.use_vllm and self.vllm_mode == "colocate" and self._is_vlm and self.cv_image_pad_id >= 0:
                 prompt_ids = [collapse_image_runs(list(p), self.cv_image_pad_id) for p in prompt_ids]
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images=has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images=has_tool_images
+            )
 
         def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
             output = super()._generate_and_score_completions(inputs)
             self._cv_check(output, "grpo rollout")
             return output
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                         num_items_in_batch: Any = None) -> Any:
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
             self._cv_check(inputs, "grpo training forward")
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
     return CodeVisionGRPOTrainer
 
@@ -180,8 +200,9 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
     model, processor, family = load_model_and_processor(recipe)
     prepare_rl_processor(processor, family)
     args = GRPOConfig(**grpo_config_kwargs(recipe), use_cpu=use_cpu())
-    reward = make_process_reward(processor.tokenizer, variant=recipe.reward_variant,
-                                 num_generations=recipe.num_generations)
+    reward = make_process_reward(
+        processor.tokenizer, variant=recipe.reward_variant, num_generations=recipe.num_generations
+    )
     env_config = CodeVisionEnvConfig(timeout_s=recipe.sandbox_timeout_s, max_images=recipe.max_turns + 1)
     trainer_cls = _make_trainer_class()
     trainer = trainer_cls(

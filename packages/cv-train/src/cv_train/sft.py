@@ -50,8 +50,14 @@ def fill_image_placeholders(messages: list[dict[str, Any]], images: list[Any]) -
     return out
 
 
-def make_sft_collator(processor: Any, *, chat_template: str, max_length: int, assistant_only_loss: bool = True,
-                      tools: list[dict[str, Any]] | None = None) -> Any:
+def make_sft_collator(
+    processor: Any,
+    *,
+    chat_template: str,
+    max_length: int,
+    assistant_only_loss: bool = True,
+    tools: list[dict[str, Any]] | None = None,
+) -> Any:
     """Collator for multimodal trajectories: images in every turn, assistant-only labels, invariant-checked.
 
     Subclass of TRL's ``DataCollatorForVisionLanguageModeling`` that fills tool-turn images itself, optionally
@@ -71,7 +77,9 @@ def make_sft_collator(processor: Any, *, chat_template: str, max_length: int, as
 
     class CodeVisionSFTCollator(DataCollatorForVisionLanguageModeling):
         def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-            conversations = [fill_image_placeholders(ex["messages"], list(ex.get("images") or [])) for ex in examples]
+            conversations = [
+                fill_image_placeholders(ex["messages"], list(ex.get("images") or [])) for ex in examples
+            ]
             num_images = [len(ex.get("images") or []) for ex in examples]
             output = self.processor.apply_chat_template(
                 conversations,
@@ -81,8 +89,12 @@ def make_sft_collator(processor: Any, *, chat_template: str, max_length: int, as
                 return_dict=True,
                 return_tensors="pt",
                 return_assistant_tokens_mask=self.assistant_only_loss,
-                processor_kwargs={"padding": True, "padding_side": "right", "truncation": False,
-                                  "add_special_tokens": False},
+                processor_kwargs={
+                    "padding": True,
+                    "padding_side": "right",
+                    "truncation": False,
+                    "add_special_tokens": False,
+                },
             )
             lengths = output["attention_mask"].sum(dim=1).tolist()
             too_long = [i for i, n in enumerate(lengths) if n > max_length]
@@ -92,9 +104,14 @@ def make_sft_collator(processor: Any, *, chat_template: str, max_length: int, as
                     f"(longest {max(lengths)}); raise max_length, lower max_pixels, or set drop_long: true"
                 )
             grid = output.get("image_grid_thw")
-            check_image_tokens(output["input_ids"].tolist(), num_images, pad_id,
-                               image_grid_thw=grid.tolist() if grid is not None else None, merge_size=merge,
-                               where="sft collator")
+            check_image_tokens(
+                output["input_ids"].tolist(),
+                num_images,
+                pad_id,
+                image_grid_thw=grid.tolist() if grid is not None else None,
+                merge_size=merge,
+                where="sft collator",
+            )
             labels = output["input_ids"].clone()
             labels[output["attention_mask"] == 0] = -100
             if self.assistant_only_loss:
@@ -102,8 +119,12 @@ def make_sft_collator(processor: Any, *, chat_template: str, max_length: int, as
             output["labels"] = labels
             return output
 
-    return CodeVisionSFTCollator(processor=processor, max_length=None, assistant_only_loss=assistant_only_loss,
-                                 chat_template=chat_template)
+    return CodeVisionSFTCollator(
+        processor=processor,
+        max_length=None,
+        assistant_only_loss=assistant_only_loss,
+        chat_template=chat_template,
+    )
 
 
 def _drop_long(dataset: Any, collator: Any, max_length: int) -> Any:
@@ -117,7 +138,9 @@ def _drop_long(dataset: Any, collator: Any, max_length: int) -> Any:
                 raise
     dropped = len(dataset) - len(keep)
     if dropped:
-        logger.warning("dropped %d of %d conversations longer than max_length=%d", dropped, len(dataset), max_length)
+        logger.warning(
+            "dropped %d of %d conversations longer than max_length=%d", dropped, len(dataset), max_length
+        )
     if not keep:
         raise ValueError(f"every conversation is longer than max_length={max_length}: raise max_length")
     return dataset.select(keep)
@@ -146,9 +169,13 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
     template = load_chat_template(family, training=True)
     processor.chat_template = template
     processor.tokenizer.chat_template = template
-    collator = make_sft_collator(processor, chat_template=template, max_length=recipe.max_length,
-                                 assistant_only_loss=recipe.assistant_only_loss,
-                                 tools=[TOOL_SCHEMA] if recipe.render_tools else None)
+    collator = make_sft_collator(
+        processor,
+        chat_template=template,
+        max_length=recipe.max_length,
+        assistant_only_loss=recipe.assistant_only_loss,
+        tools=[TOOL_SCHEMA] if recipe.render_tools else None,
+    )
     if recipe.drop_long:
         dataset = _drop_long(dataset, collator, recipe.max_length)
     args = SFTConfig(
@@ -160,8 +187,14 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
         dataset_kwargs={"skip_prepare_dataset": True},
         use_cpu=use_cpu(),
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                         data_collator=collator, peft_config=peft_config(recipe))
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=processor,
+        data_collator=collator,
+        peft_config=peft_config(recipe),
+    )
     trainer.cv_family = family
     return trainer
 

@@ -14,7 +14,9 @@ from typing import Any
 Policy = Callable[[int, bool], str]
 
 
-def tool_call_turn(code: str, description: str = "", image_index: int = 0, think: str = "Fix the image.") -> str:
+def tool_call_turn(
+    code: str, description: str = "", image_index: int = 0, think: str = "Fix the image."
+) -> str:
     """One assistant turn calling ``code_image_tool``, as the model writes it (hermes ``<tool_call>`` JSON).
 
     Example:
@@ -26,9 +28,14 @@ def tool_call_turn(code: str, description: str = "", image_index: int = 0, think
     return f"<think>{think}</think>\n{render_tool_call(code, description, image_index)}<|im_end|>"
 
 
-def script_rollouts(trainer: Any, policy: Policy, *, real_tokens: int = 4,
-                    calls: list[tuple[int, bool]] | None = None,
-                    outputs: list[dict[str, Any]] | None = None) -> None:
+def script_rollouts(
+    trainer: Any,
+    policy: Policy,
+    *,
+    real_tokens: int = 4,
+    calls: list[tuple[int, bool]] | None = None,
+    outputs: list[dict[str, Any]] | None = None,
+) -> None:
     """Make a ``GRPOTrainer`` sample scripted text instead of model tokens (everything else stays TRL's).
 
     The real generation still runs for ``real_tokens`` tokens first, so the model's vision path sees the tool
@@ -49,8 +56,13 @@ def script_rollouts(trainer: Any, policy: Policy, *, real_tokens: int = 4,
     tool_response_id = tok.convert_tokens_to_ids("<tool_response>")
     real = trainer._generate_single_turn
 
-    def scripted(prompt_ids: list[list[int]], images: Any, multimodal_fields: Any, num_generations: int,
-                 has_tool_images: bool = False) -> tuple[list[list[int]], None]:
+    def scripted(
+        prompt_ids: list[list[int]],
+        images: Any,
+        multimodal_fields: Any,
+        num_generations: int,
+        has_tool_images: bool = False,
+    ) -> tuple[list[list[int]], None]:
         if real_tokens > 0:
             budget = trainer.generation_config.max_new_tokens
             trainer.generation_config.max_new_tokens = real_tokens

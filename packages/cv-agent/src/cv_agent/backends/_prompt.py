@@ -47,11 +47,15 @@ def pick_chat_template(
         if auto_family is None:
             if own:
                 return own
-            raise BackendError(f"no chat template for model type {model_type!r}; set chat_template to a .jinja path")
+            raise BackendError(
+                f"no chat template for model type {model_type!r}; set chat_template to a .jinja path"
+            )
         return load_chat_template(auto_family)
     path = Path(choice)
     if not path.is_file():
-        raise ValueError(f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file")
+        raise ValueError(
+            f"chat_template {choice!r} is not 'auto', 'model', a family {TEMPLATE_FAMILIES} or a file"
+        )
     return path.read_text(encoding="utf-8")
 
 

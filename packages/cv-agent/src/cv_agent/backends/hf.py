@@ -127,8 +127,13 @@ class TransformersBackend(ModelBackend):
 
     def _pick_template(self, processor: Any, model_type: str) -> str:
         own = getattr(processor, "chat_template", None) or getattr(processor.tokenizer, "chat_template", None)
-        return pick_chat_template(self.config.chat_template, own, model=self.config.path,
-                                  auto_family=_FAMILY_OF_MODEL_TYPE.get(model_type), model_type=model_type)
+        return pick_chat_template(
+            self.config.chat_template,
+            own,
+            model=self.config.path,
+            auto_family=_FAMILY_OF_MODEL_TYPE.get(model_type),
+            model_type=model_type,
+        )
 
     # -- prompting ---------------------------------------------------------------------------------------
     def build_prompt(
@@ -136,8 +141,13 @@ class TransformersBackend(ModelBackend):
     ) -> tuple[str, list[Image.Image]]:
         """The rendered prompt text and the images in placeholder order."""
         self._load()
-        return render_prompt(self._processor.apply_chat_template, self._template, messages, images,
-                             pass_tools=self.config.pass_tools)
+        return render_prompt(
+            self._processor.apply_chat_template,
+            self._template,
+            messages,
+            images,
+            pass_tools=self.config.pass_tools,
+        )
 
     def _generate_sync(
         self, text: str, ordered: list[Image.Image], max_new_tokens: int, temperature: float

@@ -201,7 +201,9 @@ class OpenAIBackend(ModelBackend):
         try:
             return dumps_with_fragments(body, fragments)
         except ValueError:  # a placeholder collided with text (never in practice): serialise it all
-            body = self.build_request(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
+            body = self.build_request(
+                messages, images, max_new_tokens=max_new_tokens, temperature=temperature
+            )
             return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
     def _needs_encoding(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> bool:

@@ -132,13 +132,20 @@ class VLLMBackend(ModelBackend):
     def _pick_template(self) -> str:
         # "auto": the model's own template if it renders tool calls, else ours (Qwen2.5-VL format).
         own = getattr(self._tokenizer, "chat_template", None)
-        return pick_chat_template(self.config.chat_template, own, model=self.config.path, auto_family="qwen2_5_vl")
+        return pick_chat_template(
+            self.config.chat_template, own, model=self.config.path, auto_family="qwen2_5_vl"
+        )
 
     def build_prompt(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> dict[str, Any]:
         """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}``."""
         self._ensure_engine()
-        text, ordered = render_prompt(self._tokenizer.apply_chat_template, self._template, messages, images,
-                                      pass_tools=self.config.pass_tools)
+        text, ordered = render_prompt(
+            self._tokenizer.apply_chat_template,
+            self._template,
+            messages,
+            images,
+            pass_tools=self.config.pass_tools,
+        )
         if "<|image_pad|><|image_pad|>" in text:
             raise BackendError(
                 "prompt already has expanded image tokens; vLLM would expand them again (trl#6294)"

@@ -255,3 +255,16 @@ def test_reference_variant_and_pickling() -> None:
             for i, r in enumerate(recs)
         ]
     )
+
+
+def test_breakdowns_are_the_scored_batch_behind_the_totals() -> None:
+    recs, inputs, completions, envs = batch()
+    total = make_trl_reward_funcs(num_generations=4, components=False)[0]
+    out, _ = call_like_trl([total], inputs, completions, envs)
+    keys = [k for k in inputs[0] if k not in ("prompt", "completion", "completion_ids")]
+    kwargs = {k: [ex[k] for ex in inputs] for k in keys}
+    got = total.breakdowns([ex["prompt"] for ex in inputs], completions, environments=envs, **kwargs)
+    expected = score_group(recs[:4]) + score_group(recs[4:])
+    assert [b.total for b in got] == pytest.approx(out[0])
+    assert [b.total for b in got] == pytest.approx([b.total for b in expected])
+    assert [b.components for b in got] == [b.components for b in expected]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import cv_rewards
+import cv_rewards.trl_adapter
 import pytest
 from cv_agent import ToolCall
 from cv_train.env import CodeVisionEnv
@@ -101,13 +102,14 @@ def test_process_reward_groups_per_prompt_and_logs_everything(
     tokenizer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     groups: list[list[str]] = []
-    real = cv_rewards.score_group
+    real = cv_rewards.trl_adapter.score_group
 
-    def spy(records: list[Any], config: Any) -> Any:
+    def spy(records: list[Any], config: Any, **kwargs: Any) -> Any:
         groups.append([r.prompt_id for r in records])
-        return real(records, config)
+        return real(records, config, **kwargs)
 
-    monkeypatch.setattr(cv_rewards, "score_group", spy)
+    # Grouping and scoring are cv-rewards' TRL adapter's; spy where it calls score_group.
+    monkeypatch.setattr(cv_rewards.trl_adapter, "score_group", spy)
     reward = make_process_reward(tokenizer, variant="paper", num_generations=2)
     right = "<think>it is rotated</think>\n" + CALL + "<think>upright</think>\n<answer>K</answer><|im_end|>"
     wrong = "<think>looks fine</think>\n<answer>Z</answer><|im_end|>"

@@ -272,9 +272,18 @@ class TrlRewardFunction:
     def __repr__(self) -> str:
         return f"TrlRewardFunction({self.__name__!r})"
 
-    def __call__(self, prompts: Any = None, completions: Any = None, **kwargs: Any) -> list[float]:
+    def breakdowns(
+        self, prompts: Any = None, completions: Any = None, **kwargs: Any
+    ) -> list[RewardBreakdown]:
+        """Every rollout's :class:`RewardBreakdown` for a batch (scored once, shared by the list's functions).
+
+        For callers that log the components themselves instead of registering one function per component.
+        """
         kwargs["prompts"], kwargs["completions"] = prompts, completions
-        breakdowns = self._scorer.score(kwargs)
+        return self._scorer.score(kwargs)
+
+    def __call__(self, prompts: Any = None, completions: Any = None, **kwargs: Any) -> list[float]:
+        breakdowns = self.breakdowns(prompts, completions, **kwargs)
         if self.component is not None:
             return [b.components[self.component] for b in breakdowns]
         log_extra, log_metric = kwargs.get("log_extra"), kwargs.get("log_metric")

@@ -87,45 +87,45 @@ def tool_statistics(envs: Sequence[CodeVisionEnv | None]) -> dict[str, float]:
     return stats
 
 
-def _groups(item_ids: Sequence[str] | None, size: int, group_size: int) -> list[list[int]]:
-    """Index groups: consecutive rollouts of one prompt, at most ``group_size`` long.
-
-    TRL's sampler emits the ``num_generations`` rollouts of a prompt consecutively; splitting on the item id
-    *and* the group size keeps two draws of the same item in one batch as two groups.
-
-    Example:
-        >>> _groups(["a", "a", "a", "a", "b", "b"], 6, 2)
-        [[0, 1], [2, 3], [4, 5]]
-    """
-    if item_ids is None:
-        return [list(range(i, min(i + group_size, size))) for i in range(0, size, group_size)]
-    groups: list[list[int]] = []
-    for i, pid in enumerate(item_ids):
-        if groups and len(groups[-1]) < group_size and item_ids[groups[-1][0]] == pid:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    return groups
-
-
 def make_process_reward(
     tokenizer: Any, *, variant: str = "paper", num_generations: int = 8, config: Any | None = None
 ) -> Callable[..., list[float]]:
-    """The GRPO reward function: cv-rewards ``score_group`` over the rollouts of each prompt.
+    """The GRPO reward function: cv-rewards' TRL adapter over each rollout's decoded text and environment trace.
 
-    TRL passes the per-rollout environments (``environments=``), the dataset columns and ``log_metric``; group
-    terms (suggested-tool necessity) are computed over the rollouts of one prompt present in this process
-    (TRL computes rewards per process before the gather: groups must not straddle processes, which holds when
+    Records are built here (the model-written text decoded from ``completion_ids``, the environment's trace,
+    the dataset columns); grouping and ``score_group`` are cv-rewards' (:func:`cv_rewards.make_trl_reward_funcs`):
+    group terms (suggested-tool necessity) use consecutive groups of ``num_generations``. TRL computes rewards
+    per process before the gather, so groups must not straddle processes, which holds when
     ``per_device_train_batch_size * steps_per_generation`` is a multiple of ``num_generations``, as
-    :class:`~cv_train.config.RLRecipe` enforces). Every reward component and tool statistic is logged.
+    :class:`~cv_train.config.RLRecipe` enforces. Every reward component and tool statistic is logged.
 
     Example:
         >>> reward = make_process_reward(tokenizer, variant="paper", num_generations=8)  # doctest: +SKIP
         >>> GRPOTrainer(..., reward_funcs=[reward], environment_factory=CodeVisionEnv)  # doctest: +SKIP
     """
-    from cv_rewards import ProcessRewardConfig, score_group
+    from cv_rewards import ProcessRewardConfig, make_trl_reward_funcs
 
     cfg = config if config is not None else ProcessRewardConfig(variant=variant)
+
+    def records_from(
+        *,
+        completion_ids: list[list[int]],
+        environments: Sequence[CodeVisionEnv] | None = None,
+        **columns: Any,
+    ) -> list[Any]:
+        n = len(completion_ids)
+        envs = list(environments) if environments is not None else [None] * n
+        rows = [
+            {k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == n} for i in range(n)
+        ]
+        return [
+            rollout_record(completion_text(ids, tokenizer), env, row)
+            for ids, env, row in zip(completion_ids, envs, rows, strict=True)
+        ]
+
+    total = make_trl_reward_funcs(
+        cfg, records_from=records_from, num_generations=num_generations, components=False
+    )[0]
 
     def codevision_reward(
         prompts: list[Any],
@@ -137,35 +137,23 @@ def make_process_reward(
         **columns: Any,
     ) -> list[float]:
         n = len(completion_ids)
-        envs: list[CodeVisionEnv | None] = list(environments) if environments is not None else [None] * n
-        rows = [
-            {k: v[i] for k, v in columns.items() if isinstance(v, list) and len(v) == n} for i in range(n)
-        ]
-        records = [
-            rollout_record(completion_text(ids, tokenizer), env, row)
-            for ids, env, row in zip(completion_ids, envs, rows, strict=True)
-        ]
-        rewards: list[float] = [0.0] * n
-        components: dict[str, list[float]] = defaultdict(list)
-        correct = [0.0] * n
-        for group in _groups(columns.get("item_id"), n, num_generations):
-            breakdowns = score_group([records[i] for i in group], cfg)
-            for i, b in zip(group, breakdowns, strict=True):
-                total = float(b.total)
-                rewards[i] = total if math.isfinite(total) else 0.0
-                correct[i] = float(bool(b.correct))
-                for key, value in b.components.items():
-                    components[key].append(float(value))
+        breakdowns = total.breakdowns(
+            prompts, completions, completion_ids=completion_ids, environments=environments, **columns
+        )
+        rewards = [float(b.total) if math.isfinite(b.total) else 0.0 for b in breakdowns]
+        correct = [float(bool(b.correct)) for b in breakdowns]
         if log_metric is not None:
             log_metric("reward/process_total", sum(rewards) / max(n, 1))
             log_metric("reward/accuracy", sum(correct) / max(n, 1))
-            for key, values in sorted(components.items()):
+            for key in sorted({k for b in breakdowns for k in b.components}):
+                values = [float(b.components[key]) for b in breakdowns if key in b.components]
                 log_metric(f"reward/{key}", sum(values) / len(values))
+            envs = list(environments) if environments is not None else [None] * n
             for key, value in tool_statistics(envs).items():
                 log_metric(key, value)
         if log_extra is not None:
             log_extra("correct", correct)
-            log_extra("tool_calls", [len(e.trace) if e is not None else 0 for e in envs])
+            log_extra("tool_calls", [len(e.trace) for e in environments] if environments else [0] * n)
         return rewards
 
     return codevision_reward

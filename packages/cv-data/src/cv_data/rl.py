@@ -8,19 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._parallel import pmap
-from .item import Item
+from .item import TRANSFORM_NAMES, Item
 from .report import BuildReport
 from .sources import SOURCES
 from .transforms import transform_item
 
-#: Single orientation perturbations an RL item may receive.
-ORIENTATION_TRANSFORMS: tuple[str, ...] = (
-    "rotate_90",
-    "rotate_180",
-    "rotate_270",
-    "flip_horizontal",
-    "flip_vertical",
-)
+#: Single orientation perturbations an RL item may receive: every transform but ``crop`` (not a pixel change).
+ORIENTATION_TRANSFORMS: tuple[str, ...] = tuple(t for t in TRANSFORM_NAMES if t != "crop")
 
 
 @dataclass

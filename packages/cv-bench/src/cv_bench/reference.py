@@ -16,17 +16,10 @@ from typing import Any
 
 import numpy as np
 from cv_agent import ModelBackend
+from cv_data import corrective_ops, orientation_code
+from cv_sandbox import ORIENTATION_OPS
 from cv_sandbox.protocol import render_tool_call
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
-
-#: Code that undoes each orientation transform (canonical names are counter-clockwise, as ``Image.rotate``).
-CORRECTIVE_CODE: dict[str, str] = {
-    "rotate_90": "result = image.rotate(270, expand=True)",
-    "rotate_180": "result = image.rotate(180, expand=True)",
-    "rotate_270": "result = image.rotate(90, expand=True)",
-    "flip_horizontal": "result = ImageOps.mirror(image)",
-    "flip_vertical": "result = ImageOps.flip(image)",
-}
 
 #: Clean-up code for corruption transforms, matched by substring of the transform name.
 CORRUPTION_CODE: tuple[tuple[str, str], ...] = (
@@ -84,16 +77,17 @@ def plan_calls(
             PlannedCall(f"result = image.crop(({x1}, {y1}, {x2}, {y2}))", "Zoom into the answer region.", idx)
         )
         idx += 1
-    orient = [o for o in ops if o in CORRECTIVE_CODE]
+    # Transform names and sandbox op names coincide; cv-data says which op undoes each.
+    orient = [o for o in ops if o in ORIENTATION_OPS]
     if orient:
         lines = []
-        for k, o in enumerate(reversed(orient)):
-            src = "image" if k == 0 else "result"
-            lines.append(CORRECTIVE_CODE[o].replace("image", src, 1) if k else CORRECTIVE_CODE[o])
+        for k, fix in enumerate(corrective_ops(orient)):
+            code = orientation_code(fix, "pil")
+            lines.append(code.replace("image", "result", 1) if k else code)
         calls.append(PlannedCall("\n".join(lines), "Undo the rotation/flip so the content is upright.", idx))
         idx += 1
     for o in [*ops, *(_op_name(c) for c in corruptions)]:
-        if o == "crop" or o in CORRECTIVE_CODE:
+        if o == "crop" or o in ORIENTATION_OPS:
             continue
         for key, code in CORRUPTION_CODE:
             if key in o:

@@ -1,5 +1,7 @@
 """cv-data: transforms, corruptions, synthetic sources, RL items, executed SFT trajectories, benchmark suites."""
 
+from ._expert import STYLES as CODE_STYLES
+from ._expert import orientation_code
 from .bench import (
     ORIENTATION_VARIANTS,
     SUITES,
@@ -55,6 +57,7 @@ from .transforms import (
 )
 
 __all__ = [
+    "CODE_STYLES",
     "CORRUPTIONS",
     "ORIENTATION_TRANSFORMS",
     "ORIENTATION_VARIANTS",
@@ -96,6 +99,7 @@ __all__ = [
     "make_scene_items",
     "make_trajectory",
     "map_bbox",
+    "orientation_code",
     "orientation_variants",
     "read_items",
     "read_sft",

@@ -83,7 +83,17 @@ def pick(rng: np.random.Generator, seq: list | tuple):
     return seq[int(rng.integers(len(seq)))]
 
 
-def orient_code(op: str, style: str) -> str:
+def orientation_code(op: str, style: str = "pil") -> str:
+    """Tool code that performs orientation op ``op`` (a canonical sandbox op name) in one of :data:`STYLES`.
+
+    Example:
+        >>> orientation_code("rotate_270")
+        'result = image.rotate(270, expand=True)'
+    """
+    if op not in _ORIENT_CODE or style not in STYLES:
+        raise ValueError(
+            f"no code for op {op!r} in style {style!r}; ops: {list(_ORIENT_CODE)}, styles: {STYLES}"
+        )
     return _ORIENT_CODE[op][style]
 
 

@@ -176,7 +176,9 @@ def _orient_fix(
     conv: _Conversation, op: str, rng: np.random.Generator, idx: int, *, think: str | None = None
 ):
     style = ex.pick(rng, ex.STYLES)
-    return conv.call(think or ex.orient_think(op, rng), ex.orient_code(op, style), ex.orient_desc(op), idx)
+    return conv.call(
+        think or ex.orient_think(op, rng), ex.orientation_code(op, style), ex.orient_desc(op), idx
+    )
 
 
 def _crop(

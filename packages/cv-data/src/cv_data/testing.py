@@ -88,7 +88,7 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
             conv = _Conversation(sb, item.images[0], item.question)
             conv.call(
                 ex.orient_think(fix, rng),
-                ex.orient_code(fix, ex.pick(rng, ex.STYLES)),
+                ex.orientation_code(fix, ex.pick(rng, ex.STYLES)),
                 ex.orient_desc(fix),
                 0,
             )

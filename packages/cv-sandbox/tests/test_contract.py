@@ -19,6 +19,19 @@ def test_result_and_aliases(sandbox: Sandbox, src: Image.Image) -> None:
     assert r.duration_s > 0
 
 
+def test_run_s_separates_code_time_from_isolation_overhead(sandbox: Sandbox, src: Image.Image) -> None:
+    busy = "t = 0\nfor i in range(300000):\n    t += i\nresult = image"
+    slow, quick = sandbox.run(busy, [src]), sandbox.run("result = image", [src])
+    assert slow.ok and quick.ok
+    assert slow.run_s is not None and quick.run_s is not None
+    assert 0 < quick.run_s < slow.run_s <= slow.duration_s
+    assert slow.run_s > 5 * quick.run_s  # the loop's time is the code's, not the sandbox's
+    assert sandbox.run("result = image", [src], image_index=3).run_s is None  # rejected before the child
+    failed = sandbox.run("raise ValueError('x')", [src])
+    assert failed.error_kind == "exception" and failed.run_s is not None
+    assert failed.summary()["run_s"] == round(failed.run_s, 6)
+
+
 def test_result_takes_precedence_and_array_results(sandbox: Sandbox, src: Image.Image) -> None:
     r = sandbox.run("output = image\nresult = np.asarray(image)[:, :, 0]", [src])
     assert r.ok and r.image.mode == "L" and r.image.size == src.size

@@ -79,6 +79,9 @@ class ExecResult:
         error: A clear, model-readable error message on failure, else ``None``.
         error_kind: One of :data:`ERROR_KINDS` on failure, else ``None``.
         duration_s: Wall-clock seconds for the whole call, as seen by the caller.
+        run_s: Seconds the sandbox child spent compiling, running and checking the code (``None`` when
+            it never got that far: a rejected input, a crash or a timeout). ``duration_s - run_s`` is the
+            cost of the isolation itself: moving pixels in and out and the round trip to the child.
         trace: Every image operation executed, in order.
         to_source: Axis-aligned affine map from output-image pixel coordinates to source-image pixel
             coordinates, as ``(a, b, c, d, e, f)`` with ``x_src = a*x + b*y + c`` and
@@ -92,6 +95,7 @@ class ExecResult:
     error: str | None = None
     error_kind: str | None = None
     duration_s: float = 0.0
+    run_s: float | None = None
     trace: list[TraceOp] = field(default_factory=list)
     to_source: tuple[float, float, float, float, float, float] | None = None
 
@@ -118,6 +122,7 @@ class ExecResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "duration_s": round(self.duration_s, 6),
+            "run_s": round(self.run_s, 6) if self.run_s is not None else None,
             "trace": [op.to_dict() for op in self.trace],
             "to_source": list(self.to_source) if self.to_source is not None else None,
         }

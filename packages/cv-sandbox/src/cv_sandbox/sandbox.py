@@ -581,6 +581,11 @@ class Sandbox:
         ]
         ts = header.get("to_source")
         to_source = tuple(float(v) for v in ts) if isinstance(ts, list) and len(ts) == 6 else None
+        cs = header.get("child_s")
+        run = cs.get("run") if isinstance(cs, dict) else None
+        run_s = (
+            float(run) if isinstance(run, int | float) and not isinstance(run, bool) and run >= 0 else None
+        )
         if not header.get("ok") or image is None:
             kind = header.get("error_kind") or "crash"
             return ExecResult(
@@ -588,12 +593,14 @@ class Sandbox:
                 error=str(header.get("error") or "unknown error"),
                 error_kind=kind,
                 duration_s=time.perf_counter() - t0,
+                run_s=run_s,
                 trace=trace,
             )
         return ExecResult(
             image=image,
             stdout=str(header.get("stdout") or ""),
             duration_s=time.perf_counter() - t0,
+            run_s=run_s,
             trace=trace,
             to_source=to_source,  # type: ignore[arg-type]
         )

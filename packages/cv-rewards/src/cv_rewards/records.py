@@ -44,14 +44,20 @@ class OpRecord:
         box: For ``crop``: ``(x1, y1, x2, y2)`` in pixels of input image 0 (the frame of the item's
             ``bbox``); ``None`` for other ops or when the box could not be mapped back. Swapped corners
             (a box mapped through a flip) are put in order.
+        effective: ``False`` when the tracer knows the op left the pixels materially unchanged
+            (``enhance(1.0)``, a resize to the same size, ``rotate(0)``). Such an op earns no
+            optional-tool credit in the paper variant. Absent from the trace means ``True``.
 
     Example:
         >>> OpRecord("crop", (10, 0, 0, 10)).box
         (0.0, 0.0, 10.0, 10.0)
+        >>> OpRecord.from_dict({"name": "contrast", "effective": False}).effective
+        False
     """
 
     name: str
     box: Box | None = None
+    effective: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -61,14 +67,19 @@ class OpRecord:
         # A crop box mapped back to image 0 through a flip or rotation has swapped corners; it is still
         # the same box, so order them rather than reject or drop it.
         object.__setattr__(self, "box", _as_box(self.box, f"OpRecord({self.name!r}).box", sort=True))
+        if not isinstance(self.effective, bool):
+            raise ValueError(f"OpRecord({self.name!r}).effective must be a bool, got {self.effective!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict ``{"name", "box"}``."""
-        return {"name": self.name, "box": list(self.box) if self.box is not None else None}
+        """JSON-ready dict ``{"name", "box"}``, plus ``"effective": false`` for an op that changed nothing."""
+        d: dict[str, Any] = {"name": self.name, "box": list(self.box) if self.box is not None else None}
+        if not self.effective:
+            d["effective"] = False
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | str) -> OpRecord:
-        """Build from ``{"name", "box"}``; also accepts cv-agent's ``box_input`` key or a bare name.
+        """Build from ``{"name", "box", "effective"}``; also accepts cv-agent's ``box_input`` key or a bare name.
 
         Example:
             >>> OpRecord.from_dict({"name": "crop", "box_input": [1, 2, 3, 4]}).box
@@ -81,7 +92,8 @@ class OpRecord:
         # cv-agent records the crop box mapped into image 0 as `box_input`; prefer it over the raw box,
         # which is in the frame of whichever image the call selected.
         box = d.get("box_input", d.get("box"))
-        return cls(name=d["name"], box=box)
+        effective = d.get("effective")
+        return cls(name=d["name"], box=box, effective=True if effective is None else effective)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ import math
 import pytest
 from cv_rewards import (
     COMPONENTS,
+    NON_CREDIT_OPS,
+    OpRecord,
     ProcessRewardConfig,
     RolloutRecord,
+    ToolCallRecord,
     box_iou,
     required_ops,
     score_group,
@@ -85,20 +88,20 @@ CASES = {
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
-    "rotate_90 item 'corrected' by rotate_90: no credit; reference counts it spurious": (
+    "rotate_90 item 'corrected' by rotate_90: no credit; not spurious, an orientation op was required": (
         make_record("8", "7", [["rotate_90"]], transform=["rotate_90"]),
         {"format": 0.1},
-        {"format": 0.1, "penalty_tool_use": -0.5},
+        {"format": 0.1},
     ),
     "rotate_270 item corrected by rotate_90": (
         make_record("7", "7", [["rotate_90"]], transform=["rotate_270"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
-    "rotate_180 via two flips earns nothing (op names are nominal); reference: 2 spurious": (
+    "rotate_180 via two flips earns nothing (op names are nominal), and is not spurious": (
         make_record("7", "7", [["flip_horizontal", "flip_vertical"]], transform=["rotate_180"]),
         {"accuracy": 1, "format": 0.1},
-        {"accuracy": 1, "format": 0.1, "penalty_tool_use": -1.0},
+        {"accuracy": 1, "format": 0.1},
     ),
     "crop-only item, perfect crop": (
         make_record("7", "7", [[("crop", (0, 0, 100, 100))]], transform=["crop"], bbox=BOX),
@@ -110,7 +113,7 @@ CASES = {
         {"accuracy": 1, "format": 0.1, "must_use": 1 / 3, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1 / 3, "exact_path": 0.1},
     ),
-    "crop-only item, refining crops earn the best IoU, no exact path": (
+    "crop-only item, refining crops earn the best IoU; exact path only in reference (sets, no repeats check)": (
         make_record(
             "7",
             "7",
@@ -119,17 +122,18 @@ CASES = {
             bbox=BOX,
         ),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
-        {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1, "penalty_turns": -0.5},
     ),
     "crop-only item, correct answer from a poor crop (IoU 0.05)": (
         make_record("7", "7", [[("crop", (0, 0, 5, 100))]], transform=["crop"], bbox=BOX),
         {"accuracy": 1, "format": 0.1, "must_use": 0.05, "exact_path": 0.1, "penalty_reasoning": -0.5},
-        {"accuracy": 1, "format": 0.1, "must_use": 0.05, "exact_path": 0.1, "penalty_reasoning": -0.25},
+        # reference: accuracy scaled by the must-use credit (0.05 < 0.1), no separate penalty
+        {"accuracy": 0.05, "format": 0.1, "must_use": 0.05, "exact_path": 0.1},
     ),
-    "crop-only item, correct answer without cropping": (
+    "crop-only item, correct answer without cropping: reference scales accuracy to 0": (
         make_record("7", "7", transform=["crop"], bbox=BOX),
         {"accuracy": 1, "format": 0.1, "penalty_reasoning": -0.5},
-        {"accuracy": 1, "format": 0.1, "penalty_reasoning": -0.5},
+        {"format": 0.1},
     ),
     "crop-only item, wrong answer without cropping: no poor-reasoning penalty": (
         make_record("8", "7", transform=["crop"], bbox=BOX),
@@ -166,12 +170,12 @@ CASES = {
         {"format": 0.1, "must_use": 0.5},
         {"format": 0.1, "must_use": 0.5},
     ),
-    "rotate then flip item: right ops in the wrong order earn must-use but no exact path": (
+    "rotate then flip item: right ops in the wrong order; exact path only in reference (no order check)": (
         make_record(
             "7", "7", [["rotate_270"], ["flip_horizontal"]], transform=["rotate_90", "flip_horizontal"]
         ),
         {"accuracy": 1, "format": 0.1, "must_use": 1},
-        {"accuracy": 1, "format": 0.1, "must_use": 1},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
     "rotate then flip item, right order": (
         make_record(
@@ -180,25 +184,25 @@ CASES = {
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
         {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
-    "errors count as turns and break the exact path": (
+    "errors count as turns; they break the exact path in the paper only": (
         make_record("7", "7", [(False, []), (False, []), ["rotate_270"]], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
-        {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1, "penalty_turns": -0.5},
     ),
-    "a failed call's traced ops earn nothing and are not spurious": (
+    "a failed call's traced ops: nothing in the paper; the reference counts them (the release parses code)": (
         make_record("7", "7", [(False, ["rotate_270"]), (False, ["rotate_90"])], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1},
-        {"accuracy": 1, "format": 0.1},
+        {"accuracy": 1, "format": 0.1, "must_use": 1},
     ),
     "one error then the fix is within N + 1 turns": (
         make_record("7", "7", [(False, []), ["rotate_270"]], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1},
-        {"accuracy": 1, "format": 0.1, "must_use": 1},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
     ),
     "five turns: paper 0/1, reference linear over max(2, N)": (
         make_record("7", "7", [(False, [])] * 4 + [["rotate_270"]], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -0.5},
-        {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_turns": -1.5},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1, "penalty_turns": -1.5},
     ),
     "no-required-tool item, two optional calls: paper over N+1=1, reference under max(2,0)": (
         make_record("7", "7", [["contrast"], ["sharpen"]]),
@@ -215,15 +219,25 @@ CASES = {
         {"format": 0.1},
         {"format": 0.1},
     ),
-    "an extra optional op breaks the exact path": (
+    "an extra optional op breaks the exact path in the paper only": (
         make_record("7", "7", [["rotate_270", "contrast"]], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1},
-        {"accuracy": 1, "format": 0.1, "must_use": 1, "emergent": 0.2},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1, "emergent": 0.2},
     ),
-    "a repeated correct op earns once and breaks the exact path": (
+    "a repeated correct op earns once; it breaks the exact path in the paper only, and is never spurious": (
         make_record("7", "7", [["rotate_270"], ["rotate_270"]], transform=["rotate_90"]),
         {"accuracy": 1, "format": 0.1, "must_use": 1},
-        {"accuracy": 1, "format": 0.1, "must_use": 1, "penalty_tool_use": -0.5},
+        {"accuracy": 1, "format": 0.1, "must_use": 1, "exact_path": 0.1},
+    ),
+    "format no-ops earn no optional-tool credit in either variant": (
+        make_record("7", "7", [["convert", "color_convert", "paste", "pad", "copy"]]),
+        {"accuracy": 1, "format": 0.1},
+        {"accuracy": 1, "format": 0.1},
+    ),
+    "a format no-op beside a real optional op: the real one earns": (
+        make_record("7", "7", [["convert", "sharpen"]]),
+        {"accuracy": 1, "format": 0.1},
+        {"accuracy": 1, "format": 0.1, "emergent": 0.2},
     ),
     "correct flag given overrides matching": (
         make_record("anything", "7", correct=True),
@@ -240,6 +254,29 @@ def test_rollout_table(name: str, variant: str) -> None:
     expected = paper if variant == "paper" else ref
     got = comps(rec, PAPER if variant == "paper" else REF)
     assert got == {k: round(float(v), 6) for k, v in expected.items()}
+
+
+def test_ineffective_optional_op_earns_no_credit_in_the_paper_but_does_in_the_reference() -> None:
+    # enhance(1.0): the trace marks it effective=False; the release reads "brightness" in the code and pays.
+    def rec(effective: bool, pid: str = "") -> RolloutRecord:
+        call = ToolCallRecord(True, [OpRecord("brightness", effective=effective)])
+        return RolloutRecord("<think>a</think><answer>7</answer>", [call], [], None, "7", prompt_id=pid)
+
+    assert score_rollout(rec(False), REF).components["emergent"] == 0.2
+    assert score_rollout(rec(True), REF).components["emergent"] == 0.2
+    assert score_rollout(rec(False), PAPER).details["used_optional"] == 0.0
+    assert score_rollout(rec(True), PAPER).details["used_optional"] == 1.0
+    # In a paper group the ineffective op puts its rollout among those that used no optional op.
+    plain = [make_record("8", "7", prompt_id="p") for _ in range(3)]
+    out = score_group([rec(True, "p"), rec(False, "p"), *plain])
+    assert [b.components["emergent"] for b in out] == [pytest.approx(0.2 * 0.75), 0, 0, 0, 0]
+
+
+def test_non_credit_ops_are_the_documented_format_no_ops() -> None:
+    assert {"convert", "color_convert", "copy", "paste", "pad"} == NON_CREDIT_OPS
+    # grayscale and resize change what the image shows; the release counts them too (tool_use_judge.py:448-457)
+    for op in ("grayscale", "resize", "threshold", "contrast"):
+        assert score_rollout(make_record("7", "7", [[op]]), REF).components["emergent"] == 0.2
 
 
 def test_details_and_match_method() -> None:
@@ -270,7 +307,18 @@ def test_crop_item_without_bbox_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"variant": "verl"}, {"format_weight": -1}, {"poor_iou": 0}, {"poor_iou": 1.5}, {"penalty_weight": "x"}],
+    [
+        {"variant": "verl"},
+        {"format_weight": -1},
+        {"poor_iou": 0},
+        {"poor_iou": 1.5},
+        {"poor_iou": "x"},
+        {"penalty_weight": "x"},
+        {"matcher": "exact"},
+        {"format_check": "strict"},
+        {"necessity_weight": -0.1, "variant": "reference"},
+        {"necessity_weight": 0.2},  # the release's term: only with variant="reference"
+    ],
 )
 def test_config_validation(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="ProcessRewardConfig"):
@@ -417,7 +465,11 @@ def test_breakdown_invariants(rec: RolloutRecord, variant: str) -> None:
     b = score_rollout(rec, cfg)
     c = b.components
     assert b.total == pytest.approx(sum(c.values()))
-    assert c["accuracy"] in (0.0, 1.0) and c["accuracy"] == float(b.correct)
+    if variant == "paper":
+        assert c["accuracy"] in (0.0, 1.0) and c["accuracy"] == float(b.correct)
+    else:  # the release scales accuracy by a must-use credit below 0.1 on crop items
+        assert c["accuracy"] == pytest.approx(float(b.correct) * b.details["accuracy_scale"])
+        assert 0.0 <= c["accuracy"] <= 1.0 and c["penalty_reasoning"] == 0.0
     assert c["format"] in (0.0, 0.1)
     assert 0.0 <= c["must_use"] <= 1.0 + 1e-12
     assert c["exact_path"] in (0.0, 0.1)
@@ -426,5 +478,5 @@ def test_breakdown_invariants(rec: RolloutRecord, variant: str) -> None:
         assert all(c[k] in (0.0, -0.5) for k in ("penalty_turns", "penalty_reasoning", "penalty_tool_use"))
     if not required_ops(rec.transform):
         assert c["must_use"] == 0.0 and c["exact_path"] == 0.0
-    if c["exact_path"]:
+    if c["exact_path"] and variant == "paper":
         assert not any(not call.success for call in rec.tool_calls) and c["must_use"] > 0

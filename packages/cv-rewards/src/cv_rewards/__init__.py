@@ -21,8 +21,12 @@ from .format import format_reward
 from .judge import DEFAULT_JUDGE_PROMPTS, Judge, JudgeConfig, JudgeError, JudgeVerdict
 from .process import (
     COMPONENTS,
+    FORMAT_CHECKS,
     GEOMETRIC_OPS,
+    MATCHERS,
+    NON_CREDIT_OPS,
     ORIENTATION_OPS,
+    VARIANTS,
     ProcessRewardConfig,
     RewardBreakdown,
     box_iou,
@@ -31,6 +35,13 @@ from .process import (
     score_rollout,
 )
 from .records import OpRecord, RolloutRecord, ToolCallRecord
+from .release import (
+    RELEASE_ABS_TOL,
+    release_answer_matches,
+    release_extract_answer,
+    release_format_reward,
+    release_match_answer,
+)
 from .trl_adapter import (
     TrlRewardFunction,
     completion_to_text,
@@ -42,10 +53,15 @@ from .trl_adapter import (
 __all__ = [
     "COMPONENTS",
     "DEFAULT_JUDGE_PROMPTS",
+    "FORMAT_CHECKS",
     "GEOMETRIC_OPS",
+    "MATCHERS",
+    "NON_CREDIT_OPS",
     "NUMERIC_REL_TOL",
     "ORIENTATION_OPS",
+    "RELEASE_ABS_TOL",
     "TASK_TYPES",
+    "VARIANTS",
     "Judge",
     "JudgeConfig",
     "JudgeError",
@@ -66,6 +82,10 @@ __all__ = [
     "normalize_text",
     "parse_number",
     "records_from_trl",
+    "release_answer_matches",
+    "release_extract_answer",
+    "release_format_reward",
+    "release_match_answer",
     "required_ops",
     "score_group",
     "score_rollout",

@@ -1,31 +1,50 @@
-"""The dense process reward of CodeVision (paper variant and reference-release variant).
+"""The dense process reward of CodeVision, as the paper states it and as its public release computes it.
 
-``R_total = R_outcome + R_strategy - P_cost`` with every term reported separately:
+``total`` is the sum of the components; each is reported already weighted (``w_*`` are
+:class:`ProcessRewardConfig` weights, penalties are <= 0), with the raw quantities in
+:attr:`RewardBreakdown.details`.
 
-========================  ===============================================================================
-component                 value (``w_*`` are :class:`ProcessRewardConfig` weights)
-========================  ===============================================================================
-``accuracy``              ``r_acc`` in {0, 1}
-``format``                ``w_format * r_fmt``
-``must_use``              ``w_must * sum over required ops``: each of the N required ops has budget 1/N;
-                          rotate/flip earn 1/N the first time they run successfully; crop earns
-                          ``IoU/N`` counted as improvement over the best IoU so far (so, in total, the
-                          best IoU of any successful crop, divided by N)
-``exact_path``            ``w_must * exact_path_bonus`` when the successful calls ran exactly the required
-                          ops (orientation ops in the required order, crop anywhere), no failed call, no
-                          other op; only for items with at least one required op
-``emergent``              ``w_suggested * r``: paper ``r = r_nec`` (group term, :func:`score_group`);
-                          reference ``r = 1`` for a correct rollout that used an optional op
-``penalty_turns``         ``-w_penalty * p``: paper ``p = [tool turns > N + 1]``; reference
-                          ``p = max(0, tool turns - max(2, N))``
-``penalty_reasoning``     ``-w_penalty * p``: correct answer with crop required but best IoU below
-                          ``poor_iou``; paper ``p = 1``; reference ``p = 1 - best_iou / poor_iou``
-``penalty_tool_use``      ``-w_penalty * p``: paper ``p = [an orientation op ran while none was required]``;
-                          reference ``p = number of orientation ops beyond the required ones``
-========================  ===============================================================================
+``variant="paper"`` (SPEC). N = number of required ops (:func:`required_ops`). Only successful tool calls
+earn credit; failed ones count as tool turns and break the exact path.
 
-``total`` is the sum of the components. Failed tool calls count as tool turns and break the exact path;
-the ops they traced never earn credit and never count as spurious (they did not take effect).
+=====================  ==========================================================================================
+component              value
+=====================  ==========================================================================================
+``accuracy``           ``r_acc`` in {0, 1}
+``format``             ``w_format * r_fmt``
+``must_use``           ``w_must * credit / N``: rotate/flip earn 1 the first time they run; crop earns IoU counted
+                       as improvement over the best IoU so far (in total: the best IoU with the answer box)
+``exact_path``         ``w_must * exact_path_bonus`` when the successful calls ran exactly the required ops
+                       (orientation ops in the required order, crop anywhere), no failed call, no other op
+``emergent``           ``w_suggested * r_nec`` (group term, :func:`score_group`) for a correct rollout that ran an
+                       optional op: not rotate/flip/crop, not in :data:`NON_CREDIT_OPS`, not marked ineffective
+``penalty_turns``      ``-w_penalty`` when tool turns > N + 1
+``penalty_reasoning``  ``-w_penalty`` when the answer is correct, crop is required and the best IoU < ``poor_iou``
+``penalty_tool_use``   ``-w_penalty`` when an orientation op ran while none was required
+=====================  ==========================================================================================
+
+``variant="reference"``: the release's ``AgentLoopManager._post_aggregate_tool_rewards``
+(``verl/experimental/agent_loop/agent_loop.py`` @ e098588). The release reads ops from every call's code
+before running it, so failed calls count too; it compares *sets* of op names. ``required`` is the set of
+corrective ops plus any non-geometric transform name as it is (the release keeps those, so they count
+in N); N is its size; ``used`` is the set of op names of all calls.
+
+=====================  ==========================================================================================
+component              value
+=====================  ==========================================================================================
+``accuracy``           ``r_acc``, multiplied by the must-use credit when crop is required and that credit is
+                       below ``poor_iou`` (0.1)
+``format``             ``w_format * r_fmt``
+``must_use``           ``w_must * min(1, |required & used - {crop}| / N + best IoU / N)``, the IoU term only
+                       when crop is both required and used
+``exact_path``         ``exact_path_bonus`` (not weighted) when ``required & {rotate, flip, crop}`` is non-empty
+                       and equals ``used & {rotate, flip, crop}``: no check of errors, order, repeats or other ops
+``emergent``           ``w_suggested`` for a correct rollout that used an op outside rotate/flip/crop and
+                       :data:`NON_CREDIT_OPS`, plus ``w_necessity * r_nec`` (the release's beta term, group)
+``penalty_turns``      ``-w_penalty * max(0, tool calls - max(2, N))``
+``penalty_reasoning``  0: the release scales ``accuracy`` instead
+``penalty_tool_use``   ``-w_penalty * |used & orientation ops|`` when no orientation op is required
+=====================  ==========================================================================================
 """
 
 from __future__ import annotations
@@ -34,17 +53,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .answer import TASK_TYPES, extract_answer, match_answer
+from .answer import TASK_TYPES, MatchResult, extract_answer, match_answer
 from .format import format_reward
-from .records import RolloutRecord
+from .records import OpRecord, RolloutRecord, ToolCallRecord
+from .release import release_extract_answer, release_format_reward, release_match_answer
 
 if TYPE_CHECKING:
     from .judge import Judge
 
 __all__ = [
     "COMPONENTS",
+    "FORMAT_CHECKS",
     "GEOMETRIC_OPS",
+    "MATCHERS",
+    "NON_CREDIT_OPS",
     "ORIENTATION_OPS",
+    "VARIANTS",
     "ProcessRewardConfig",
     "RewardBreakdown",
     "box_iou",
@@ -70,26 +94,44 @@ COMPONENTS: tuple[str, ...] = (
     "penalty_reasoning",
     "penalty_tool_use",
 )
-VARIANTS = ("paper", "reference")
+#: Ops that never earn optional-tool credit, in either variant: they convert the format or move existing
+#: pixels around without changing what the image shows (``convert("RGB")``, ``cv2.cvtColor(a, BGR2RGB)``,
+#: ``copy()``, pasting a crop back, adding a border). The release's op detector reports none of them
+#: either. An op the trace marks ``effective=False`` (it changed no pixel) earns no credit in the paper
+#: variant as well; the release reads ops from code, so there it still counts.
+NON_CREDIT_OPS: frozenset[str] = frozenset({"convert", "color_convert", "copy", "paste", "pad"})
+VARIANTS: tuple[str, ...] = ("paper", "reference")
+#: ``"default"``: :func:`~cv_rewards.extract_answer` + :func:`~cv_rewards.match_answer`; ``"release"``:
+#: :func:`~cv_rewards.release_extract_answer` + :func:`~cv_rewards.release_match_answer`.
+MATCHERS: tuple[str, ...] = ("default", "release")
+#: ``"default"``: :func:`~cv_rewards.format_reward`; ``"release"``: :func:`~cv_rewards.release_format_reward`.
+FORMAT_CHECKS: tuple[str, ...] = ("default", "release")
 
 
 @dataclass
 class ProcessRewardConfig:
-    """Weights and switches of the process reward. Defaults are the paper's.
+    """Weights and switches of the process reward. Defaults are the paper's, which are also the release's
+    recipe values (``recipe/codevision/qwen3_vl.sh``: alpha 1.0, beta 0.0, gamma 0.5, format 0.1, emerge 0.2).
 
     Attributes:
-        variant: ``"paper"`` (0/1 penalties, group necessity term) or ``"reference"`` (the public release:
-            linear turn penalty over ``max(2, N)``, spurious-op count, flat emergent bonus, poor-reasoning
-            penalty scaled by how far the best IoU falls short).
-        format_weight: Weight of the format reward (paper 0.1).
-        must_use_weight: Weight of the must-use strategy term and the exact-path bonus (paper beta1 = 1.0).
-        suggested_weight: Weight of the suggested/emergent-tool term (paper 0.2).
-        penalty_weight: Weight of the summed penalties (paper beta2 = 0.5).
-        exact_path_bonus: Bonus for running exactly the required ops (reference release 0.1).
-        poor_iou: Best-crop IoU below which a correct answer on a crop item counts as poor reasoning.
+        variant: ``"paper"`` (0/1 penalties, group necessity term, only successful calls earn credit) or
+            ``"reference"`` (the public release's arithmetic; see the module docstring).
+        format_weight: Weight of the format reward (paper 0.1; release ``format_reward_weight``).
+        must_use_weight: Weight of the must-use term (paper beta1 = 1.0; release alpha). In the paper
+            variant it also weights the exact-path bonus.
+        suggested_weight: Weight of the suggested/emergent-tool term (paper 0.2; release
+            ``emerge_reward_weight``).
+        penalty_weight: Weight of the penalties (paper beta2 = 0.5; release gamma).
+        exact_path_bonus: Bonus for running exactly the required ops (release 0.1).
+        poor_iou: Paper: best-crop IoU below which a correct answer on a crop item is poor reasoning.
+            Reference: must-use credit below which accuracy is scaled by that credit (release 0.1).
+        necessity_weight: Reference variant only: weight of the release's tool-necessity term (its beta;
+            0.0 in the release's recipe). Needs :func:`score_group`.
+        matcher: Answer matching, one of :data:`MATCHERS`: ``"default"`` (ours) or ``"release"``.
+        format_check: Format reward, one of :data:`FORMAT_CHECKS`: ``"default"`` (ours) or ``"release"``.
 
     Example:
-        >>> ProcessRewardConfig(variant="reference").penalty_weight
+        >>> ProcessRewardConfig(variant="reference", matcher="release", format_check="release").penalty_weight
         0.5
     """
 
@@ -100,23 +142,39 @@ class ProcessRewardConfig:
     penalty_weight: float = 0.5
     exact_path_bonus: float = 0.1
     poor_iou: float = 0.1
+    necessity_weight: float = 0.0
+    matcher: str = "default"
+    format_check: str = "default"
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ValueError(f"ProcessRewardConfig.variant must be one of {VARIANTS}, got {self.variant!r}")
+        for name, allowed in (("variant", VARIANTS), ("matcher", MATCHERS), ("format_check", FORMAT_CHECKS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"ProcessRewardConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                )
         for name in (
             "format_weight",
             "must_use_weight",
             "suggested_weight",
             "penalty_weight",
             "exact_path_bonus",
+            "necessity_weight",
         ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"ProcessRewardConfig.{name} must be a number >= 0, got {value!r}")
             setattr(self, name, float(value))
+        if isinstance(self.poor_iou, bool) or not isinstance(self.poor_iou, (int, float)):
+            raise ValueError(
+                f"ProcessRewardConfig.poor_iou must be a number in (0, 1], got {self.poor_iou!r}"
+            )
         if not 0.0 < self.poor_iou <= 1.0:
             raise ValueError(f"ProcessRewardConfig.poor_iou must be in (0, 1], got {self.poor_iou!r}")
+        if self.necessity_weight and self.variant != "reference":
+            raise ValueError(
+                "ProcessRewardConfig.necessity_weight is the release's term: set variant='reference', or leave "
+                "it 0 (the paper's necessity term is weighted by suggested_weight)"
+            )
 
 
 @dataclass
@@ -218,138 +276,82 @@ def required_ops(transform: list[str]) -> list[str]:
 
 @dataclass
 class _Facts:
-    """What scoring needs about one rollout, computed once."""
+    """What scoring needs about one rollout, whatever the variant."""
 
     correct: bool
     method: str
     match_detail: str
     fmt: float
-    required: list[str]
-    ok_ops: list[tuple[str, tuple[float, float, float, float] | None]]
-    tool_turns: int
-    failed_calls: int
-    best_iou: float
-    used_optional: bool
+    transform: list[str]
+    calls: list[ToolCallRecord]
+    bbox: list[float] | None
 
 
-def _facts(record: RolloutRecord, judge: Judge | None) -> _Facts:
+def _match(record: RolloutRecord, cfg: ProcessRewardConfig, judge: Judge | None) -> MatchResult:
+    if record.correct is not None:
+        return MatchResult(record.correct, "given", "RolloutRecord.correct was set")
+    if cfg.matcher == "release":
+        pred = release_extract_answer(record.completion)
+        result = release_match_answer(pred, record.gt_answer)
+        if result.correct or pred is None or judge is None:
+            return result
+        # The release asks its LLM judge whenever its rules reject an extracted answer (reward.py:108-117).
+        return judge.match(
+            pred, record.gt_answer, task_type=record.task_type, question=record.question, fallback=result
+        )
+    return match_answer(
+        extract_answer(record.completion),
+        record.gt_answer,
+        choices=record.choices,
+        task_type=record.task_type,
+        judge=judge,
+        question=record.question,
+    )
+
+
+def _facts(record: RolloutRecord, cfg: ProcessRewardConfig, judge: Judge | None) -> _Facts:
     if record.task_type not in TASK_TYPES:
         raise ValueError(
             f"RolloutRecord.task_type {record.task_type!r} unknown; set one of {sorted(TASK_TYPES)}"
         )
-    required = required_ops(record.transform)
-    if record.correct is not None:
-        correct, method, detail = record.correct, "given", "RolloutRecord.correct was set"
-    else:
-        m = match_answer(
-            extract_answer(record.completion),
-            record.gt_answer,
-            choices=record.choices,
-            task_type=record.task_type,
-            judge=judge,
-            question=record.question,
+    if "crop" in required_ops(record.transform) and record.bbox is None:
+        raise ValueError(
+            f"item {record.prompt_id or '?'} requires a crop (transform {record.transform}) but has no bbox; "
+            "set RolloutRecord.bbox to the answer region [x1, y1, x2, y2] in pixels of input image 0"
         )
-        correct, method, detail = m.correct, m.method, m.detail
-    ok_ops = [(op.name, op.box) for call in record.tool_calls if call.success for op in call.ops]
-    best_iou = 0.0
-    if "crop" in required:
-        if record.bbox is None:
-            raise ValueError(
-                f"item {record.prompt_id or '?'} requires a crop (transform {record.transform}) but has no bbox; "
-                "set RolloutRecord.bbox to the answer region [x1, y1, x2, y2] in pixels of input image 0"
-            )
-        ious = [box_iou(box, record.bbox) for name, box in ok_ops if name == "crop" and box is not None]
-        best_iou = max(ious, default=0.0)
+    m = _match(record, cfg, judge)
+    check = release_format_reward if cfg.format_check == "release" else format_reward
     return _Facts(
-        correct=correct,
-        method=method,
-        match_detail=detail,
-        fmt=format_reward(record.completion),
-        required=required,
-        ok_ops=ok_ops,
-        tool_turns=len(record.tool_calls),
-        failed_calls=sum(not c.success for c in record.tool_calls),
-        best_iou=best_iou,
-        used_optional=any(name not in GEOMETRIC_OPS for name, _ in ok_ops),
+        correct=m.correct,
+        method=m.method,
+        match_detail=m.detail,
+        fmt=check(record.completion),
+        transform=record.transform,
+        calls=record.tool_calls,
+        bbox=record.bbox,
     )
 
 
-def _must_use(f: _Facts) -> float:
-    """Sum of per-required-op credit, in [0, 1]."""
-    n = len(f.required)
-    if n == 0:
+def _best_iou(ops: list[OpRecord], bbox: list[float] | None) -> float:
+    """Best IoU of any traced crop box (in input-image-0 pixels) with the answer box."""
+    if bbox is None:
         return 0.0
-    executed = Counter(name for name, _ in f.ok_ops)
-    credit = 0.0
-    for op, count in Counter(f.required).items():
-        if op == "crop":
-            # Improvement over the best IoU so far telescopes to the best IoU reached.
-            credit += f.best_iou
-        else:
-            credit += min(count, executed[op])
-    return credit / n
+    return max((box_iou(op.box, bbox) for op in ops if op.name == "crop" and op.box is not None), default=0.0)
 
 
-def _exact_path(f: _Facts) -> bool:
-    if not f.required or f.failed_calls:
+def _earns_optional_credit(op: OpRecord, variant: str) -> bool:
+    """An optional (suggested/emergent) op that counts: not rotate/flip/crop, not a format no-op."""
+    if op.name in GEOMETRIC_OPS or op.name in NON_CREDIT_OPS:
         return False
-    names = [name for name, _ in f.ok_ops]
-    if Counter(names) != Counter(f.required):
-        return False
-    # Crop commutes with orientation ops (its box is in image-0 coordinates); orientation order matters.
-    return [n for n in names if n != "crop"] == [n for n in f.required if n != "crop"]
-
-
-def _spurious(f: _Facts) -> int:
-    executed = Counter(name for name, _ in f.ok_ops if name in ORIENTATION_OPS)
-    needed = Counter(op for op in f.required if op in ORIENTATION_OPS)
-    return sum((executed - needed).values())
+    # The release detects ops in the code text, so an op that changed nothing still counts there.
+    return op.effective or variant == "reference"
 
 
 def _breakdown(
-    f: _Facts, cfg: ProcessRewardConfig, emergent_raw: float, r_nec: float | None
+    f: _Facts, components: dict[str, float], details: dict[str, float], r_nec: float | None
 ) -> RewardBreakdown:
-    n = len(f.required)
-    paper = cfg.variant == "paper"
-    orientation_required = any(op in ORIENTATION_OPS for op in f.required)
-    spurious = _spurious(f)
-    if paper:
-        p_turns = float(f.tool_turns > n + 1)
-        p_tool = float(not orientation_required and any(name in ORIENTATION_OPS for name, _ in f.ok_ops))
-    else:
-        p_turns = float(max(0, f.tool_turns - max(2, n)))
-        p_tool = float(spurious)
-    p_reason = 0.0
-    if f.correct and "crop" in f.required and f.best_iou < cfg.poor_iou:
-        p_reason = 1.0 if paper else 1.0 - f.best_iou / cfg.poor_iou
-    exact = _exact_path(f)
-    must = _must_use(f)
-    components = {
-        "accuracy": float(f.correct),
-        "format": cfg.format_weight * f.fmt,
-        "must_use": cfg.must_use_weight * must,
-        "exact_path": cfg.must_use_weight * cfg.exact_path_bonus * float(exact),
-        "emergent": cfg.suggested_weight * emergent_raw,
-        "penalty_turns": -cfg.penalty_weight * p_turns,
-        "penalty_reasoning": -cfg.penalty_weight * p_reason,
-        "penalty_tool_use": -cfg.penalty_weight * p_tool,
-    }
-    components = {k: v + 0.0 for k, v in components.items()}  # no -0.0 in logs
-    details = {
-        "format": f.fmt,
-        "must_use_raw": must,
-        "exact_path": float(exact),
-        "n_required": float(n),
-        "tool_turns": float(f.tool_turns),
-        "failed_calls": float(f.failed_calls),
-        "best_iou": f.best_iou,
-        "used_optional": float(f.used_optional),
-        "spurious_ops": float(spurious),
-        "emergent_raw": emergent_raw,
-        "p_turns": p_turns,
-        "p_reasoning": p_reason,
-        "p_tool_use": p_tool,
-    }
+    components = {k: components[k] + 0.0 for k in COMPONENTS}  # reporting order; no -0.0 in logs
+    details = {k: float(v) for k, v in details.items()}
     if r_nec is not None:
         details["r_nec"] = r_nec
     return RewardBreakdown(
@@ -362,14 +364,192 @@ def _breakdown(
     )
 
 
+# ------------------------------------------------------------------------------------ paper variant
+
+
+def _paper_ops(f: _Facts) -> list[OpRecord]:
+    """Ops that took effect: those of successful calls."""
+    return [op for call in f.calls if call.success for op in call.ops]
+
+
+def _paper_used_optional(f: _Facts) -> bool:
+    return any(_earns_optional_credit(op, "paper") for op in _paper_ops(f))
+
+
+def _paper_must_use(required: list[str], names: list[str], best_iou: float) -> float:
+    """Sum of per-required-op credit over N, in [0, 1]."""
+    if not required:
+        return 0.0
+    executed = Counter(names)
+    credit = 0.0
+    for op, count in Counter(required).items():
+        # Crop: improvement over the best IoU so far telescopes to the best IoU reached.
+        credit += best_iou if op == "crop" else min(count, executed[op])
+    return credit / len(required)
+
+
+def _paper_exact_path(required: list[str], names: list[str], failed_calls: int) -> bool:
+    if not required or failed_calls or Counter(names) != Counter(required):
+        return False
+    # Crop commutes with orientation ops (its box is in image-0 coordinates); orientation order matters.
+    return [n for n in names if n != "crop"] == [n for n in required if n != "crop"]
+
+
+def _paper(f: _Facts, cfg: ProcessRewardConfig, r_nec: float | None) -> RewardBreakdown:
+    required = required_ops(f.transform)
+    n = len(required)
+    ops = _paper_ops(f)
+    names = [op.name for op in ops]
+    failed = sum(not c.success for c in f.calls)
+    best_iou = _best_iou(ops, f.bbox) if "crop" in required else 0.0
+    must = _paper_must_use(required, names, best_iou)
+    exact = _paper_exact_path(required, names, failed)
+    spurious = (
+        0 if any(op in ORIENTATION_OPS for op in required) else sum(x in ORIENTATION_OPS for x in names)
+    )
+    used_optional = any(_earns_optional_credit(op, "paper") for op in ops)
+    emergent_raw = r_nec if (r_nec is not None and f.correct and used_optional) else 0.0
+    p_turns = float(len(f.calls) > n + 1)
+    p_reason = float(f.correct and "crop" in required and best_iou < cfg.poor_iou)
+    p_tool = float(spurious > 0)
+    components = {
+        "accuracy": float(f.correct),
+        "format": cfg.format_weight * f.fmt,
+        "must_use": cfg.must_use_weight * must,
+        "exact_path": cfg.must_use_weight * cfg.exact_path_bonus * float(exact),
+        "emergent": cfg.suggested_weight * emergent_raw,
+        "penalty_turns": -cfg.penalty_weight * p_turns,
+        "penalty_reasoning": -cfg.penalty_weight * p_reason,
+        "penalty_tool_use": -cfg.penalty_weight * p_tool,
+    }
+    details = {
+        "format": f.fmt,
+        "must_use_raw": must,
+        "exact_path": exact,
+        "n_required": n,
+        "tool_turns": len(f.calls),
+        "failed_calls": failed,
+        "best_iou": best_iou,
+        "used_optional": used_optional,
+        "spurious_ops": spurious,
+        "emergent_raw": emergent_raw,
+        "accuracy_scale": 1.0,
+        "p_turns": p_turns,
+        "p_reasoning": p_reason,
+        "p_tool_use": p_tool,
+    }
+    return _breakdown(f, components, details, r_nec)
+
+
+def _paper_necessity(facts: list[_Facts]) -> float:
+    """The paper's r_nec of a group (see :func:`score_group`)."""
+    tool = [f.correct for f in facts if _paper_used_optional(f)]
+    plain = [f.correct for f in facts if not _paper_used_optional(f)]
+    if not (tool and plain):
+        return 0.0
+    acc_tool, acc_plain = sum(tool) / len(tool), sum(plain) / len(plain)
+    if acc_tool > acc_plain and sum(plain) <= 1:
+        return max(0.0, acc_tool - acc_plain)
+    return 0.0
+
+
+# -------------------------------------------------------------------------------- reference variant
+# Each step names the lines of verl/experimental/agent_loop/agent_loop.py (release @ e098588) it follows.
+
+
+def _release_required(transform: list[str]) -> set[str]:
+    """The release's ``_expected_transforms`` (1361-1384): corrective ops, and other names kept as they are."""
+    return set(required_ops(transform)) | {t for t in transform if not required_ops([t])}
+
+
+def _release_ops(f: _Facts) -> list[OpRecord]:
+    """Every call's ops, failed calls included: the release parses each call's code before running it
+    (tool_agent_loop.py:339-364)."""
+    return [op for call in f.calls for op in call.ops]
+
+
+def _reference(f: _Facts, cfg: ProcessRewardConfig, r_nec: float | None) -> RewardBreakdown:
+    required = _release_required(f.transform)
+    n = len(required)
+    ops = _release_ops(f)
+    used = {op.name for op in ops}
+    # Must-use (1386-1402): non-crop hits over N, plus the best IoU over N when crop is required and used.
+    must = len((required - {"crop"}) & used) / n if n else 0.0
+    best_iou = 0.0
+    if "crop" in required and "crop" in used:
+        best_iou = _best_iou(ops, f.bbox)
+        must += best_iou / n
+    must = min(must, 1.0)
+    # Poor reasoning (1284-1287): accuracy (and necessity) scaled by the must-use credit.
+    scale = must if ("crop" in required and must < cfg.poor_iou) else 1.0
+    accuracy = (1.0 if f.correct else 0.0) * scale
+    # Code-usage penalty (1404-1410) counts every call, failed or not (tool_agent_loop.py:372-376).
+    c_usage = float(max(0, len(f.calls) - max(2, n)))
+    # Spurious ops (1412-1421): distinct orientation ops, only when no orientation op is required.
+    spurious = 0 if required & ORIENTATION_OPS else len(used & ORIENTATION_OPS)
+    # Exact path (1423-1426): equal sets of core ops.
+    required_core = required & GEOMETRIC_OPS
+    exact = bool(required_core) and required_core == used & GEOMETRIC_OPS
+    # Emergent tool (1428-1432): a correct rollout that used any op outside the core ops.
+    used_optional = any(_earns_optional_credit(op, "reference") for op in ops)
+    emergent_raw = 1.0 if (f.correct and used_optional) else 0.0
+    nec = 0.0 if (r_nec is None or scale != 1.0) else r_nec
+    components = {
+        "accuracy": accuracy,
+        "format": cfg.format_weight * f.fmt,
+        "must_use": cfg.must_use_weight * must,
+        "exact_path": cfg.exact_path_bonus * float(exact),
+        "emergent": cfg.suggested_weight * emergent_raw + cfg.necessity_weight * nec,
+        "penalty_turns": -cfg.penalty_weight * c_usage,
+        "penalty_reasoning": 0.0,
+        "penalty_tool_use": -cfg.penalty_weight * spurious,
+    }
+    details = {
+        "format": f.fmt,
+        "must_use_raw": must,
+        "exact_path": exact,
+        "n_required": n,
+        "tool_turns": len(f.calls),
+        "failed_calls": sum(not c.success for c in f.calls),
+        "best_iou": best_iou,
+        "used_optional": used_optional,
+        "spurious_ops": spurious,
+        "emergent_raw": emergent_raw,
+        "accuracy_scale": scale,
+        "p_turns": c_usage,
+        "p_reasoning": 0.0,
+        "p_tool_use": float(spurious),
+    }
+    return _breakdown(f, components, details, nec if r_nec is not None else None)
+
+
+def _release_necessity(facts: list[_Facts]) -> list[float]:
+    """The release's per-rollout necessity (group stats 1236-1255, per rollout 1276-1280).
+
+    A rollout "used a tool" when it made any tool call. ``max(0, acc_tool - acc_no_tool)`` when some
+    rollout made none, given to correct tool-using rollouts when at most one tool-free rollout was correct.
+    """
+    used = [bool(f.calls) for f in facts]
+    tool = [f.correct for f, u in zip(facts, used, strict=True) if u]
+    plain = [f.correct for f, u in zip(facts, used, strict=True) if not u]
+    value = 0.0
+    if plain:
+        acc_tool = sum(tool) / len(tool) if tool else 0.0
+        value = max(0.0, acc_tool - sum(plain) / len(plain))
+    return [value if (f.correct and u and sum(plain) < 2) else 0.0 for f, u in zip(facts, used, strict=True)]
+
+
+# ----------------------------------------------------------------------------------------- public
+
+
 def score_rollout(
     record: RolloutRecord, config: ProcessRewardConfig | None = None, *, judge: Judge | None = None
 ) -> RewardBreakdown:
-    """Score one rollout without group terms (the paper's necessity term is then 0).
+    """Score one rollout without group terms (the paper's and the release's necessity terms are then 0).
 
     Args:
         record: The rollout.
-        config: Weights and variant (default: the paper's).
+        config: Weights, variant, matcher and format check (default: the paper's).
         judge: Optional LLM judge for answers the rules cannot decide.
 
     Returns:
@@ -385,9 +565,8 @@ def score_rollout(
         (2.2, 1.0, 0.1)
     """
     cfg = config or ProcessRewardConfig()
-    f = _facts(record, judge)
-    emergent = 1.0 if (cfg.variant == "reference" and f.correct and f.used_optional) else 0.0
-    return _breakdown(f, cfg, emergent, None)
+    f = _facts(record, cfg, judge)
+    return _paper(f, cfg, None) if cfg.variant == "paper" else _reference(f, cfg, None)
 
 
 def score_group(
@@ -395,15 +574,17 @@ def score_group(
 ) -> list[RewardBreakdown]:
     """Score the K rollouts of one prompt, including the group (necessity) term.
 
-    Paper variant: let ``T`` be the rollouts that ran an optional op (anything but rotate/flip/crop) and
-    ``U`` the others. If ``U`` is non-empty, ``acc(T) > acc(U)`` and ``U`` has at most one correct rollout,
-    every correct rollout in ``T`` gets ``r_nec = max(0, acc(T) - acc(U))``. Without any rollout that
-    skipped optional ops there is no evidence of necessity, so ``r_nec = 0``. Reference variant: the flat
-    bonus of :func:`score_rollout`.
+    Paper variant: let ``T`` be the rollouts that ran an optional op (anything but rotate/flip/crop and
+    :data:`NON_CREDIT_OPS`, in a successful call) and ``U`` the others. If ``U`` is non-empty,
+    ``acc(T) > acc(U)`` and ``U`` has at most one correct rollout, every correct rollout in ``T`` gets
+    ``r_nec = max(0, acc(T) - acc(U))``. Without any rollout that skipped optional ops there is no evidence
+    of necessity, so ``r_nec = 0``. Reference variant: the flat emergent bonus of :func:`score_rollout`,
+    plus ``necessity_weight`` times the release's necessity term, which compares rollouts that made any
+    tool call with those that made none.
 
     Args:
         records: Rollouts of the same prompt (non-empty ``prompt_id`` values must all agree).
-        config: Weights and variant (default: the paper's).
+        config: Weights, variant, matcher and format check (default: the paper's).
         judge: Optional LLM judge.
 
     Example:
@@ -429,16 +610,10 @@ def score_group(
 
         workers = min(len(records), getattr(getattr(judge, "config", None), "max_concurrency", 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            facts = list(pool.map(lambda r: _facts(r, judge), records))
+            facts = list(pool.map(lambda r: _facts(r, cfg, judge), records))
     else:
-        facts = [_facts(r, judge) for r in records]
+        facts = [_facts(r, cfg, judge) for r in records]
     if cfg.variant == "reference":
-        return [_breakdown(f, cfg, 1.0 if (f.correct and f.used_optional) else 0.0, None) for f in facts]
-    tool = [f.correct for f in facts if f.used_optional]
-    plain = [f.correct for f in facts if not f.used_optional]
-    r_nec = 0.0
-    if tool and plain:
-        acc_tool, acc_plain = sum(tool) / len(tool), sum(plain) / len(plain)
-        if acc_tool > acc_plain and sum(plain) <= 1:
-            r_nec = max(0.0, acc_tool - acc_plain)
-    return [_breakdown(f, cfg, r_nec if (f.correct and f.used_optional) else 0.0, r_nec) for f in facts]
+        return [_reference(f, cfg, nec) for f, nec in zip(facts, _release_necessity(facts), strict=True)]
+    r_nec = _paper_necessity(facts)
+    return [_paper(f, cfg, r_nec) for f in facts]

@@ -25,6 +25,7 @@ def test_public_modules_have_examples() -> None:
         "cv_rewards.process",
         "cv_rewards.trl_adapter",
         "cv_rewards.judge",
+        "cv_rewards.release",
     ):
         tests = [t for t in finder.find(importlib.import_module(name)) if t.examples]
         assert tests, f"{name} has no docstring examples"

@@ -109,3 +109,23 @@ def test_python_dash_m(rollouts: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "mean total" in proc.stdout
+
+
+def test_release_rules_and_necessity_options(tmp_path: Path, capsys) -> None:
+    rec = make_record(None, "42", prompt_id="q")
+    rec.completion += "\nso it is 42"  # no <answer>: only the release's last-line fallback finds it
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(rec.to_dict()) + "\n")
+    out = tmp_path / "s.jsonl"
+    args = ["score", str(path), "--variant", "reference", "--out", str(out), "--no-items"]
+    assert (
+        main([*args, "--matcher", "release", "--format-check", "release", "--necessity-weight", "0.2"]) == 0
+    )
+    row = json.loads(out.read_text())
+    assert (row["correct"], row["match_method"], row["details"]["format"]) == (True, "release", 0.0)
+    assert main(args) == 0
+    assert json.loads(out.read_text())["correct"] is False
+    assert main(["score", str(path), "--necessity-weight", "0.2"]) == 2  # a reference-only weight
+    assert "variant='reference'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["score", str(path), "--matcher", "fuzzy"])

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .judge import Judge, JudgeConfig
-from .process import COMPONENTS, ProcessRewardConfig, RewardBreakdown, score_group
+from .process import (
+    COMPONENTS,
+    FORMAT_CHECKS,
+    MATCHERS,
+    VARIANTS,
+    ProcessRewardConfig,
+    RewardBreakdown,
+    score_group,
+)
 from .records import RolloutRecord
 
 __all__ = ["main", "read_rollouts"]
@@ -47,10 +55,25 @@ def read_rollouts(path: str | Path) -> list[RolloutRecord]:
     return records
 
 
+#: Allowed values of the string fields of ProcessRewardConfig.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "variant": VARIANTS,
+    "matcher": MATCHERS,
+    "format_check": FORMAT_CHECKS,
+}
+
+
 def _config_args(parser: argparse.ArgumentParser) -> None:
     # Built from the dataclass so the CLI can never drift from ProcessRewardConfig.
     for f in dataclasses.fields(ProcessRewardConfig):
-        if f.name == "variant":
+        if f.name in _CHOICES:
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                choices=_CHOICES[f.name],
+                default=None,
+                dest=f.name,
+                help=f"ProcessRewardConfig.{f.name} (default {f.default})",
+            )
             continue
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
@@ -66,7 +89,6 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     score = sub.add_parser("score", help="score rollouts from a JSONL file (one RolloutRecord per line)")
     score.add_argument("rollouts", help="JSONL file, one RolloutRecord.to_dict() object per line")
-    score.add_argument("--variant", choices=["paper", "reference"], default="paper")
     score.add_argument(
         "--group-key",
         default="prompt_id",
@@ -170,11 +192,11 @@ def _score(args: argparse.Namespace) -> int:
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(ProcessRewardConfig)
-        if f.name != "variant" and getattr(args, f.name) is not None
+        if getattr(args, f.name) is not None
     }
     judge = None
     try:
-        config = ProcessRewardConfig(variant=args.variant, **overrides)
+        config = ProcessRewardConfig(**overrides)
         if args.judge_url or args.judge_model:
             if not (args.judge_url and args.judge_model):
                 raise ValueError("--judge-url and --judge-model go together")

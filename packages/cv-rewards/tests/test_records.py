@@ -48,6 +48,7 @@ def test_answer_alias_for_gt() -> None:
         (lambda: OpRecord("crop", (0, 0, 1)), "four"),
         (lambda: RolloutRecord("x", [], ["crop"], [5, 0, 1, 1], "a"), "x2 >= x1"),
         (lambda: OpRecord("crop", (0, 0, float("nan"), 1)), "finite"),
+        (lambda: OpRecord("contrast", effective="no"), "effective must be a bool"),  # type: ignore[arg-type]
         (lambda: ToolCallRecord("yes", []), "bool"),  # type: ignore[arg-type]
         (lambda: ToolCallRecord.from_dict({"ops": []}), "success"),
         (lambda: RolloutRecord("x", [], "rotate_90", None, "a"), "list of op names"),  # type: ignore[arg-type]
@@ -68,3 +69,16 @@ def test_validation_errors_say_what_to_fix(build, message: str) -> None:
 def test_op_box_with_swapped_corners_is_ordered() -> None:
     # cv-agent maps crop boxes back to image 0 through flips, which swaps corners.
     assert OpRecord("crop", (90, 40, 10, 0)).box == (10.0, 0.0, 90.0, 40.0)
+
+
+def test_effective_flag_round_trips_and_defaults_to_true() -> None:
+    # The sandbox trace may mark an op that changed no pixel; files without the key stay as they were.
+    assert OpRecord("contrast").to_dict() == {"name": "contrast", "box": None}
+    off = OpRecord("contrast", effective=False)
+    assert off.to_dict() == {"name": "contrast", "box": None, "effective": False}
+    assert OpRecord.from_dict(off.to_dict()) == off
+    assert OpRecord.from_dict({"name": "contrast", "effective": None}).effective is True
+    call = ToolCallRecord.from_dict(
+        {"ok": True, "ops": [{"name": "brightness", "params": {"factor": 1.0}, "effective": False}]}
+    )
+    assert call.ops[0].effective is False

@@ -407,7 +407,7 @@ def _paper(f: _Facts, cfg: ProcessRewardConfig, r_nec: float | None) -> RewardBr
     spurious = (
         0 if any(op in ORIENTATION_OPS for op in required) else sum(x in ORIENTATION_OPS for x in names)
     )
-    used_optional = any(_earns_optional_credit(op, "paper") for op in ops)
+    used_optional = _paper_used_optional(f)
     emergent_raw = r_nec if (r_nec is not None and f.correct and used_optional) else 0.0
     p_turns = float(len(f.calls) > n + 1)
     p_reason = float(f.correct and "crop" in required and best_iou < cfg.poor_iou)

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cv_data import base_id_of, load_suite, variant_of
+
 from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
-from .suites import base_id_of, load_suite, variant_of
 
 MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   reference               scripted policy built from each item's metadata (writes the corrective code, crops

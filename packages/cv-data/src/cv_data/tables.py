@@ -22,8 +22,19 @@ from .report import BuildReport
 #: Table files :func:`read_rows` reads, in the order a folder is searched.
 TABLE_SUFFIXES: tuple[str, ...] = (".parquet", ".jsonl", ".json", ".tsv")
 
-_COLUMN_FIELDS = ("id", "image", "question", "answer", "choices", "option_columns", "transform", "bbox")
-_COLUMN_FIELDS += ("category", "task_type")
+# ColumnMap fields that name columns (each a tuple of alternatives).
+_COLUMN_FIELDS = (
+    "id",
+    "image",
+    "question",
+    "answer",
+    "choices",
+    "option_columns",
+    "transform",
+    "bbox",
+    "category",
+    "task_type",
+)
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def test_concurrency_bounds_episodes_in_flight(concurrency: int, tmp_path: Path)
     assert Tracking.peak == concurrency
 
 
-@pytest.mark.parametrize("module", ["results", "stats", "report", "reference", "suites", "runner", "cli"])
+@pytest.mark.parametrize("module", ["results", "stats", "report", "reference", "runner", "cli"])
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"cv_bench.{module}")
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

@@ -99,7 +99,7 @@ def test_bad_records_are_reported_not_fatal(tmp_path: Path) -> None:
 
 def test_column_map_parse() -> None:
     cm = ColumnMap.parse("image=img,question=query,answer=answers,answer_first=false")
-    assert (cm.image, cm.question, cm.answer, cm.answer_first) == ("img", "query", "answers", False)
+    assert (cm.image, cm.question, cm.answer, cm.answer_first) == (("img",), ("query",), ("answers",), False)
     with pytest.raises(ValueError, match="unknown ColumnMap field"):
         ColumnMap.parse("picture=x")
 

@@ -58,7 +58,7 @@ def test_orientation_suite() -> None:
     assert len(base_ids) == 2
     for it in items:
         assert it.id == f"{it.meta['base_id']}/{it.meta['variant']}"
-        assert it.transform == ORIENTATION_VARIANTS[it.meta["variant"]]
+        assert it.transform == list(ORIENTATION_VARIANTS[it.meta["variant"]])
         assert it.split == "test"
 
 
@@ -68,6 +68,7 @@ def test_corruption_suite() -> None:
     )
     items = build_bench(cfg)
     assert len(items) == 1 + 2 * 3
+    assert [it.meta["variant"] for it in items[:3]] == ["clean", "jpeg-s1", "jpeg-s3"]
     assert items[0].meta["variant"] == "clean"
     assert {it.meta["corruption"] for it in items[1:]} == {"jpeg", "gaussian_blur"}
     assert items[1].images[0].size == items[0].images[0].size
@@ -75,7 +76,7 @@ def test_corruption_suite() -> None:
 
 
 def test_multi_tool_suite_and_bad_base_reported() -> None:
-    items = build_bench("multi_tool", num=1, progress=False)
+    items = build_bench("multi-tool", num=1, progress=False)
     assert all(it.transform[0] == "crop" and len(it.transform) == 2 for it in items)
     base = SOURCES["scene"](0, 1234, "test")
     back, box = apply_transforms(
@@ -85,6 +86,6 @@ def test_multi_tool_suite_and_bad_base_reported() -> None:
     report = BuildReport()
     chart = SOURCES["chart"](0, 0, "test")
     scene = SOURCES["scene"](0, 0, "test")
-    out = build_bench("multi_tool", items=[chart, scene], progress=False, report=report)
+    out = build_bench("multi-tool", items=[chart, scene], progress=False, report=report)
     assert len(out) == 1 and out[0].meta["base_id"] == scene.id
     assert len(report.errors) == 1 and "no 'crop'" in report.errors[0].message

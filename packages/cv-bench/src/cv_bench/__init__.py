@@ -1,4 +1,10 @@
-"""cv-bench: benchmark suites, the resumable ``cv-bench eval`` harness and its reports for CodeVision."""
+"""cv-bench: the resumable ``cv-bench eval`` harness and its reports for CodeVision.
+
+The suites themselves (registry, builders, loaders of external benchmarks) live in ``cv_data``;
+``SUITES``, ``list_suites`` and ``load_suite`` are re-exported here for convenience.
+"""
+
+from cv_data import SUITES, list_suites, load_suite
 
 from .reference import ReferencePolicy, plan_calls
 from .report import (
@@ -12,32 +18,17 @@ from .report import (
 from .results import SCHEMA_VERSION, ItemResult, ResultStore, ToolCallSummary, load_results
 from .runner import MODEL_HELP, EvalConfig, EvalOutcome, aevaluate, evaluate, score_answer
 from .stats import VARIANT_ORDER, accuracy_table, summarize, tool_stats
-from .suites import (
-    COLUMN_MAPS,
-    ORIENTATION_VARIANTS,
-    SUITES,
-    ColumnMap,
-    SuiteInfo,
-    list_suites,
-    load_external,
-    load_suite,
-    variant_name,
-)
 
 __all__ = [
-    "COLUMN_MAPS",
     "MODEL_HELP",
-    "ORIENTATION_VARIANTS",
     "SCHEMA_VERSION",
     "SUITES",
     "VARIANT_ORDER",
-    "ColumnMap",
     "EvalConfig",
     "EvalOutcome",
     "ItemResult",
     "ReferencePolicy",
     "ResultStore",
-    "SuiteInfo",
     "ToolCallSummary",
     "accuracy_table",
     "aevaluate",
@@ -46,7 +37,6 @@ __all__ = [
     "format_table",
     "format_tool_table",
     "list_suites",
-    "load_external",
     "load_results",
     "load_suite",
     "plan_calls",
@@ -55,7 +45,6 @@ __all__ = [
     "summarize",
     "summarize_run",
     "tool_stats",
-    "variant_name",
     "write_report",
 ]
 __version__ = "0.1.0"

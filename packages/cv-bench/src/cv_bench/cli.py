@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from cv_data import SUITES, list_suites
+
 from .report import compare_runs, format_table, format_tool_table, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
-from .suites import SUITES, list_suites
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,13 +15,14 @@ import re
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cv_data import base_id_of, load_suite, variant_of
+
 from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
-from .suites import base_id_of, load_suite, variant_of
 
 MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   reference               scripted policy built from each item's metadata (writes the corrective code, crops
@@ -290,22 +291,27 @@ def _check_run_info(run_dir: Path, config: EvalConfig) -> dict[str, Any]:
     return info
 
 
-async def aevaluate(
-    config: EvalConfig,
-    *,
-    backend_factory: BackendFactory | None = None,
-    items: Sequence[Any] | None = None,
-    judge: Any = None,
-) -> EvalOutcome:
-    """Async :func:`evaluate`. ``backend_factory`` and ``items`` override the model spec and suite (tests)."""
-    from cv_agent import Agent, AgentConfig
-    from cv_sandbox import Sandbox, SandboxConfig
-    from tqdm.auto import tqdm
+@dataclass
+class _ResumePlan:
+    """What a run still has to do, given what ``results.jsonl`` already holds.
 
-    from .report import write_report
+    Attributes:
+        store: The run's result store.
+        todo: ``(item, sample)`` episodes not finished yet, in suite order.
+        total: Episodes of the whole run (items x samples).
+        skipped: Episodes already finished (resumed).
+        correct: Correct answers among the finished episodes of this run.
+    """
 
-    run_dir = Path(config.out)
-    _check_run_info(run_dir, config)
+    store: ResultStore
+    todo: list[tuple[Any, int]]
+    total: int
+    skipped: int
+    correct: int
+
+
+def _suite_items(config: EvalConfig, items: Sequence[Any] | None) -> list[Any]:
+    """The items to evaluate: ``items`` or the configured suite, cut to ``limit``, with unique ids."""
     if items is None:
         items = load_suite(
             config.suite,
@@ -315,141 +321,245 @@ async def aevaluate(
             limit=config.limit,
             progress=config.progress,
         )
-    if config.limit is not None:
-        items = list(items)[: config.limit]
+    items = list(items)[: config.limit] if config.limit is not None else list(items)
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         raise ValueError(
             f"suite {config.suite!r} has duplicate item ids; results could not be resumed safely"
         )
+    return items
+
+
+def _resume_plan(run_dir: Path, items: Sequence[Any], samples: int) -> _ResumePlan:
+    """Split the run's episodes into finished (in ``results.jsonl``) and still to do."""
     store = ResultStore(run_dir / RESULTS_FILE)
     store.path.touch()  # an empty run still has a (empty) results file, so reports work
-    done = store.done_keys()
-    prior = [r for r in store.load() if (r.item_id, r.sample) in done]
-    todo = [(it, s) for it in items for s in range(config.samples) if (it.id, s) not in done]
-    skipped = len(items) * config.samples - len(todo)
-    akw: dict[str, Any] = {"max_turns": config.max_turns, "max_new_tokens": config.max_new_tokens}
-    if config.temperature is not None:
-        akw["temperature"] = config.temperature
-    if config.max_pixels is not None:
-        akw["max_pixels"] = config.max_pixels
-    agent_config = AgentConfig(**akw)
-    # Nothing left to run (a finished run resumed): do not load a model just to report.
-    factory = backend_factory or (
-        make_backend_factory(config.model, agent_config) if todo else (lambda _i: None)
-    )
-    if judge is None:
-        judge = make_judge(config.judge)
-    keys = {(it.id, s) for it in items for s in range(config.samples)}
-    correct = sum(r.correct for r in prior if (r.item_id, r.sample) in keys)
-    finished = skipped
-    outcome = EvalOutcome(run_dir=run_dir, summary={}, skipped=skipped)
-    model_sem = asyncio.Semaphore(config.concurrency)
-    judge_sem = asyncio.Semaphore(config.judge_concurrency)
-    bar = tqdm(
+    prior = store.load()
+    done = {r.key for r in prior}
+    keys = {(it.id, s) for it in items for s in range(samples)}
+    todo = [(it, s) for it in items for s in range(samples) if (it.id, s) not in done]
+    return _ResumePlan(
+        store=store,
+        todo=todo,
         total=len(keys),
-        initial=skipped,
-        desc=f"{config.suite} {config.label or config.model}",
-        unit="ep",
-        disable=not config.progress,
-        dynamic_ncols=True,
+        skipped=len(items) * samples - len(todo),
+        correct=sum(r.correct for r in prior if r.key in keys),
     )
 
-    # A finished run that is only re-reported starts no sandbox workers.
-    sandbox_cm = Sandbox(SandboxConfig(workers=config.sandbox_workers)) if todo else contextlib.nullcontext()
-    with sandbox_cm as sandbox:
 
-        async def one(item: Any, sample: int) -> None:
-            nonlocal correct, finished
-            async with model_sem:
-                t0 = time.perf_counter()
-                try:
-                    agent = Agent(factory(item), agent_config, sandbox=sandbox)
-                    traj = await agent.arun(list(item.images), item.question, item_id=f"{item.id}#s{sample}")
-                    if traj.stop_reason == "error":
-                        # The agent turns backend failures into stop_reason="error": not the model's answer.
-                        raise HarnessError(traj.error or "backend failed")
-                    async with judge_sem:
-                        ok, method, detail = await asyncio.to_thread(score_answer, traj.answer, item, judge)
-                    page = await asyncio.to_thread(
-                        _save_trajectory, traj, run_dir, _safe(f"{item.id}__s{sample}"), config.trajectories
-                    )
-                except Exception as e:  # noqa: BLE001 - a harness failure must not be scored as a wrong answer
-                    outcome.failed += 1
-                    msg = f"{item.id}#s{sample}: {type(e).__name__}: {e}"
-                    outcome.errors.append(msg)
-                    with open(run_dir / ERRORS_FILE, "a", encoding="utf-8") as f:
-                        f.write(
-                            json.dumps(
-                                {
-                                    "item_id": item.id,
-                                    "sample": sample,
-                                    "error": msg,
-                                    "traceback": traceback.format_exc(),
-                                    "time": time.time(),
-                                }
-                            )
-                            + "\n"
-                        )
-                    bar.update(1)
-                    return
-                res = ItemResult(
-                    item_id=item.id,
-                    sample=sample,
-                    suite=config.suite,
-                    variant=variant_of(item),
-                    base_id=base_id_of(item),
-                    data_source=getattr(item, "data_source", ""),
-                    question=item.question,
-                    gt=str(item.answer),
-                    pred=traj.answer,
-                    correct=ok,
-                    match_method=method,
-                    match_detail=detail,
-                    transform=list(getattr(item, "transform", None) or []),
-                    task_type=getattr(item, "task_type", "general"),
-                    stop_reason=getattr(traj, "stop_reason", ""),
-                    turns=int(getattr(traj, "turns", 0)),
-                    tool_calls=_tool_summaries(traj),
-                    duration_s=round(time.perf_counter() - t0, 4),
-                    model=config.model,
-                    trajectory=page,
-                )
-                store.append(res)
-                outcome.new += 1
-                correct += ok
-                finished += 1
-                bar.update(1)
-                bar.set_postfix(acc=f"{100.0 * correct / max(finished, 1):.1f}%", refresh=False)
+def _agent_config(config: EvalConfig) -> Any:
+    """The ``cv_agent.AgentConfig`` of the run; unset options keep the agent's defaults."""
+    from cv_agent import AgentConfig
 
-        abort: list[BaseException] = []
-        tasks: list[asyncio.Task[None]] = []
+    kw: dict[str, Any] = {"max_turns": config.max_turns, "max_new_tokens": config.max_new_tokens}
+    if config.temperature is not None:
+        kw["temperature"] = config.temperature
+    if config.max_pixels is not None:
+        kw["max_pixels"] = config.max_pixels
+    return AgentConfig(**kw)
 
-        async def guarded(item: Any, sample: int) -> None:
-            # Ctrl-C / SystemExit inside one episode stops the whole run cleanly: the other episodes are
-            # cancelled (their finished results are already on disk) and the exception is re-raised once,
-            # instead of escaping every task of the event loop.
+
+def _backend_factory(config: EvalConfig, agent_config: Any, plan: _ResumePlan) -> BackendFactory:
+    """The model's backend factory; a finished run that is only re-reported loads no model."""
+    if not plan.todo:
+        return lambda _item: None
+    return make_backend_factory(config.model, agent_config)
+
+
+def _sandbox_for(config: EvalConfig, plan: _ResumePlan) -> Any:
+    """The run's shared sandbox; a finished run that is only re-reported starts no workers."""
+    from cv_sandbox import Sandbox, SandboxConfig
+
+    if not plan.todo:
+        return contextlib.nullcontext()
+    return Sandbox(SandboxConfig(workers=config.sandbox_workers))
+
+
+class _EpisodeRunner:
+    """Runs ``(item, sample)`` episodes under the run's limits and records what happened.
+
+    A finished episode is scored and appended to the result store at once; one that fails in the harness
+    goes to ``errors.jsonl`` (retried by a rerun) and never counts as a wrong answer. Used as an async
+    context manager: leaving it closes the progress bar and the backends (HTTP clients, models).
+    """
+
+    def __init__(
+        self,
+        config: EvalConfig,
+        plan: _ResumePlan,
+        outcome: EvalOutcome,
+        factory: BackendFactory,
+        agent_config: Any,
+        judge: Any,
+        sandbox: Any,
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        self.config, self.plan, self.outcome = config, plan, outcome
+        self.factory, self.agent_config, self.judge, self.sandbox = factory, agent_config, judge, sandbox
+        self.model_sem = asyncio.Semaphore(config.concurrency)
+        self.judge_sem = asyncio.Semaphore(config.judge_concurrency)
+        self.correct, self.finished = plan.correct, plan.skipped
+        self.bar = tqdm(
+            total=plan.total,
+            initial=plan.skipped,
+            desc=f"{config.suite} {config.label or config.model}",
+            unit="ep",
+            disable=not config.progress,
+            dynamic_ncols=True,
+        )
+
+    async def __aenter__(self) -> _EpisodeRunner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.bar.close()
+        if hasattr(self.factory, "aclose"):
+            await self.factory.aclose()
+
+    async def run(self, item: Any, sample: int) -> None:
+        """Play, score and record one episode (at most ``concurrency`` at once)."""
+        async with self.model_sem:
+            t0 = time.perf_counter()
             try:
-                await one(item, sample)
-            except (KeyboardInterrupt, SystemExit) as e:
-                if not abort:
-                    abort.append(e)
-                    me = asyncio.current_task()
-                    for t in tasks:
-                        if t is not me:
-                            t.cancel()
+                traj, scored, page = await self._play(item, sample)
+            except Exception as e:  # noqa: BLE001 - a harness failure must not be scored as a wrong answer
+                self._record_failure(item, sample, e)
+                return
+            self._record_result(
+                _item_result(self.config, item, sample, traj, scored, page, time.perf_counter() - t0)
+            )
 
+    async def _play(self, item: Any, sample: int) -> tuple[Any, tuple[bool, str, str], str | None]:
+        """Run the agent on the item, score its answer and save the trajectory."""
+        from cv_agent import Agent
+
+        agent = Agent(self.factory(item), self.agent_config, sandbox=self.sandbox)
+        traj = await agent.arun(list(item.images), item.question, item_id=f"{item.id}#s{sample}")
+        if traj.stop_reason == "error":
+            # The agent turns backend failures into stop_reason="error": not the model's answer.
+            raise HarnessError(traj.error or "backend failed")
+        async with self.judge_sem:
+            scored = await asyncio.to_thread(score_answer, traj.answer, item, self.judge)
+        name = _safe(f"{item.id}__s{sample}")
+        run_dir = self.outcome.run_dir
+        page = await asyncio.to_thread(_save_trajectory, traj, run_dir, name, self.config.trajectories)
+        return traj, scored, page
+
+    def _record_failure(self, item: Any, sample: int, error: Exception) -> None:
+        self.outcome.failed += 1
+        msg = f"{item.id}#s{sample}: {type(error).__name__}: {error}"
+        self.outcome.errors.append(msg)
+        line = {
+            "item_id": item.id,
+            "sample": sample,
+            "error": msg,
+            "traceback": "".join(traceback.format_exception(error)),
+            "time": time.time(),
+        }
+        with open(self.outcome.run_dir / ERRORS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+        self.bar.update(1)
+
+    def _record_result(self, result: ItemResult) -> None:
+        self.plan.store.append(result)
+        self.outcome.new += 1
+        self.correct += result.correct
+        self.finished += 1
+        self.bar.update(1)
+        self.bar.set_postfix(acc=f"{100.0 * self.correct / max(self.finished, 1):.1f}%", refresh=False)
+
+
+def _item_result(
+    config: EvalConfig,
+    item: Any,
+    sample: int,
+    traj: Any,
+    scored: tuple[bool, str, str],
+    page: str | None,
+    duration_s: float,
+) -> ItemResult:
+    """The result line of one finished episode."""
+    correct, method, detail = scored
+    return ItemResult(
+        item_id=item.id,
+        sample=sample,
+        suite=config.suite,
+        variant=variant_of(item),
+        base_id=base_id_of(item),
+        data_source=getattr(item, "data_source", ""),
+        question=item.question,
+        gt=str(item.answer),
+        pred=traj.answer,
+        correct=correct,
+        match_method=method,
+        match_detail=detail,
+        transform=list(getattr(item, "transform", None) or []),
+        task_type=getattr(item, "task_type", "general"),
+        stop_reason=getattr(traj, "stop_reason", ""),
+        turns=int(getattr(traj, "turns", 0)),
+        tool_calls=_tool_summaries(traj),
+        duration_s=round(duration_s, 4),
+        model=config.model,
+        trajectory=page,
+    )
+
+
+async def _run_all(episode: Callable[[Any, int], Awaitable[None]], todo: Sequence[tuple[Any, int]]) -> None:
+    """Run every episode concurrently (the runner's semaphores set the limits).
+
+    Ctrl-C / SystemExit inside one episode stops the whole run cleanly: the other episodes are cancelled
+    (their finished results are already on disk) and the exception is re-raised once, instead of escaping
+    every task of the event loop.
+    """
+    abort: list[BaseException] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def guarded(item: Any, sample: int) -> None:
         try:
-            tasks.extend(asyncio.ensure_future(guarded(it, s)) for it, s in todo)
-            for r in await asyncio.gather(*tasks, return_exceptions=True):
-                if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
-                    raise r
-        finally:
-            bar.close()
-            if hasattr(factory, "aclose"):
-                await factory.aclose()
-        if abort:
-            raise abort[0]
+            await episode(item, sample)
+        except (KeyboardInterrupt, SystemExit) as e:
+            if not abort:
+                abort.append(e)
+                me = asyncio.current_task()
+                for t in tasks:
+                    if t is not me:
+                        t.cancel()
+
+    tasks.extend(asyncio.ensure_future(guarded(it, s)) for it, s in todo)
+    for r in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            raise r
+    if abort:
+        raise abort[0]
+
+
+async def aevaluate(
+    config: EvalConfig,
+    *,
+    backend_factory: BackendFactory | None = None,
+    items: Sequence[Any] | None = None,
+    judge: Any = None,
+) -> EvalOutcome:
+    """Async :func:`evaluate`. ``backend_factory`` and ``items`` override the model spec and suite (tests).
+
+    Check the run directory's identity, pick the suite's items, skip the episodes ``results.jsonl`` already
+    holds, run the rest concurrently through the agent loop and one shared sandbox (each recorded as it
+    finishes), then rebuild the reports from every result.
+    """
+    from .report import write_report
+
+    run_dir = Path(config.out)
+    _check_run_info(run_dir, config)
+    items = _suite_items(config, items)
+    plan = _resume_plan(run_dir, items, config.samples)
+    agent_config = _agent_config(config)
+    factory = backend_factory or _backend_factory(config, agent_config, plan)
+    judge = judge if judge is not None else make_judge(config.judge)
+    outcome = EvalOutcome(run_dir=run_dir, summary={}, skipped=plan.skipped)
+    with _sandbox_for(config, plan) as sandbox:
+        async with _EpisodeRunner(config, plan, outcome, factory, agent_config, judge, sandbox) as runner:
+            await _run_all(runner.run, plan.todo)
     outcome.summary = write_report(run_dir)
     return outcome
 

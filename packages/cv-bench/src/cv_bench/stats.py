@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from statistics import mean
 from typing import Any
 
+from cv_data import ORIENTATION_VARIANTS
+
 from .results import ItemResult
 
 #: Column order of the paper's transformed-benchmark tables; other variants follow in first-seen order.
-VARIANT_ORDER: tuple[str, ...] = ("source", "rot90", "rot180", "rot270", "flip-h", "flip-v")
+VARIANT_ORDER: tuple[str, ...] = tuple(ORIENTATION_VARIANTS)
 
 
 def ordered_variants(variants: Sequence[str]) -> list[str]:

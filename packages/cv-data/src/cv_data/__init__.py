@@ -3,25 +3,15 @@
 from ._expert import STYLES as CODE_STYLES
 from ._expert import orientation_code
 from .bench import (
-    ORIENTATION_VARIANTS,
-    SUITES,
     BenchConfig,
     build_bench,
     corruption_variants,
+    load_external,
+    load_suite,
     orientation_variants,
 )
 from .item import TASK_TYPES, TRANSFORM_NAMES, Item, check_bbox, corrective_ops
-from .records import (
-    ColumnMap,
-    load_hf,
-    load_table,
-    read_items,
-    read_verl,
-    rows_to_items,
-    write_items,
-    write_parquet,
-    write_verl,
-)
+from .records import read_items, read_verl, write_items, write_parquet, write_verl
 from .report import BuildReport, RecordError
 from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl_items, sample_transform
 from .sft import (
@@ -44,6 +34,19 @@ from .sources import (
     make_scene_item,
     make_scene_items,
 )
+from .suites import (
+    BUILTIN_SUITES,
+    CORRUPTION_SEVERITY,
+    ORIENTATION_VARIANTS,
+    SUITES,
+    SuiteInfo,
+    base_id_of,
+    get_suite,
+    list_suites,
+    variant_name,
+    variant_of,
+)
+from .tables import ColumnMap, load_hf, load_table, read_rows, rows_to_items
 from .teacher import TeacherConfig, answers_match, build_teacher_sft
 from .transforms import (
     CORRUPTIONS,
@@ -57,8 +60,10 @@ from .transforms import (
 )
 
 __all__ = [
+    "BUILTIN_SUITES",
     "CODE_STYLES",
     "CORRUPTIONS",
+    "CORRUPTION_SEVERITY",
     "ORIENTATION_TRANSFORMS",
     "ORIENTATION_VARIANTS",
     "SEVERITIES",
@@ -75,11 +80,13 @@ __all__ = [
     "RLBuildConfig",
     "RecordError",
     "SFTBuildConfig",
+    "SuiteInfo",
     "TeacherConfig",
     "TrajectoryError",
     "answers_match",
     "apply_transform",
     "apply_transforms",
+    "base_id_of",
     "build_bench",
     "build_rl_items",
     "build_sft",
@@ -88,8 +95,12 @@ __all__ = [
     "corrective_ops",
     "corrupt",
     "corruption_variants",
+    "get_suite",
+    "list_suites",
+    "load_external",
     "load_hf",
     "load_sft",
+    "load_suite",
     "load_table",
     "make_chart_item",
     "make_chart_items",
@@ -102,6 +113,7 @@ __all__ = [
     "orientation_code",
     "orientation_variants",
     "read_items",
+    "read_rows",
     "read_sft",
     "read_verl",
     "replay_trajectory",
@@ -109,6 +121,8 @@ __all__ = [
     "sample_transform",
     "save_sft",
     "transform_item",
+    "variant_name",
+    "variant_of",
     "write_items",
     "write_parquet",
     "write_verl",

@@ -1,79 +1,86 @@
-"""Benchmark suite builder: orientation variants, natural corruptions, and multi-tool (crop + orientation)."""
+"""Benchmark suites as items: build the built-in ones (orientation variants, natural corruptions, multi-tool
+crop + orientation, crop-only) and load any suite of the registry (:data:`cv_data.suites.SUITES`), including
+the user's copy of an external benchmark."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ._parallel import pmap
 from .item import Item
+from .records import read_items, read_verl
 from .report import BuildReport
 from .sources import SOURCES
+from .suites import (
+    BUILTIN_SUITES,
+    CORRUPTION_SEVERITY,
+    ORIENTATION_VARIANTS,
+    SUITES,
+    corruption_variant,
+    get_suite,
+)
+from .tables import find_table, read_rows, rows_to_items
 from .transforms import CORRUPTIONS, SEVERITIES, corrupt, transform_item
-
-#: The 6 orientation variants of every item: name -> transforms applied.
-ORIENTATION_VARIANTS: dict[str, list[str]] = {
-    "source": [],
-    "rot90": ["rotate_90"],
-    "rot180": ["rotate_180"],
-    "rot270": ["rotate_270"],
-    "hflip": ["flip_horizontal"],
-    "vflip": ["flip_vertical"],
-}
-
-#: Suites :func:`build_bench` can build.
-SUITES: tuple[str, ...] = ("orientation", "corruption", "multi_tool")
-
-_DEFAULT_SOURCES = {
-    "orientation": ["document", "chart"],
-    "corruption": ["document", "chart"],
-    "multi_tool": ["scene"],
-}
 
 
 @dataclass
 class BenchConfig:
-    """How to build a benchmark suite.
+    """How to build a built-in benchmark suite.
 
     Attributes:
-        suite: ``"orientation"`` (6 variants per base item, ids ``<base>/rot90``), ``"corruption"`` (clean +
-            every kind x severity, ids ``<base>/jpeg-s3``) or ``"multi_tool"`` (crop items with one
-            orientation perturbation each, ids ``<base>/rot90``).
-        num: Number of base items (ignored when items are passed in).
+        suite: A built-in suite of :data:`cv_data.SUITES`: ``"orientation"`` (6 variants per base item, ids
+            ``<base>/rot90``, ``<base>/flip-h``), ``"corruption"`` (clean + every kind x severity, ids
+            ``<base>/clean``, ``<base>/jpeg-s3``), ``"multi-tool"`` (crop items with one orientation
+            perturbation each, ids ``<base>/rot90``) or ``"crop-only"`` (crop items as they are, variant
+            ``crop``, ids unchanged).
+        num: Number of base items (ignored when items are passed in); ``None`` = the suite's default size.
         seed: Seed for synthetic base items and random choices.
-        sources: Synthetic sources used for base items; default depends on the suite.
+        sources: Synthetic sources used for base items; default: the suite's (registry) sources.
         corruptions: Corruption kinds for the corruption suite (default: all of :data:`CORRUPTIONS`).
-        severities: Severities for the corruption suite.
+        severities: Severities for the corruption suite; default: ``[CORRUPTION_SEVERITY]`` (3 of 5).
         split: Split recorded on generated items.
         num_proc: Worker processes.
         progress: Show a progress bar.
     """
 
     suite: str = "orientation"
-    num: int = 100
+    num: int | None = None
     seed: int = 1234
     sources: list[str] | None = None
     corruptions: list[str] = field(default_factory=lambda: list(CORRUPTIONS))
-    severities: list[int] = field(default_factory=lambda: list(SEVERITIES))
+    severities: list[int] | None = None
     split: str = "test"
     num_proc: int = 1
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.suite not in SUITES:
-            raise ValueError(f"suite must be one of {SUITES}, got {self.suite!r}")
-        if self.num < 0:
+        if self.suite not in BUILTIN_SUITES:
+            if self.suite in SUITES:
+                raise ValueError(
+                    f"suite {self.suite!r} is read from your copy, not built: "
+                    f"load_suite({self.suite!r}, data=PATH); built-in suites: {', '.join(BUILTIN_SUITES)}"
+                )
+            raise ValueError(f"suite must be one of {BUILTIN_SUITES}, got {self.suite!r}")
+        info = SUITES[self.suite]
+        if self.num is None:
+            self.num = info.default_size
+        if self.num is None or self.num < 0:
             raise ValueError(f"num must be >= 0, got {self.num}")
         if self.sources is None:
-            self.sources = list(_DEFAULT_SOURCES[self.suite])
+            self.sources = list(info.sources)
         bad = [s for s in self.sources if s not in SOURCES]
         if bad or not self.sources:
             raise ValueError(f"sources must be non-empty names from {sorted(SOURCES)}, got {self.sources}")
         bad = [c for c in self.corruptions if c not in CORRUPTIONS]
         if bad:
             raise ValueError(f"unknown corruptions {bad}; choose from {sorted(CORRUPTIONS)}")
+        if self.severities is None:
+            self.severities = [CORRUPTION_SEVERITY]
         bad_s = [s for s in self.severities if s not in SEVERITIES]
         if bad_s:
             raise ValueError(f"severities must be in {SEVERITIES}, got {bad_s}")
@@ -87,7 +94,7 @@ def orientation_variants(item: Item) -> list[Item]:
     Example:
         >>> from cv_data.sources import make_chart_item
         >>> [v.id.split("/")[-1] for v in orientation_variants(make_chart_item(0))]
-        ['source', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip']
+        ['source', 'rot90', 'rot180', 'rot270', 'flip-h', 'flip-v']
     """
     return [
         transform_item(item, ops, id_suffix=name, meta={"variant": name, "base_id": item.id})
@@ -115,40 +122,65 @@ def corruption_variants(
     ]
     for k, kind in enumerate(kinds):
         for sev in severities:
+            name = corruption_variant(kind, sev)
             img = corrupt(item.images[0], kind, sev, seed=seed * 1000 + k)
             v = transform_item(
                 item,
                 [],
-                id_suffix=f"{kind}-s{sev}",
-                meta={"variant": f"{kind}-s{sev}", "base_id": item.id, "corruption": kind, "severity": sev},
+                id_suffix=name,
+                meta={"variant": name, "base_id": item.id, "corruption": kind, "severity": sev},
             )
             v.images[0] = img
             out.append(v)
     return out
 
 
-def _base(i: int, cfg: BenchConfig) -> Item:
-    assert cfg.sources is not None
-    src = cfg.sources[i % len(cfg.sources)]
-    return SOURCES[src](i, cfg.seed, cfg.split)
+def _require_crop(base: Item, suite: str) -> None:
+    if "crop" not in base.transform:
+        raise ValueError(
+            f"{suite} base item {base.id!r} has no 'crop' in its transform: use crop items "
+            "(e.g. the 'scene' source) or items with a bbox marked ['crop']"
+        )
+
+
+def _orientation(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
+    return orientation_variants(base)
+
+
+def _corruption(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
+    assert cfg.severities is not None
+    return corruption_variants(base, cfg.corruptions, cfg.severities, seed=cfg.seed + i)
+
+
+def _multi_tool(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
+    rng = np.random.default_rng([cfg.seed, i, 11])
+    name = str(rng.choice([n for n in ORIENTATION_VARIANTS if n != "source"]))
+    _require_crop(base, cfg.suite)
+    ops = ORIENTATION_VARIANTS[name]
+    return [transform_item(base, ops, id_suffix=name, meta={"variant": name, "base_id": base.id})]
+
+
+def _crop_only(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
+    _require_crop(base, cfg.suite)
+    return [transform_item(base, [], meta={"variant": "crop", "base_id": base.id})]
+
+
+#: How one base item becomes the items of each built-in suite.
+_EXPAND: dict[str, Callable[[Item, BenchConfig, int], list[Item]]] = {
+    "orientation": _orientation,
+    "corruption": _corruption,
+    "multi-tool": _multi_tool,
+    "crop-only": _crop_only,
+}
+assert set(_EXPAND) == set(BUILTIN_SUITES), "every built-in suite of the registry needs a builder"
 
 
 def _bench_one(args: tuple[int, BenchConfig, Item | None]) -> list[Item]:
     i, cfg, item = args
-    base = item if item is not None else _base(i, cfg)
-    if cfg.suite == "orientation":
-        return orientation_variants(base)
-    if cfg.suite == "corruption":
-        return corruption_variants(base, cfg.corruptions, cfg.severities, seed=cfg.seed + i)
-    rng = np.random.default_rng([cfg.seed, i, 11])
-    name = str(rng.choice([n for n in ORIENTATION_VARIANTS if n != "source"]))
-    ops = ORIENTATION_VARIANTS[name]
-    if "crop" not in base.transform:
-        raise ValueError(
-            f"multi_tool base item {base.id!r} has no 'crop' in its transform: use crop items "
-            "(e.g. the 'scene' source) or items with a bbox marked ['crop']"
-        )
-    return [transform_item(base, ops, id_suffix=name, meta={"variant": name, "base_id": base.id})]
+    if item is None:
+        assert cfg.sources is not None
+        item = SOURCES[cfg.sources[i % len(cfg.sources)]](i, cfg.seed, cfg.split)
+    return _EXPAND[cfg.suite](item, cfg, i)
 
 
 def build_bench(
@@ -161,10 +193,10 @@ def build_bench(
     progress: bool | None = None,
     report: BuildReport | None = None,
 ) -> list[Item]:
-    """Build a benchmark suite from synthetic base items or from ``items`` (e.g. a loaded OCRBench copy).
+    """Build a built-in suite from synthetic base items or from ``items`` (e.g. a loaded OCRBench copy).
 
     Args:
-        suite: Suite name (see :data:`SUITES`) or a full :class:`BenchConfig`.
+        suite: Built-in suite name (see :data:`cv_data.SUITES`) or a full :class:`BenchConfig`.
         items: Base items; default: ``num`` synthetic items from the suite's sources.
         num, seed, num_proc, progress: Override the config fields of the same names.
         report: Collects per-record errors (bad base items never abort the suite).
@@ -172,7 +204,7 @@ def build_bench(
     Example:
         >>> suite = build_bench("orientation", num=1, progress=False)
         >>> [it.meta["variant"] for it in suite]
-        ['source', 'rot90', 'rot180', 'rot270', 'hflip', 'vflip']
+        ['source', 'rot90', 'rot180', 'rot270', 'flip-h', 'flip-v']
     """
     cfg = suite if isinstance(suite, BenchConfig) else BenchConfig(suite=suite)
     for name, val in (("num", num), ("seed", seed), ("num_proc", num_proc), ("progress", progress)):
@@ -181,6 +213,7 @@ def build_bench(
     cfg.__post_init__()
     report = report if report is not None else BuildReport()
     n = len(items) if items is not None else cfg.num
+    assert n is not None
     args = ((i, cfg, items[i] if items is not None else None) for i in range(n))
     out: list[Item] = []
     for i, (res, err) in enumerate(
@@ -202,3 +235,99 @@ def build_bench(
     report.stats["suite"] = cfg.suite
     report.stats["items"] = len(out)
     return out
+
+
+def load_suite(
+    name: str,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    data: str | Path | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+) -> list[Item]:
+    """The items of any suite of the registry: built-in ones are generated, external ones read from ``data``.
+
+    Args:
+        name: A name from :data:`cv_data.SUITES`.
+        size: Base items for built-in suites (default: the suite's ``default_size``).
+        seed: Seed of the synthetic generators.
+        data: Path of the user's copy for external suites (file or folder).
+        limit: Stop after this many items (avoids building or decoding a whole suite for a quick run).
+        progress: Show a progress bar while building a built-in suite.
+
+    Raises:
+        ValueError: Unknown suite, an external suite without ``data`` (or a built-in one with it), or any
+            record that failed to build or load (a benchmark must not silently shrink).
+
+    Example:
+        >>> [it.id.rsplit("/", 1)[-1] for it in load_suite("orientation", size=1, limit=3)]
+        ['source', 'rot90', 'rot180']
+    """
+    info = get_suite(name)
+    if info.builtin:
+        if data is not None:
+            raise ValueError(f"suite {name!r} is built in: drop --data (or use --suite items --data {data})")
+        n = size or info.default_size
+        assert n is not None
+        if limit is not None:
+            n = min(n, max(1, math.ceil(limit / max(len(info.variants), 1))))
+        report = BuildReport()
+        items = build_bench(BenchConfig(suite=name, num=n, seed=seed, progress=progress), report=report)
+        report.raise_if_failed(f"built-in suite {name!r}")
+    else:
+        if data is None:
+            raise ValueError(
+                f"suite {name!r} needs your copy of the benchmark: --data PATH (the cv-bench README lists "
+                "the columns read)"
+            )
+        items = load_external(name, data, limit=limit)
+    return items[:limit] if limit is not None else items
+
+
+def load_external(name: str, data: str | Path, *, limit: int | None = None) -> list[Item]:
+    """Load the user's copy of an external benchmark with its registry column map (:class:`ColumnMap`).
+
+    ``items`` reads files written by :func:`write_items`; an MVToolBench copy in verl's parquet layout
+    (``prompt`` / ``reward_model`` / ``extra_info`` columns) is read with :func:`read_verl`. Suites with
+    ``expand`` (OCRBench, ChartQAPro) turn every row into the orientation variants.
+
+    Raises:
+        FileNotFoundError: ``data`` does not exist or holds no table.
+        ValueError: Not an external suite, or any row failed to load (the first reasons are listed).
+    """
+    info = get_suite(name)
+    if info.builtin:
+        raise ValueError(f"suite {name!r} is built in: build it with build_bench({name!r})")
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"--data {path} does not exist")
+    report = BuildReport()
+    if info.columns is None:  # `items`: our own layout
+        items = read_items(path, report=report)
+        report.raise_if_failed(f"{name} ({path})")
+        return items
+    files = find_table(path)
+    rows = read_rows(path, report)
+    if files[0].suffix == ".parquet" and rows and "reward_model" in rows[0] and "prompt" in rows[0]:
+        items = read_verl(path, report=report)
+        report.raise_if_failed(f"{name} ({path})")
+        return items
+    if limit is not None:
+        rows = rows[: math.ceil(limit / max(len(info.variants), 1))]
+    items = rows_to_items(
+        rows,
+        info.columns,
+        data_source=info.data_source or name,
+        image_dir=path if path.is_dir() else path.parent,
+        id_prefix=name,
+        report=report,
+    )
+    report.raise_if_failed(f"{name} ({path})")
+    for it in items:
+        it.meta = {**it.meta, "base_id": it.id}
+    if info.expand:
+        report = BuildReport()
+        items = build_bench(info.expand, items=items, progress=False, report=report)
+        report.raise_if_failed(f"{name} {info.expand} variants")
+    return items

@@ -7,11 +7,18 @@ import sys
 from pathlib import Path
 
 from .report import BuildReport
+from .suites import BUILTIN_SUITES
 
 
-def _common(p: argparse.ArgumentParser, default_num: int, default_seed: int) -> None:
+def _common(p: argparse.ArgumentParser, default_num: int | None, default_seed: int) -> None:
     p.add_argument("--out", required=True, help="output: .parquet file, or a folder")
-    p.add_argument("--num", type=int, default=default_num, help="number of items / trajectories / base items")
+    p.add_argument(
+        "--num",
+        type=int,
+        default=default_num,
+        help="number of items / trajectories / base items"
+        + (" (default: the suite's size, `cv-bench list`)" if default_num is None else ""),
+    )
     p.add_argument("--seed", type=int, default=default_seed, help="seed (same seed, same data)")
     p.add_argument("--num-proc", type=int, default=1, help="worker processes")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -27,13 +34,15 @@ def _input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--columns",
         default="",
-        help="column map for --input-format table/hf, e.g. 'image=img,question=query,answer=answers'",
+        help="column map for --input-format table/hf, e.g. 'image=img,question=query,answer=answers|label' "
+        "(| separates alternatives; fields not named keep the defaults of cv_data.ColumnMap)",
     )
     p.add_argument("--split", default="test", help="split to load for --input-format hf")
 
 
 def _load_input(args: argparse.Namespace, report: BuildReport):
-    from .records import ColumnMap, load_hf, load_table, read_items, read_verl
+    from .records import read_items, read_verl
+    from .tables import ColumnMap, load_hf, load_table
 
     if not args.input:
         return None
@@ -90,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     bench = sub.add_parser("build-bench", help="benchmark suites")
-    _common(bench, 100, 1234)
+    _common(bench, None, 1234)
     _input_args(bench)
-    bench.add_argument("--suite", choices=["orientation", "corruption", "multi_tool"], default="orientation")
+    bench.add_argument("--suite", choices=BUILTIN_SUITES, default="orientation", help="built-in suite")
     bench.add_argument("--format", choices=["parquet", "jsonl", "verl"], default="parquet")
 
     args = ap.parse_args(argv)

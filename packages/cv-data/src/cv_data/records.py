@@ -1,11 +1,10 @@
-"""Reading and writing items: our parquet / JSONL+images layout, external sources with a column mapping
-(parquet, JSONL + image folder, Hugging Face datasets) and the verl / MVToolBench parquet schema."""
+"""Reading and writing items in our parquet / JSONL+images layout and in the verl / MVToolBench parquet
+schema. Other tables (a user's parquet/JSONL/TSV, Hugging Face datasets) are read by :mod:`cv_data.tables`."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,8 @@ def write_parquet(rows: list[dict[str, Any]], path: str | Path, image_columns: I
     return p
 
 
-def _read_table_rows(path: Path) -> list[dict[str, Any]]:
+def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a parquet file, or of every parquet shard of a folder, as dicts."""
     import pyarrow.parquet as pq
 
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
@@ -136,10 +136,10 @@ def read_items(path: str | Path, *, report: BuildReport | None = None) -> list[I
     p = Path(path)
     report = report if report is not None else BuildReport()
     if p.suffix == ".parquet" or (p.is_dir() and any(p.glob("*.parquet"))):
-        rows, base = _read_table_rows(p), None
+        rows, base = read_parquet_rows(p), None
     else:
         jl = p / "items.jsonl" if p.is_dir() else p
-        rows, base = _read_jsonl(jl, report), jl.parent
+        rows, base = read_jsonl_rows(jl, report), jl.parent
     out = []
     for i, row in enumerate(rows):
         report.total += 1
@@ -175,7 +175,8 @@ def _msg(e: Exception) -> str:
     return str(e)
 
 
-def _read_jsonl(path: Path, report: BuildReport) -> list[dict[str, Any]]:
+def read_jsonl_rows(path: Path, report: BuildReport) -> list[dict[str, Any]]:
+    """The rows of a JSONL file; a line that is not valid JSON is recorded in ``report`` and skipped."""
     rows: list[dict[str, Any]] = []
     with open(path) as f:
         for i, line in enumerate(f):
@@ -187,187 +188,6 @@ def _read_jsonl(path: Path, report: BuildReport) -> list[dict[str, Any]]:
                 report.total += 1
                 report.add_error(i, None, "load", f"line {i + 1} is not valid JSON: {e}")
     return rows
-
-
-# ---------------------------------------------------------------- external sources
-
-
-@dataclass
-class ColumnMap:
-    """How an external table's columns map onto :class:`Item` fields.
-
-    Attributes:
-        image: Column holding the image (PIL, bytes, ``{"bytes","path"}`` or a path relative to the
-            image folder) or a list of them.
-        question: Question column.
-        answer: Answer column (lists are joined with `` | `` unless ``answer_first`` is set).
-        id: Id column; ``None`` numbers rows as ``<data_source>-<row>``.
-        bbox: Optional ``[x1, y1, x2, y2]`` column (pixels of the image).
-        choices: Optional list-of-options column.
-        task_type: Optional task-type column; else ``default_task_type``.
-        default_task_type: Used when ``task_type`` is ``None`` or empty.
-        answer_first: If the answer column is a list, take its first element (OCRBench/ChartQA style).
-    """
-
-    image: str = "image"
-    question: str = "question"
-    answer: str = "answer"
-    id: str | None = None
-    bbox: str | None = None
-    choices: str | None = None
-    task_type: str | None = None
-    default_task_type: str = "general"
-    answer_first: bool = True
-
-    def __post_init__(self) -> None:
-        for f in ("image", "question", "answer"):
-            if not getattr(self, f):
-                raise ValueError(f"ColumnMap.{f} must name a column")
-
-    @classmethod
-    def parse(cls, spec: str) -> ColumnMap:
-        """From ``"image=img,question=query,answer=label"`` (CLI form)."""
-        kw: dict[str, Any] = {}
-        names = {f.name for f in fields(cls)}
-        for part in filter(None, (s.strip() for s in spec.split(","))):
-            k, _, v = part.partition("=")
-            if k not in names:
-                raise ValueError(f"unknown ColumnMap field {k!r}; use one of {sorted(names)}")
-            kw[k] = v.lower() in ("1", "true", "yes") if k == "answer_first" else v
-        return cls(**kw)
-
-
-def rows_to_items(
-    rows: Iterable[dict[str, Any]],
-    columns: ColumnMap,
-    *,
-    data_source: str,
-    split: str = "test",
-    image_dir: str | Path | None = None,
-    report: BuildReport | None = None,
-) -> list[Item]:
-    """Map raw rows to items with ``columns``; bad rows (missing column, unreadable image, box outside the
-    image) go to ``report`` with their row number and the rest are kept."""
-    report = report if report is not None else BuildReport()
-    out: list[Item] = []
-    for i, row in enumerate(rows):
-        report.total += 1
-        rid = (
-            str(row.get(columns.id))
-            if columns.id and row.get(columns.id) is not None
-            else f"{data_source}-{i:06d}"
-        )
-        try:
-            missing = [c for c in (columns.image, columns.question, columns.answer) if c not in row]
-            if missing:
-                raise KeyError(missing[0])
-            raw = row[columns.image]
-            raw_list = raw if isinstance(raw, list) else [raw]
-            try:
-                imgs = [decode(v, image_dir) for v in raw_list]
-            except ValueError as e:
-                report.add_error(i, rid, "image", str(e))
-                continue
-            ans = row[columns.answer]
-            if isinstance(ans, list | tuple):
-                ans = ans[0] if columns.answer_first and ans else " | ".join(map(str, ans))
-            if ans is None or (isinstance(ans, str) and not ans.strip()):
-                raise ValueError(f"empty answer in column {columns.answer!r}")
-            bbox = row.get(columns.bbox) if columns.bbox else None
-            task = (row.get(columns.task_type) if columns.task_type else None) or columns.default_task_type
-            out.append(
-                Item(
-                    id=rid,
-                    images=imgs,
-                    question=str(row[columns.question]),
-                    answer=str(ans),
-                    bbox=list(bbox) if bbox is not None else None,
-                    data_source=data_source,
-                    split=split,
-                    task_type=task,
-                    choices=row.get(columns.choices) if columns.choices else None,
-                    meta={"row": i},
-                )
-            )
-            report.ok += 1
-        except KeyError as e:
-            report.add_error(
-                i, rid, "columns", f"missing column {e.args[0]!r} (columns present: {sorted(row)})"
-            )
-        except (ValueError, TypeError) as e:
-            report.add_error(i, rid, "bbox" if "bbox" in str(e) else "load", str(e))
-    return out
-
-
-def load_table(
-    path: str | Path,
-    columns: ColumnMap | None = None,
-    *,
-    data_source: str | None = None,
-    split: str = "test",
-    image_dir: str | Path | None = None,
-    report: BuildReport | None = None,
-) -> list[Item]:
-    """Load a user's parquet file/folder or JSONL file (e.g. an OCRBench or ChartQA copy) as items.
-
-    Args:
-        path: ``.parquet`` file, folder of parquet files, or ``.jsonl`` file.
-        columns: Column mapping (default: ``image``/``question``/``answer``).
-        data_source: Name recorded on each item (default: the file stem).
-        split: Split recorded on each item.
-        image_dir: Folder that relative image paths are resolved against (default: the file's folder).
-        report: Collects per-record errors.
-
-    Example:
-        >>> load_table("ocrbench.jsonl", ColumnMap(image="image_path", answer="answers"))  # doctest: +SKIP
-    """
-    p = Path(path)
-    columns = columns or ColumnMap()
-    report = report if report is not None else BuildReport()
-    if not p.exists():
-        raise FileNotFoundError(f"no such file or folder: {p}")
-    if p.suffix in (".jsonl", ".json"):
-        rows = _read_jsonl(p, report) if p.suffix == ".jsonl" else json.loads(p.read_text())
-        base = image_dir or p.parent
-    else:
-        rows = _read_table_rows(p)
-        base = image_dir or (p if p.is_dir() else p.parent)
-    return rows_to_items(
-        rows, columns, data_source=data_source or p.stem, split=split, image_dir=base, report=report
-    )
-
-
-def load_hf(
-    name: str,
-    split: str = "test",
-    columns: ColumnMap | None = None,
-    *,
-    data_source: str | None = None,
-    limit: int | None = None,
-    report: BuildReport | None = None,
-    **load_kwargs: Any,
-) -> list[Item]:
-    """Load a Hugging Face dataset (hub name or local path) through ``datasets.load_dataset``.
-
-    Needs the ``hf`` extra (``pip install cv-data[hf]``).
-
-    Example:
-        >>> load_hf("echo840/OCRBench", "test", ColumnMap(answer="answer"))  # doctest: +SKIP
-    """
-    try:
-        import datasets
-    except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError("load_hf needs the `datasets` package: pip install cv-data[hf]") from e
-    ds = datasets.load_dataset(name, split=split, **load_kwargs)
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    return rows_to_items(
-        iter(ds),
-        columns or ColumnMap(),
-        data_source=data_source or name.rstrip("/").split("/")[-1],
-        split=split,
-        report=report,
-    )
 
 
 # ---------------------------------------------------------------- verl / MVToolBench
@@ -419,7 +239,7 @@ def read_verl(path: str | Path, *, report: BuildReport | None = None) -> list[It
     """
     report = report if report is not None else BuildReport()
     out = []
-    for i, row in enumerate(_read_table_rows(Path(path))):
+    for i, row in enumerate(read_parquet_rows(Path(path))):
         report.total += 1
         extra = row.get("extra_info") or {}
         rid = str(extra.get("id") or row.get("id") or f"{row.get('data_source', 'verl')}-{i:06d}")

@@ -73,5 +73,23 @@ class BuildReport:
         p.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
         return p
 
+    def raise_if_failed(self, what: str) -> None:
+        """Raise when any record failed: a benchmark must not silently shrink.
+
+        Raises:
+            ValueError: Names ``what``, the failed count and the first five reasons.
+
+        Example:
+            >>> r = BuildReport(total=2, ok=1)
+            >>> r.add_error(1, "x", "image", "image file not found: 'x.png'")
+            >>> r.raise_if_failed("demo")
+            Traceback (most recent call last):
+            ...
+            ValueError: demo: 1 of 2 records failed to load: record 1 (x): image file not found: 'x.png'
+        """
+        if self.errors:
+            first = "; ".join(f"record {e.index} ({e.id}): {e.message}" for e in self.errors[:5])
+            raise ValueError(f"{what}: {len(self.errors)} of {self.total} records failed to load: {first}")
+
     def summary(self) -> str:
         return f"{self.ok}/{self.total} records ok, {len(self.errors)} errors"

@@ -1,4 +1,5 @@
-"""cv-rewards: answer matching, the format reward and CodeVision's dense process reward (stdlib only).
+"""cv-rewards: answer matching, the format reward and CodeVision's dense process reward (stdlib and
+cv-protocol only: the answer, the tool-response wrapping and the op vocabulary are :mod:`cv_protocol`'s).
 
 Example:
     >>> from cv_rewards import OpRecord, RolloutRecord, ToolCallRecord, score_rollout
@@ -8,44 +9,20 @@ Example:
     1.0
 """
 
-from .answer import (
-    NUMERIC_REL_TOL,
-    TASK_TYPES,
-    MatchResult,
-    extract_answer,
-    match_answer,
-    normalize_text,
-    parse_number,
-)
+from .answer import NUMERIC_REL_TOL, match_answer, normalize_text, parse_number
 from .format import format_reward
 from .judge import DEFAULT_JUDGE_PROMPTS, Judge, JudgeConfig, JudgeError, JudgeVerdict
-from .process import (
-    COMPONENTS,
-    GEOMETRIC_OPS,
-    ORIENTATION_OPS,
-    ProcessRewardConfig,
-    RewardBreakdown,
-    box_iou,
-    required_ops,
-    score_group,
-    score_rollout,
-)
+from .process import COMPONENTS, ProcessRewardConfig, RewardBreakdown, box_iou, score_group, score_rollout
 from .records import OpRecord, RolloutRecord, ToolCallRecord
-from .trl_adapter import (
-    TrlRewardFunction,
-    completion_to_text,
-    make_trl_reward_funcs,
-    records_from_trl,
-    trl_reward_weights,
-)
+from .trl_adapter import TrlRewardFunction, make_trl_reward_funcs, records_from_trl, trl_reward_weights
+from .verdict import TASK_TYPES, AnswerJudge, MatchResult
 
 __all__ = [
     "COMPONENTS",
     "DEFAULT_JUDGE_PROMPTS",
-    "GEOMETRIC_OPS",
     "NUMERIC_REL_TOL",
-    "ORIENTATION_OPS",
     "TASK_TYPES",
+    "AnswerJudge",
     "Judge",
     "JudgeConfig",
     "JudgeError",
@@ -58,15 +35,12 @@ __all__ = [
     "ToolCallRecord",
     "TrlRewardFunction",
     "box_iou",
-    "completion_to_text",
-    "extract_answer",
     "format_reward",
     "make_trl_reward_funcs",
     "match_answer",
     "normalize_text",
     "parse_number",
     "records_from_trl",
-    "required_ops",
     "score_group",
     "score_rollout",
     "trl_reward_weights",

@@ -24,7 +24,8 @@ component                 value (``w_*`` are :class:`ProcessRewardConfig` weight
                           reference ``p = number of orientation ops beyond the required ones``
 ========================  ===============================================================================
 
-``total`` is the sum of the components. Failed tool calls count as tool turns and break the exact path;
+The required ops of an item are :func:`cv_protocol.corrective_ops` of its ``transform``. ``total`` is the
+sum of the components. Failed tool calls count as tool turns and break the exact path;
 the ops they traced never earn credit and never count as spurious (they did not take effect).
 """
 
@@ -34,31 +35,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .answer import TASK_TYPES, extract_answer, match_answer
+from cv_protocol import GEOMETRIC_OPS, ORIENTATION_OPS, corrective_ops, extract_answer
+
+from .answer import match_answer
 from .format import format_reward
 from .records import RolloutRecord
+from .verdict import TASK_TYPES
 
 if TYPE_CHECKING:
     from .judge import Judge
 
 __all__ = [
     "COMPONENTS",
-    "GEOMETRIC_OPS",
-    "ORIENTATION_OPS",
     "ProcessRewardConfig",
     "RewardBreakdown",
     "box_iou",
-    "required_ops",
     "score_group",
     "score_rollout",
 ]
 
-#: Orientation ops (counter-clockwise rotations and flips), as named by the sandbox trace.
-ORIENTATION_OPS: frozenset[str] = frozenset(
-    {"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"}
-)
-#: Ops that can be required; every other traced op is optional ("suggested"/emergent).
-GEOMETRIC_OPS: frozenset[str] = ORIENTATION_OPS | {"crop"}
 #: Component names of :class:`RewardBreakdown`, in reporting order.
 COMPONENTS: tuple[str, ...] = (
     "accuracy",
@@ -177,42 +172,6 @@ def box_iou(
     return min(1.0, max(0.0, inter / union))
 
 
-def _corrective(op: str) -> str:
-    if op.startswith("rotate_"):
-        try:
-            deg = int(op.removeprefix("rotate_"))
-        except ValueError:
-            deg = -1
-        if deg not in (90, 180, 270):
-            raise ValueError(f"unknown rotation {op!r} in transform; use rotate_90, rotate_180 or rotate_270")
-        return f"rotate_{(360 - deg) % 360}"
-    if op in ("flip_horizontal", "flip_vertical", "crop"):
-        return op
-    raise ValueError(
-        f"unknown geometric transform {op!r}; use rotate_90|180|270, flip_horizontal, flip_vertical, crop"
-    )
-
-
-def required_ops(transform: list[str]) -> list[str]:
-    """Corrective ops an item needs, in the order they should run.
-
-    ``rotate_d`` is undone by ``rotate_{(360-d) % 360}`` (counter-clockwise); flips and crop undo
-    themselves. Perturbations are undone last-first, so the list is the reverse of ``transform``. Names
-    that do not start with ``rotate``/``flip``/``crop`` (``noise``, ``blur``, ``jpeg``, ...) are
-    non-geometric perturbations and need no op; a malformed geometric name raises ``ValueError``.
-
-    Example:
-        >>> required_ops(["crop", "rotate_90"])
-        ['rotate_270', 'crop']
-        >>> required_ops(["flip_horizontal", "noise"])
-        ['flip_horizontal']
-    """
-    if isinstance(transform, str):
-        raise ValueError(f"transform must be a list of names, got the string {transform!r}")
-    ops = [_corrective(t) for t in transform if t.startswith(("rotate", "flip", "crop"))]
-    return ops[::-1]
-
-
 # ------------------------------------------------------------------------------------------ scoring
 
 
@@ -237,7 +196,7 @@ def _facts(record: RolloutRecord, judge: Judge | None) -> _Facts:
         raise ValueError(
             f"RolloutRecord.task_type {record.task_type!r} unknown; set one of {sorted(TASK_TYPES)}"
         )
-    required = required_ops(record.transform)
+    required = corrective_ops(record.transform)
     if record.correct is not None:
         correct, method, detail = record.correct, "given", "RolloutRecord.correct was set"
     else:

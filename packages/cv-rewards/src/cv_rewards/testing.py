@@ -9,6 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cv_protocol import wrap_tool_response
+
 from .answer import normalize_text
 from .records import OpRecord, RolloutRecord, ToolCallRecord
 
@@ -164,7 +166,7 @@ def make_record(
         text += (
             "<think>use a tool</think>" if think else ""
         ) + '<tool_call>{"name": "code_image_tool"}</tool_call>'
-        text += "<tool_response>" + ("ok" if success else "error") + "</tool_response>"
+        text += wrap_tool_response("ok" if success else "error")
     text += ("<think>done</think>" if think else "") + (
         f"<answer>{answer}</answer>" if answer is not None else ""
     )

@@ -10,9 +10,9 @@ from cv_data import (
     TRANSFORMS,
     apply_transform,
     apply_transforms,
-    corrective_ops,
     corrupt,
 )
+from cv_protocol import corrective_ops
 from PIL import Image
 
 GEOM = [t for t in TRANSFORMS if t != "crop"]

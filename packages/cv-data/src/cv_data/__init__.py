@@ -1,5 +1,7 @@
 """cv-data: transforms, corruptions, synthetic sources, RL items, executed SFT trajectories, benchmark suites."""
 
+from cv_protocol import TRANSFORM_NAMES  # re-exported: cv_data.TRANSFORM_NAMES is what Item accepts
+
 from ._expert import STYLES as CODE_STYLES
 from ._expert import orientation_code
 from .bench import (
@@ -10,7 +12,7 @@ from .bench import (
     corruption_variants,
     orientation_variants,
 )
-from .item import TASK_TYPES, TRANSFORM_NAMES, Item, check_bbox, corrective_ops
+from .item import TASK_TYPES, Item, check_bbox
 from .records import (
     ColumnMap,
     load_hf,
@@ -44,7 +46,7 @@ from .sources import (
     make_scene_item,
     make_scene_items,
 )
-from .teacher import TeacherConfig, answers_match, build_teacher_sft
+from .teacher import TeacherConfig, build_teacher_sft
 from .transforms import (
     CORRUPTIONS,
     SEVERITIES,
@@ -77,7 +79,6 @@ __all__ = [
     "SFTBuildConfig",
     "TeacherConfig",
     "TrajectoryError",
-    "answers_match",
     "apply_transform",
     "apply_transforms",
     "build_bench",
@@ -85,7 +86,6 @@ __all__ = [
     "build_sft",
     "build_teacher_sft",
     "check_bbox",
-    "corrective_ops",
     "corrupt",
     "corruption_variants",
     "load_hf",

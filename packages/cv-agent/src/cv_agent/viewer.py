@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import ParsedCall, parse_tool_calls
+from cv_protocol import ParsedCall, parse_tool_calls
 from PIL import Image
 
 from .images import data_url

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cv_protocol import parse_model_spec
+
 from .report import compare_runs, format_table, format_tool_table, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
 from .suites import SUITES, list_suites
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         print(MODEL_HELP, file=sys.stderr)
         return 2
-    out = args.out or f"runs/{args.suite}-{args.model.split('#')[-1].replace('/', '_').replace(':', '_')}"
+    out = args.out or _default_out(args.suite, args.model)
     if args.samples > 1 and not args.temperature and args.model != "reference":
         print(
             "note: --samples > 1 with greedy decoding (no --temperature > 0) repeats the same episode; "
@@ -168,3 +170,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _default_out(suite: str, model: str) -> str:
+    """``runs/<suite>-<model name>``: the served model's name for an endpoint, else the whole spec."""
+    try:
+        spec = parse_model_spec(model)
+    except ValueError:  # "reference" (or a bad spec, which EvalConfig reports next)
+        name = model
+    else:
+        name = spec.model or str(spec)
+    return f"runs/{suite}-{name.replace('/', '_').replace(':', '_')}"

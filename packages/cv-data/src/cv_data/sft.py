@@ -222,7 +222,7 @@ def _box_through(ops: Sequence[str], box: Sequence[float], size: tuple[int, int]
     w, h = size
     for op in ops:
         b = map_bbox(op, b, (w, h))
-        if op in ("rotate_90", "rotate_270"):
+        if rotation_degrees(op) in (90, 270):  # a quarter turn swaps width and height
             w, h = h, w
     return b
 

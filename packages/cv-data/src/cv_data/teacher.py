@@ -13,6 +13,7 @@ from typing import Any
 
 from cv_protocol import (
     SYSTEM_PROMPT,
+    TOOL_CALL_START,
     ParsedCall,
     extract_answer,
     parse_error_text,
@@ -109,7 +110,7 @@ def canonical_call_text(text: str, call: ParsedCall) -> str:
         True
     """
     raw_at = text.find(call.raw) if call.raw else -1
-    tag_at = text.find("<tool_call>")
+    tag_at = text.find(TOOL_CALL_START)
     start = tag_at if 0 <= tag_at and (raw_at < 0 or tag_at <= raw_at) else raw_at
     head = text[:start].rstrip() if start >= 0 else ""
     return (head + "\n" if head else "") + render_tool_call(call.code, call.description, call.image_index)

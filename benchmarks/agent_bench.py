@@ -37,8 +37,8 @@ import numpy as np
 from cv_agent import Agent, AgentConfig, make_backend, run_episodes
 from cv_agent.images import data_url, resize_for_model
 from cv_agent.testing import ScriptedPolicy
+from cv_protocol import render_tool_call
 from cv_sandbox import ExecResult, Sandbox, TraceOp
-from cv_sandbox.protocol import render_tool_call
 from PIL import Image
 
 ROTATE = "result = image.rotate(180)"

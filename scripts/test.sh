@@ -16,9 +16,9 @@ run() {
     if [ $rc -ne 0 ]; then status=1; fi
 }
 
-# Light members: exact per-package environments without heavy deps.
+# Light members: exact per-package environments without heavy deps (cv-protocol: the stdlib alone).
 # cv-data's `hf` extra is `datasets` (no torch): its tests prove the parquet output loads there.
-for spec in cv-sandbox: cv-rewards: cv-data:hf; do
+for spec in cv-protocol: cv-sandbox: cv-rewards: cv-data:hf; do
     pkg=${spec%%:*} extra=${spec#*:}
     run env UV_PROJECT_ENVIRONMENT=".venvs/$pkg" uv run --frozen --quiet --exact --package "$pkg" \
         ${extra:+--extra "$extra"} --group dev python -m pytest "packages/$pkg/tests" -q -p no:cacheprovider

@@ -11,8 +11,8 @@ import pytest
 from cv_agent import Agent, AgentConfig, Trajectory, load_trajectories, run_episodes, save_trajectories
 from cv_agent.backends import Generation
 from cv_agent.testing import ScriptedPolicy
+from cv_protocol import SYSTEM_PROMPT, render_tool_call
 from cv_sandbox import Sandbox
-from cv_sandbox.protocol import SYSTEM_PROMPT, render_tool_call
 from PIL import Image
 
 from ._fakes import FakeSandbox

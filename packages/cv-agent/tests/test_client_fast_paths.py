@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from cv_agent import Agent, AgentConfig
-from cv_agent import agent as agent_mod
+from cv_agent import images as images_mod
 from cv_agent.backends import OpenAIBackend, OpenAIBackendConfig
 from cv_agent.backends import openai_compat as oc
 from cv_agent.backends._messages import DataUrlCache, dumps_with_fragments
@@ -126,15 +126,15 @@ def test_data_url_cache_encodes_each_image_once_across_threads(monkeypatch: pyte
 async def test_shared_input_image_is_resized_once_by_concurrent_episodes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(agent_mod, "_THREAD_RESIZE_PIXELS", 0)  # every resize in a worker thread
+    monkeypatch.setattr(images_mod, "_THREAD_RESIZE_PIXELS", 0)  # every resize in a worker thread
     calls = []
-    real = agent_mod.resize_for_model
+    real = images_mod.resize_for_model
 
     def counting(*a, **k):
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(agent_mod, "resize_for_model", counting)
+    monkeypatch.setattr(images_mod, "resize_for_model", counting)
     with StubOpenAIServer([ANSWER]) as server:
         backend = OpenAIBackend(OpenAIBackendConfig(server.base_url, "m"))
         agent = Agent(backend, AgentConfig(max_pixels=16 * 28 * 28), sandbox=FakeSandbox())  # type: ignore[arg-type]
@@ -142,7 +142,7 @@ async def test_shared_input_image_is_resized_once_by_concurrent_episodes(
         trajs = await asyncio.gather(*(agent.arun(image, f"q{i}") for i in range(16)))
         await backend.aclose()
     assert all(t.stop_reason == "answer" for t in trajs) and len(calls) == 1
-    assert not agent_mod._IN_FLIGHT
+    assert not images_mod._IN_FLIGHT
     urls = {r["messages"][1]["content"][0]["image_url"]["url"] for r in server.requests}
     assert len(urls) == 1
 

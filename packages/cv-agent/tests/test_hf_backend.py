@@ -13,8 +13,8 @@ from cv_agent import (
     TransformersBackendConfig,
     make_backend,
 )
+from cv_protocol import render_tool_call
 from cv_sandbox import Sandbox
-from cv_sandbox.protocol import render_tool_call
 from PIL import Image
 
 # Without the `hf` extra (a bare `cv-agent` install) these tests cannot run; in the workspace they do.

@@ -6,11 +6,11 @@ import asyncio
 import json
 
 import pytest
-from cv_agent import Agent, AgentConfig, BackendError, make_backend, parse_backend_spec, run_episodes
+from cv_agent import Agent, AgentConfig, BackendError, make_backend, run_episodes
 from cv_agent.backends import OpenAIBackend, OpenAIBackendConfig
 from cv_agent.images import decode_data_url
 from cv_agent.testing import StubOpenAIServer
-from cv_sandbox.protocol import render_tool_call
+from cv_protocol import render_tool_call
 from PIL import Image
 
 from ._fakes import FakeSandbox
@@ -142,13 +142,12 @@ def test_structured_tool_calls_and_reasoning_are_rendered_back() -> None:
 
 
 def test_spec_parsing_and_config_validation() -> None:
-    assert parse_backend_spec("openai:https://api.example.com/v1#gpt-4o") == (
-        "openai",
-        {"base_url": "https://api.example.com/v1", "model": "gpt-4o"},
-    )
-    for bad in ("openai:http://x/v1", "openai:ftp://x#m", "gpt4", "foo:bar", "hf:"):
-        with pytest.raises(ValueError):
-            parse_backend_spec(bad)
+    # Spec syntax is cv_protocol.parse_model_spec's (tested there); the factory passes its fields on.
+    backend = make_backend("openai:https://api.example.com/v1#gpt-4o")
+    assert (backend.config.base_url, backend.config.model) == ("https://api.example.com/v1", "gpt-4o")
+    for bad in ("openai:http://x/v1", "gpt4", "foo:bar", "hf:"):
+        with pytest.raises(ValueError, match="bad model spec"):
+            make_backend(bad)
     with pytest.raises(ValueError, match="max_concurrency"):
         OpenAIBackendConfig("http://x/v1", "m", max_concurrency=0)
     with pytest.raises(ValueError, match="image_format"):

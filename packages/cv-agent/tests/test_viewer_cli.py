@@ -11,7 +11,7 @@ import pytest
 from cv_agent import Agent, AgentConfig, load_trajectories, render_trajectory_html, write_html_report
 from cv_agent.cli import main
 from cv_agent.testing import ScriptedPolicy, StubOpenAIServer
-from cv_sandbox.protocol import render_tool_call
+from cv_protocol import render_tool_call
 from PIL import Image
 
 from ._fakes import FakeSandbox

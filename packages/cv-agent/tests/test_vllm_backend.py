@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cv_agent import Agent, AgentConfig, BackendError, VLLMBackend, VLLMBackendConfig, run_episodes
-from cv_sandbox.protocol import render_tool_call
+from cv_protocol import render_tool_call
 from PIL import Image
 
 from ._fakes import FakeSandbox

@@ -17,7 +17,24 @@ def test_eval_without_model_explains_and_exits_2(capsys: pytest.CaptureFixture[s
 
 def test_eval_bad_model_spec_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["eval", "--model", "gpt4", "--out", str(tmp_path)]) == 2
-    assert "unknown model spec 'gpt4'" in capsys.readouterr().err
+    assert "bad model spec 'gpt4'" in capsys.readouterr().err
+
+
+def test_specs_are_parsed_once_the_same_way(tmp_path: Path) -> None:
+    from cv_bench import EvalConfig
+    from cv_bench.cli import _default_out
+
+    with pytest.raises(
+        ValueError, match="bad model spec 'openai:http://h/v1': an openai spec needs '#MODEL'"
+    ):
+        EvalConfig(model="openai:http://h/v1", out=tmp_path)
+    with pytest.raises(ValueError, match="unknown kind 'hf'; use 'openai:URL#MODEL'"):
+        EvalConfig(model="reference", judge="hf:/judge", out=tmp_path)
+    assert _default_out("orientation", "openai:http://h:8000/v1#Qwen/Qwen2.5-VL-7B") == (
+        "runs/orientation-Qwen_Qwen2.5-VL-7B"
+    )
+    assert _default_out("crop-only", "hf:/ckpt/x") == "runs/crop-only-hf__ckpt_x"
+    assert _default_out("orientation", "reference") == "runs/orientation-reference"
 
 
 def test_list_shows_suites_and_sizes(capsys: pytest.CaptureFixture[str]) -> None:

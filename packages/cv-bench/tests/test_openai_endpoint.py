@@ -8,7 +8,7 @@ from pathlib import Path
 from cv_agent.testing import StubOpenAIServer
 from cv_bench import load_results
 from cv_bench.cli import main
-from cv_sandbox.protocol import render_tool_call
+from cv_protocol import render_tool_call
 
 
 def test_openai_backend_eval_records_tool_use(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from cv_data import (
     apply_transforms,
     build_bench,
     build_rl_items,
-    corrective_ops,
 )
+from cv_protocol import corrective_ops
 
 
 def test_rl_items_deterministic_and_parallel_identical() -> None:

@@ -14,8 +14,8 @@ from cv_data import (
     replay_trajectory,
     save_sft,
 )
+from cv_protocol import SYSTEM_PROMPT
 from cv_sandbox import Sandbox
-from cv_sandbox.protocol import SYSTEM_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def test_config_validation() -> None:
 
 def test_sandbox_trace_of_successful_calls_equals_corrective_ops(records) -> None:
     geometric = {"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical", "crop"}
-    from cv_data import corrective_ops
+    from cv_protocol import corrective_ops
 
     for rec in records:
         if rec["kind"] in ("no_tool", "multi_crop"):

@@ -9,14 +9,13 @@ from cv_data import (
     SOURCES,
     BuildReport,
     TeacherConfig,
-    answers_match,
     build_teacher_sft,
     read_items,
     replay_trajectory,
     transform_item,
 )
 from cv_data.cli import main
-from cv_sandbox.protocol import ParseError, parse_error_text, parse_tool_calls, render_tool_call
+from cv_protocol import ParseError, parse_error_text, parse_tool_calls, render_tool_call
 
 
 def _teacher(answer: str):
@@ -61,7 +60,7 @@ def _scripted_teacher(replies: list[str], seen: list[list[dict]]) -> httpx.Clien
 
 
 def test_teacher_sloppy_call_executes_and_malformed_call_is_reported() -> None:
-    """Calls are read by cv_sandbox.protocol.parse_tool_calls: a Python-dict call with the code in single
+    """Calls are read by cv_protocol.parse_tool_calls: a Python-dict call with the code in single
     quotes inside a ```json fence runs; an unreadable call gets the parser's message and the teacher retries."""
     item = transform_item(SOURCES["chart"](0, 0, "train"), ["rotate_180"])
     cfg = TeacherConfig(base_url="http://teacher.local/v1", model="t", api_key_env="")
@@ -101,11 +100,18 @@ def test_teacher_sloppy_call_executes_and_malformed_call_is_reported() -> None:
     assert replay_trajectory(good[0]) == []
 
 
-def test_answers_match() -> None:
-    assert answers_match("1,234.50", "1234.5")
-    assert answers_match("C", "C", ["a", "b", "c"])
-    assert not answers_match("12", "13")
-    assert answers_match("Room 4B", "room 4b")
+def test_teacher_answers_are_verified_by_the_reward_matcher() -> None:
+    """cv-rewards' match_answer decides: the same answer written differently (case, a trailing period) is
+    kept, as the reward would count it correct."""
+    item = transform_item(SOURCES["document"](1, 0, "train"), ["rotate_180"])
+    cfg = TeacherConfig(base_url="http://teacher.local/v1", model="t", api_key_env="")
+    kept = build_teacher_sft([item], cfg, client=_teacher(f" {item.answer.upper()}. "), progress=False)
+    assert len(kept) == 1 and kept[0]["teacher_answer"] == f"{item.answer.upper()}."
+
+
+def test_cli_teacher_takes_a_model_spec(capsys) -> None:
+    assert main(["build-sft", "--out", "/nonexistent/x", "--teacher", "http://localhost:8000/v1#m"]) == 2
+    assert "written 'openai:http://localhost:8000/v1#m'" in capsys.readouterr().err
 
 
 def test_cli_builds(tmp_path: Path, capsys) -> None:

@@ -10,9 +10,9 @@ from cv_data import (
     TRANSFORMS,
     apply_transform,
     apply_transforms,
-    corrective_ops,
     corrupt,
 )
+from cv_protocol import corrective_ops
 from PIL import Image
 
 GEOM = [t for t in TRANSFORMS if t != "crop"]
@@ -51,15 +51,6 @@ def test_box_follows_the_pixels(op: str) -> None:
 def test_rotation_names_are_counter_clockwise_like_pil(noise_image: Image.Image, deg: int) -> None:
     out, _ = apply_transform(noise_image, None, f"rotate_{deg}")
     assert np.array_equal(_arr(out), _arr(noise_image.rotate(deg, expand=True)))
-
-
-def test_corrective_ops_examples() -> None:
-    assert corrective_ops(["crop", "rotate_90"]) == ["rotate_270", "crop"]
-    assert corrective_ops(["rotate_180"]) == ["rotate_180"]
-    assert corrective_ops(["rotate_90", "flip_horizontal"]) == ["flip_horizontal", "rotate_270"]
-    assert corrective_ops([]) == []
-    with pytest.raises(ValueError, match="unknown transform"):
-        corrective_ops(["shear"])
 
 
 def test_unknown_transform_raises(noise_image: Image.Image) -> None:

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+from cv_protocol import corrective_ops
 from cv_rewards import (
     COMPONENTS,
     NON_CREDIT_OPS,
@@ -11,7 +12,6 @@ from cv_rewards import (
     RolloutRecord,
     ToolCallRecord,
     box_iou,
-    required_ops,
     score_group,
     score_rollout,
 )
@@ -28,34 +28,6 @@ def comps(rec: RolloutRecord, cfg: ProcessRewardConfig) -> dict[str, float]:
     b = score_rollout(rec, cfg)
     assert math.isclose(b.total, sum(b.components.values()), abs_tol=1e-12)
     return {k: round(v, 6) for k, v in b.components.items() if v != 0.0}
-
-
-# ------------------------------------------------------------------------------------ required ops
-
-
-@pytest.mark.parametrize(
-    ("transform", "expected"),
-    [
-        ([], []),
-        (["rotate_90"], ["rotate_270"]),  # counter-clockwise inversion
-        (["rotate_270"], ["rotate_90"]),
-        (["rotate_180"], ["rotate_180"]),
-        (["flip_horizontal"], ["flip_horizontal"]),
-        (["flip_vertical"], ["flip_vertical"]),
-        (["crop"], ["crop"]),
-        (["crop", "rotate_90"], ["rotate_270", "crop"]),
-        (["rotate_90", "flip_horizontal"], ["flip_horizontal", "rotate_270"]),  # undone last-first
-        (["jpeg", "noise", "rotate_180"], ["rotate_180"]),  # non-geometric perturbations need no op
-    ],
-)
-def test_required_ops(transform: list[str], expected: list[str]) -> None:
-    assert required_ops(transform) == expected
-
-
-@pytest.mark.parametrize("bad", [["rotate_45"], ["rotate90"], ["flip"], ["crop_center"]])
-def test_required_ops_rejects_malformed_geometric_names(bad: list[str]) -> None:
-    with pytest.raises(ValueError, match="transform"):
-        required_ops(bad)
 
 
 # ----------------------------------------------------------------------------- per-rollout table
@@ -476,7 +448,7 @@ def test_breakdown_invariants(rec: RolloutRecord, variant: str) -> None:
     assert all(c[k] <= 0.0 for k in ("penalty_turns", "penalty_reasoning", "penalty_tool_use"))
     if variant == "paper":
         assert all(c[k] in (0.0, -0.5) for k in ("penalty_turns", "penalty_reasoning", "penalty_tool_use"))
-    if not required_ops(rec.transform):
+    if not corrective_ops(rec.transform):
         assert c["must_use"] == 0.0 and c["exact_path"] == 0.0
     if c["exact_path"] and variant == "paper":
         assert not any(not call.success for call in rec.tool_calls) and c["must_use"] > 0

@@ -7,9 +7,9 @@ Expected values were worked out by hand from the release @ e098588: ``RW`` = ``r
 from __future__ import annotations
 
 import pytest
+from cv_protocol import extract_answer
 from cv_rewards import (
     ProcessRewardConfig,
-    extract_answer,
     format_reward,
     match_answer,
     release_answer_matches,

@@ -3,12 +3,12 @@
 import pickle
 
 import pytest
+from cv_protocol import completion_to_text
 from cv_rewards import (
     COMPONENTS,
     ProcessRewardConfig,
     RolloutRecord,
     ToolCallRecord,
-    completion_to_text,
     make_trl_reward_funcs,
     records_from_trl,
     score_group,
@@ -212,33 +212,6 @@ def test_environment_with_tool_call_records_method_and_objects() -> None:
 
     recs = records_from_trl(completions=["<answer>1</answer>"], answer=["1"], environments=[EnvWithMethod()])
     assert recs[0].tool_calls[0].op_names == ["rotate_270"]
-
-
-def test_completion_to_text_variants() -> None:
-    assert completion_to_text("plain") == "plain"
-    assert (
-        completion_to_text(
-            {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image"}]}
-        )
-        == "a<image>"
-    )
-    text = completion_to_text(
-        [
-            {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [
-                    {
-                        "type": "function",
-                        "function": {"name": "code_image_tool", "arguments": '{"code": "x"}'},
-                    }
-                ],
-            }
-        ]
-    )
-    assert text == '<tool_call>{"name": "code_image_tool", "arguments": {"code": "x"}}</tool_call>'
-    with pytest.raises(ValueError, match="message dicts"):
-        completion_to_text(["not a message"])  # type: ignore[list-item]
 
 
 def test_reference_variant_and_pickling() -> None:

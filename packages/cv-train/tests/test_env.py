@@ -8,7 +8,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from cv_sandbox import TOOL_SCHEMA, ExecResult, TraceOp
+from cv_protocol import TOOL_SCHEMA
+from cv_sandbox import ExecResult, TraceOp
 from cv_train.env import CodeVisionEnv, CodeVisionEnvConfig
 from PIL import Image
 

@@ -10,6 +10,7 @@ import cv_rewards
 import cv_rewards.trl_adapter
 import pytest
 from cv_agent import ToolCall
+from cv_protocol import extract_answer
 from cv_train.env import CodeVisionEnv
 from cv_train.rewards import completion_text, make_process_reward, rollout_record, tool_statistics
 from PIL import Image
@@ -60,7 +61,7 @@ def test_completion_text_drops_tool_turns(tokenizer: Any) -> None:
     ids = tokenizer.encode(rendered, add_special_tokens=False)
     text = completion_text(ids, tokenizer)
     assert text == turn1 + turn2
-    assert cv_rewards.extract_answer(text) == "K"
+    assert extract_answer(text) == "K"
 
 
 def test_rollout_record_from_trace() -> None:

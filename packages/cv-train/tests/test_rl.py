@@ -106,7 +106,7 @@ def test_reward_components_and_tool_statistics_are_logged(trained) -> None:
 
 
 def test_rl_prompt_matches_the_sft_and_agent_prompt(trained) -> None:
-    from cv_sandbox import TOOL_SCHEMA
+    from cv_protocol import TOOL_SCHEMA
 
     trainer, _, _, _ = trained
     prompt = [

@@ -41,7 +41,7 @@ def trainer(runs_root: Path):
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
 def test_trained_tokens_are_exactly_the_assistant_turns(runs_root: Path, family: str) -> None:
     from cv_agent.templates import load_chat_template
-    from cv_sandbox import TOOL_SCHEMA
+    from cv_protocol import TOOL_SCHEMA
     from cv_train.models import resolve_model_path
     from transformers import AutoProcessor
 

@@ -1,6 +1,6 @@
 """cv-agent: the multi-turn code-as-tool agent loop of CodeVision, with model backends."""
 
-from .agent import Agent, AgentConfig, extract_final_answer, run_episodes
+from .agent import Agent, AgentConfig, run_episodes
 from .backends import (
     BackendError,
     Generation,
@@ -12,10 +12,8 @@ from .backends import (
     VLLMBackend,
     VLLMBackendConfig,
     make_backend,
-    parse_backend_spec,
 )
 from .images import smart_resize
-from .parsing import ParsedCall, ParseError, parse_tool_calls
 from .templates import TEMPLATE_FAMILIES, chat_template_path, load_chat_template
 from .tools import ImageWorkspace, ToolOutcome
 from .trajectory import ToolCall, Trajectory, load_trajectories, save_trajectories
@@ -31,8 +29,6 @@ __all__ = [
     "ModelBackend",
     "OpenAIBackend",
     "OpenAIBackendConfig",
-    "ParseError",
-    "ParsedCall",
     "ToolCall",
     "ToolOutcome",
     "Trajectory",
@@ -41,12 +37,9 @@ __all__ = [
     "VLLMBackend",
     "VLLMBackendConfig",
     "chat_template_path",
-    "extract_final_answer",
     "load_chat_template",
     "load_trajectories",
     "make_backend",
-    "parse_backend_spec",
-    "parse_tool_calls",
     "render_index_html",
     "render_trajectory_html",
     "run_episodes",

@@ -9,7 +9,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import SYSTEM_PROMPT, TOOL_SCHEMA, render_tool_call
+from cv_protocol import (
+    DEFAULT_PRESET,
+    SYSTEM_PROMPT,
+    TOOL_CALL_END,
+    TOOL_CALL_START,
+    TOOL_RESPONSE_END,
+    TOOL_RESPONSE_START,
+    TOOL_SCHEMA,
+    render_tool_call,
+    wrap_tool_response,
+)
 
 from .templates import TEMPLATE_FAMILIES, load_chat_template
 
@@ -27,10 +37,10 @@ SPECIAL_TOKENS: tuple[tuple[str, bool], ...] = (
     ("<|vision_end|>", True),
     ("<|image_pad|>", True),
     ("<|video_pad|>", True),
-    ("<tool_call>", False),
-    ("</tool_call>", False),
-    ("<tool_response>", False),
-    ("</tool_response>", False),
+    (TOOL_CALL_START, False),
+    (TOOL_CALL_END, False),
+    (TOOL_RESPONSE_START, False),
+    (TOOL_RESPONSE_END, False),
     ("<think>", False),
     ("</think>", False),
     ("<answer>", False),
@@ -58,9 +68,8 @@ def _corpus() -> list[str]:
     for i, code in enumerate(_CODE_SNIPPETS):
         call = render_tool_call(code, f"Step {i}: fix the image.", i % 3)
         lines.append(f"<think>The text looks rotated; I will fix it first.</think>\n{call}")
-        lines.append(
-            f"<tool_response>\nExecution succeeded. The result is image {i + 1} ({64 + i}x{48 + i} pixels).\n</tool_response>"
-        )
+        ok = DEFAULT_PRESET.success_template.format(index=i + 1, width=64 + i, height=48 + i)
+        lines.append(wrap_tool_response(ok))
         lines.append(f"<think>Now it is readable.</think>\n<answer>{chr(65 + i % 4)}</answer>")
     lines += [
         "What is the title of the chart? Options: A. Sales B. Revenue C. Profit D. Growth",

@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cv_sandbox import Sandbox
-from cv_sandbox.protocol import (
+from cv_protocol import (
     SYSTEM_PROMPT,
     ParsedCall,
     ParseError,
-    extract_final_answer,
+    extract_answer,
     parse_error_text,
     parse_tool_calls,
 )
+from cv_sandbox import Sandbox
 from PIL import Image
 
 from .backends.base import Generation, ModelBackend
-from .images import ImageLike, resize_for_model, to_pil
+from .images import ImageLike, model_copy, to_pil
 from .tools import ImageWorkspace
 from .trajectory import ToolCall, Trajectory
-
-# Images above this many pixels are resized in a worker thread (OpenCV and PIL release the GIL there), so
-# that with many episodes in flight the event loop keeps serving other episodes' HTTP traffic meanwhile
-# (a 640x480 model copy costs ~0.7 ms of CPU; the hop ~20-60 us of event-loop time). Tiny images are
-# resized inline, where the hop would cost more than the resize.
-_THREAD_RESIZE_PIXELS = 32_768
 
 
 @dataclass
@@ -83,52 +75,6 @@ class AgentConfig:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
 
 
-# Model copies of images shared by many episodes (GRPO's n rollouts of one prompt, benchmark items) are
-# made once: same copy object -> backends' per-object encoding caches hit too. Weak references, so the
-# cache never keeps an image alive.
-_COPIES: dict[int, tuple[weakref.ref[Image.Image], tuple[int, int, int], Image.Image]] = {}
-
-
-def _cached_copy(image: Image.Image, key: tuple[int, int, int]) -> Image.Image | None:
-    hit = _COPIES.get(id(image))
-    if hit is not None and hit[0]() is image and hit[1] == key:
-        return hit[2]
-    return None
-
-
-# Resizes running in worker threads, by (id(image), key): concurrent episodes that share an input image
-# (GRPO's n rollouts of one prompt) await the one resize instead of each making (and encoding) a copy.
-_IN_FLIGHT: dict[tuple[int, tuple[int, int, int]], tuple[Image.Image, asyncio.Future[Image.Image]]] = {}
-
-
-async def _threaded_copy(image: Image.Image, key: tuple[int, int, int], kw: dict[str, int]) -> Image.Image:
-    loop = asyncio.get_running_loop()
-    pk = (id(image), key)
-    hit = _IN_FLIGHT.get(pk)
-    if hit is not None and hit[0] is image and hit[1].get_loop() is loop:
-        return await asyncio.shield(hit[1])
-    fut = loop.run_in_executor(None, functools.partial(resize_for_model, image, **kw))
-    _IN_FLIGHT[pk] = (image, fut)
-
-    def done(f: asyncio.Future[Image.Image]) -> None:
-        if _IN_FLIGHT.get(pk, (None, None))[1] is f:
-            del _IN_FLIGHT[pk]
-        if not f.cancelled() and f.exception() is None:
-            _remember_copy(image, key, f.result())
-
-    fut.add_done_callback(done)
-    return await asyncio.shield(fut)  # one waiter's cancellation must not cancel the others' resize
-
-
-def _remember_copy(image: Image.Image, key: tuple[int, int, int], copy: Image.Image) -> None:
-    ident = id(image)
-    try:
-        ref = weakref.ref(image, lambda _r, i=ident, d=_COPIES: d.pop(i, None))
-    except TypeError:  # not weak-referenceable: just skip caching
-        return
-    _COPIES[ident] = (ref, key, copy)
-
-
 class _Episode:
     """Mutable per-episode state; the Trajectory is its record."""
 
@@ -143,15 +89,9 @@ class _Episode:
 
     async def add_model_copy(self, image: Image.Image) -> None:
         cfg = self.agent.config
-        key = (cfg.resize_factor, cfg.min_pixels, cfg.max_pixels)
-        copy = _cached_copy(image, key)
-        if copy is None:
-            kw = {"factor": cfg.resize_factor, "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels}
-            if image.width * image.height > _THREAD_RESIZE_PIXELS:
-                copy = await _threaded_copy(image, key, kw)
-            else:
-                copy = resize_for_model(image, **kw)
-                _remember_copy(image, key, copy)
+        copy = await model_copy(
+            image, factor=cfg.resize_factor, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels
+        )
         self.model_images.append(copy)
         if len(self.traj.model_image_sizes) < len(self.model_images):
             self.traj.model_image_sizes.append(copy.size)
@@ -314,7 +254,7 @@ class Agent:
                 turn = traj.turns
                 traj.turns += 1
                 parsed = parse_tool_calls(text)
-                answer = extract_final_answer(text)
+                answer = extract_answer(text)
                 if isinstance(parsed, ParsedCall):
                     sandbox_s += await self._execute(ep, turn, parsed)
                 elif answer is not None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .agent import Agent, AgentConfig
-from .backends.base import make_backend
+from .backends.factory import make_backend
 from .trajectory import Trajectory, load_trajectories, save_trajectories
 from .viewer import render_trajectory_html, write_html_report
 

@@ -30,7 +30,7 @@ class ScriptedPolicy(ModelBackend):
         fail_on_turns: Turn indices on which to raise ``BackendError`` instead (tests of error handling).
 
     Example:
-        >>> from cv_sandbox.protocol import render_tool_call
+        >>> from cv_protocol import render_tool_call
         >>> policy = ScriptedPolicy([render_tool_call("result = image.rotate(90, expand=True)", "rotate", 0),
         ...                          "<think>ok</think><answer>B</answer>"])
         >>> policy.reply_for([{"role": "assistant", "content": "..."}]).text

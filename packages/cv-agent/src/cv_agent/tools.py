@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cv_protocol import tool_response_text
 from cv_sandbox import ExecResult
 from cv_sandbox.geometry import chain_to_input, map_box
-from cv_sandbox.protocol import tool_response_text
 from PIL import Image
 
 from .trajectory import ToolCall
@@ -27,7 +27,7 @@ class ToolOutcome:
 
     Attributes:
         call: The record of the call (also for failed and refused calls).
-        text: The text of the tool response for the model (:func:`cv_sandbox.protocol.tool_response_text` or
+        text: The text of the tool response for the model (:func:`cv_protocol.tool_response_text` or
             a refusal).
         index: Index of the new image in the workspace, else ``None``.
         image: The new full-resolution image, else ``None``.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cv_protocol import completion_to_text
 from PIL import Image
 
 JSONL_NAME = "trajectories.jsonl"
@@ -161,17 +162,8 @@ class Trajectory:
             >>> t.completion_text()
             '<answer>A</answer>'
         """
-        parts: list[str] = []
-        for m in self.messages:
-            if m["role"] == "assistant":
-                parts.append(m["content"])
-            elif m["role"] == "tool":
-                parts.append(
-                    "<tool_response>\n"
-                    + _content_text(m["content"], image_token="<image>")
-                    + "\n</tool_response>"
-                )
-        return "\n".join(parts)
+        turns = [m for m in self.messages if m["role"] in ("assistant", "tool")]
+        return completion_to_text(turns, sep="\n")
 
     def crop_boxes_input(self) -> list[tuple[float, float, float, float]]:
         """Every traced crop box mapped into input image 0's frame (untrackable ones skipped)."""
@@ -259,18 +251,6 @@ class Trajectory:
         if len(trajs) != 1:
             raise ValueError(f"{directory} holds {len(trajs)} trajectories; pass item_id= or index=")
         return trajs[0]
-
-
-def _content_text(content: Any, image_token: str = "") -> str:
-    if isinstance(content, str):
-        return content
-    out = []
-    for p in content:
-        if p.get("type") == "text":
-            out.append(p.get("text", ""))
-        elif p.get("type") == "image":
-            out.append(image_token)
-    return "".join(out)
 
 
 def _count_lines(path: Path) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import ParsedCall, parse_tool_calls
+from cv_protocol import TOOL_CALL_END, TOOL_CALL_START, ParsedCall, extract_answer, parse_tool_calls
 from PIL import Image
 
 from .images import data_url
@@ -35,8 +35,9 @@ td,th{border-bottom:1px solid #dfe1e6;padding:6px 10px;text-align:left;font-size
 """
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)
+# Spans removed from the free text shown beside the parsed think / call / answer blocks.
+_ANSWER = re.compile(r"<answer>.*?</answer>", re.S)
+_CALL = re.compile(re.escape(TOOL_CALL_START) + r".*?(?:" + re.escape(TOOL_CALL_END) + "|$)", re.S)
 
 
 def _display_copy(image: Image.Image, max_side: int) -> Image.Image:
@@ -63,9 +64,9 @@ def _assistant_html(text: str, call: ToolCall | None) -> str:
             parts.append(f'<div class="warn">parser: {_esc("; ".join(parsed.warnings))}</div>')
     elif _CALL.search(text):
         parts.append(f'<pre class="raw"><code>{_esc(_CALL.search(text).group(0))}</code></pre>')  # type: ignore[union-attr]
-    answers = _ANSWER.findall(text)
-    if answers:
-        parts.append(f'<div>Answer: <span class="answer">{_esc(answers[-1].strip())}</span></div>')
+    answer = extract_answer(text)
+    if answer is not None:
+        parts.append(f'<div>Answer: <span class="answer">{_esc(answer)}</span></div>')
     rest = _ANSWER.sub("", _CALL.sub("", _THINK.sub("", text))).strip()
     if rest:
         parts.append(f'<div class="text">{_esc(rest)}</div>')

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cv_data import SUITES, list_suites
+from cv_protocol import parse_model_spec
 
 from .report import compare_runs, format_table, format_tool_table, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model:
         print(MODEL_HELP, file=sys.stderr)
         return 2
-    out = args.out or f"runs/{args.suite}-{args.model.split('#')[-1].replace('/', '_').replace(':', '_')}"
+    out = args.out or _default_out(args.suite, args.model)
     if args.samples > 1 and not args.temperature and args.model != "reference":
         print(
             "note: --samples > 1 with greedy decoding (no --temperature > 0) repeats the same episode; "
@@ -165,6 +166,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _default_out(suite: str, model: str) -> str:
+    """``runs/<suite>-<model name>``: the served model's name for an endpoint, else the whole spec."""
+    try:
+        spec = parse_model_spec(model)
+    except ValueError:  # "reference" (or a bad spec, which EvalConfig reports next)
+        name = model
+    else:
+        name = spec.model or str(spec)
+    return f"runs/{suite}-{name.replace('/', '_').replace(':', '_')}"
 
 
 if __name__ == "__main__":

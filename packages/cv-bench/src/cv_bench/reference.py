@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 from cv_agent import ModelBackend
-from cv_data import corrective_ops, orientation_code
-from cv_sandbox import ORIENTATION_OPS
-from cv_sandbox.protocol import render_tool_call
+from cv_data import orientation_code
+from cv_protocol import ORIENTATION_OPS, corrective_ops, render_tool_call
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 #: Clean-up code for corruption transforms, matched by substring of the transform name.
@@ -77,7 +76,7 @@ def plan_calls(
             PlannedCall(f"result = image.crop(({x1}, {y1}, {x2}, {y2}))", "Zoom into the answer region.", idx)
         )
         idx += 1
-    # Transform names and sandbox op names coincide; cv-data says which op undoes each.
+    # Transform names and sandbox op names are one vocabulary (cv_protocol), which also says which op undoes each.
     orient = [o for o in ops if o in ORIENTATION_OPS]
     if orient:
         lines = []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cv_data import base_id_of, load_suite, variant_of
+from cv_protocol import parse_model_spec
 
 from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
 
@@ -92,8 +93,11 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError(MODEL_HELP)
-        if not (self.model == "reference" or self.model.split(":", 1)[0] in ("openai", "hf", "vllm")):
-            raise ValueError(f"unknown model spec {self.model!r}.\n{MODEL_HELP}")
+        if self.model != "reference":
+            try:
+                parse_model_spec(self.model)
+            except ValueError as e:
+                raise ValueError(f"{e}\n{MODEL_HELP}") from None
         if self.size is not None and self.size < 1:
             raise ValueError(
                 "size must be >= 1 (base items per built-in suite); leave it unset for the default"
@@ -112,8 +116,8 @@ class EvalConfig:
             )
         if self.trajectories not in TRAJECTORY_MODES:
             raise ValueError(f"trajectories must be one of {TRAJECTORY_MODES}, got {self.trajectories!r}")
-        if self.judge is not None and not self.judge.startswith("openai:"):
-            raise ValueError("judge must be an OpenAI-compatible endpoint spec: openai:URL#MODEL")
+        if self.judge is not None:
+            parse_model_spec(self.judge, kinds=("openai",))  # the judge is an OpenAI-compatible endpoint
         self.out = Path(self.out)
 
     def identity(self) -> dict[str, Any]:
@@ -141,21 +145,6 @@ class EvalOutcome:
 
 
 BackendFactory = Callable[[Any], Any]
-
-
-def parse_endpoint(spec: str) -> tuple[str, str]:
-    """Split ``openai:URL#MODEL`` into ``(URL, MODEL)``.
-
-    Example:
-        >>> parse_endpoint("openai:http://localhost:8000/v1#qwen")
-        ('http://localhost:8000/v1', 'qwen')
-    """
-    if not spec.startswith("openai:") or "#" not in spec:
-        raise ValueError(f"expected openai:URL#MODEL, got {spec!r}")
-    url, model = spec[len("openai:") :].rsplit("#", 1)
-    if not url or not model:
-        raise ValueError(f"expected openai:URL#MODEL with both parts, got {spec!r}")
-    return url, model
 
 
 def make_backend_factory(model: str, agent_config: Any = None) -> BackendFactory:
@@ -188,8 +177,8 @@ def make_judge(spec: str | None) -> Any:
         return None
     from cv_rewards import Judge, JudgeConfig
 
-    url, model = parse_endpoint(spec)
-    return Judge(JudgeConfig(base_url=url, model=model))
+    endpoint = parse_model_spec(spec, kinds=("openai",))
+    return Judge(JudgeConfig(base_url=endpoint.base_url, model=endpoint.model))
 
 
 def score_answer(pred: str | None, item: Any, judge: Any = None) -> tuple[bool, str, str]:

@@ -10,7 +10,7 @@ from .bench import (
     load_suite,
     orientation_variants,
 )
-from .item import TASK_TYPES, TRANSFORM_NAMES, Item, check_bbox, corrective_ops
+from .item import TASK_TYPES, Item, check_bbox
 from .records import read_items, read_verl, write_items, write_parquet, write_verl
 from .report import BuildReport, RecordError
 from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl_items, sample_transform
@@ -47,7 +47,7 @@ from .suites import (
     variant_of,
 )
 from .tables import ColumnMap, load_hf, load_table, read_rows, rows_to_items
-from .teacher import TeacherConfig, answers_match, build_teacher_sft
+from .teacher import TeacherConfig, build_teacher_sft
 from .transforms import (
     CORRUPTIONS,
     SEVERITIES,
@@ -72,7 +72,6 @@ __all__ = [
     "SUITES",
     "TASK_TYPES",
     "TRANSFORMS",
-    "TRANSFORM_NAMES",
     "BenchConfig",
     "BuildReport",
     "ColumnMap",
@@ -83,7 +82,6 @@ __all__ = [
     "SuiteInfo",
     "TeacherConfig",
     "TrajectoryError",
-    "answers_match",
     "apply_transform",
     "apply_transforms",
     "base_id_of",
@@ -92,7 +90,6 @@ __all__ = [
     "build_sft",
     "build_teacher_sft",
     "check_bbox",
-    "corrective_ops",
     "corrupt",
     "corruption_variants",
     "get_suite",

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sft.add_argument("--formats", default="parquet,sharegpt")
     sft.add_argument(
-        "--teacher", default="", help="use a teacher model instead: 'URL#MODEL' (OpenAI-compatible)"
+        "--teacher",
+        default="",
+        help="use a teacher model instead: 'openai:URL#MODEL' (any OpenAI-compatible endpoint)",
     )
 
     bench = sub.add_parser("build-bench", help="benchmark suites")
@@ -165,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _teacher(args: argparse.Namespace, out: Path, report: BuildReport, progress: bool) -> int:
+    from cv_protocol import parse_model_spec
+
     from .rl import RLBuildConfig, build_rl_items
     from .sft import save_sft
     from .teacher import TeacherConfig, build_teacher_sft
 
-    url, _, model = args.teacher.partition("#")
-    cfg = TeacherConfig(base_url=url, model=model)
+    spec = parse_model_spec(args.teacher, kinds=("openai",))
+    cfg = TeacherConfig(base_url=spec.base_url, model=spec.model)
     items = build_rl_items(
         RLBuildConfig(num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress)
     )

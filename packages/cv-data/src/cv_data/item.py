@@ -1,25 +1,17 @@
-"""The dataset record shared by RL, SFT and benchmarks, and the corrective ops of its transforms."""
+"""The dataset record shared by RL, SFT and benchmarks.
+
+Transform names (and the ops that undo them) are :mod:`cv_protocol.ops`'s; task types are cv-rewards'
+(they select its matching rules).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from cv_protocol import TRANSFORM_NAMES
+from cv_rewards import TASK_TYPES
 from PIL import Image
-
-#: Task types an :class:`Item` can carry.
-TASK_TYPES: frozenset[str] = frozenset({"ocr", "chart", "math", "general"})
-
-#: Perturbations a ``transform`` list may contain. ``crop`` means "the answer needs a zoom into bbox";
-#: the others are real pixel transforms (rotation names are counter-clockwise, as ``Image.rotate``).
-TRANSFORM_NAMES: tuple[str, ...] = (
-    "crop",
-    "rotate_90",
-    "rotate_180",
-    "rotate_270",
-    "flip_horizontal",
-    "flip_vertical",
-)
 
 
 @dataclass
@@ -31,12 +23,14 @@ class Item:
         images: Images the model receives; ``images[0]`` is the input image (already transformed).
         question: The question text shown to the model.
         answer: Ground-truth answer (a string; numbers are written as the model should answer them).
-        transform: Perturbations applied, in order, e.g. ``["crop", "rotate_90"]``.
+        transform: Perturbations applied, in order, e.g. ``["crop", "rotate_90"]``: names from
+            :data:`cv_protocol.TRANSFORM_NAMES` (``crop`` means "the answer needs a zoom into bbox"; the
+            others are real pixel transforms, rotations counter-clockwise as ``Image.rotate``).
         bbox: Answer region ``[x1, y1, x2, y2]`` in pixels of ``images[0]`` as the model receives it
             (after transforms), or ``None`` when the answer has no single region.
         data_source: Where it came from, e.g. ``"synthetic/document"`` or ``"ocrbench"``.
         split: ``"train"``, ``"val"`` or ``"test"``.
-        task_type: One of :data:`TASK_TYPES`.
+        task_type: One of :data:`cv_rewards.TASK_TYPES`.
         choices: Multiple-choice options (answer is then the letter), or ``None``.
         meta: Free-form JSON-serialisable metadata (question kind, variant, base id, corruption, ...).
     """
@@ -106,27 +100,3 @@ def check_bbox(bbox: list[float], size: tuple[int, int], *, what: str = "bbox", 
         raise ValueError(f"{what} {bbox!r} is empty or reversed: need x2 > x1 and y2 > y1")
     if x1 < -tol or y1 < -tol or x2 > w + tol or y2 > h + tol:
         raise ValueError(f"{what} {bbox!r} lies outside the {w}x{h} image")
-
-
-def corrective_ops(transform: list[str]) -> list[str]:
-    """What the model must do to undo ``transform``: reversed order, ``rotate_d -> rotate_{(360-d)%360}``.
-
-    Flips are their own inverse and ``crop`` stays ``crop`` (the zoom is still needed).
-
-    Example:
-        >>> corrective_ops(["crop", "rotate_90"])
-        ['rotate_270', 'crop']
-        >>> corrective_ops(["rotate_90", "flip_horizontal"])
-        ['flip_horizontal', 'rotate_270']
-    """
-    out: list[str] = []
-    for t in reversed(transform):
-        if t.startswith("rotate_"):
-            d = (360 - int(t.split("_", 1)[1])) % 360
-            if d:
-                out.append(f"rotate_{d}")
-        elif t in TRANSFORM_NAMES:
-            out.append(t)
-        else:
-            raise ValueError(f"unknown transform {t!r}; allowed: {list(TRANSFORM_NAMES)}")
-    return out

@@ -6,15 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from cv_protocol import FLIP_OPS, ROTATE_OPS
 
 from ._parallel import pmap
-from .item import TRANSFORM_NAMES, Item
+from .item import Item
 from .report import BuildReport
 from .sources import SOURCES
 from .transforms import transform_item
 
-#: Single orientation perturbations an RL item may receive: every transform but ``crop`` (not a pixel change).
-ORIENTATION_TRANSFORMS: tuple[str, ...] = tuple(t for t in TRANSFORM_NAMES if t != "crop")
+#: Single orientation perturbations an RL item may receive: rotations first, then flips (``crop`` is not a
+#: pixel change).
+ORIENTATION_TRANSFORMS: tuple[str, ...] = ROTATE_OPS + FLIP_OPS
 
 
 @dataclass

@@ -26,21 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox.protocol import (
+from cv_protocol import (
+    IMAGE_TOKEN,
     SYSTEM_PROMPT,
     ParsedCall,
+    content_text,
+    corrective_ops,
     parse_error_text,
     parse_tool_calls,
     render_tool_call,
+    rotation_degrees,
     tool_response_text,
 )
+from cv_sandbox import Sandbox, SandboxConfig
 from PIL import Image
 
 from . import _expert as ex
 from ._images import decode, to_struct
 from ._parallel import pmap
-from .item import Item, corrective_ops
+from .item import Item
 from .report import BuildReport
 from .rl import ORIENTATION_TRANSFORMS
 from .sources import SOURCES
@@ -218,7 +222,7 @@ def _box_through(ops: Sequence[str], box: Sequence[float], size: tuple[int, int]
     w, h = size
     for op in ops:
         b = map_bbox(op, b, (w, h))
-        if op in ("rotate_90", "rotate_270"):
+        if rotation_degrees(op) in (90, 270):  # a quarter turn swaps width and height
             w, h = h, w
     return b
 
@@ -313,7 +317,7 @@ _ERRORS = ("no_result", "cv2_on_pil", "bad_name", "reversed_crop", "bad_method")
 
 def _failing_code(kind: str, op: str, box: tuple[int, int, int, int] | None) -> tuple[str, str]:
     """(code that really fails in the sandbox, how the expert explains the error)."""
-    deg = {"rotate_90": 90, "rotate_180": 180, "rotate_270": 270}.get(op)
+    deg = rotation_degrees(op)
     if kind == "reversed_crop" and box is not None:
         x1, y1, x2, y2 = box
         return (
@@ -486,7 +490,7 @@ def build_sft(
 def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) -> list[str]:
     """Re-execute every tool call of ``record`` and compare with its stored tool messages.
 
-    Calls are read with :func:`cv_sandbox.protocol.parse_tool_calls`, as the teacher and the agent read them.
+    Calls are read with :func:`cv_protocol.parse_tool_calls`, as the teacher and the agent read them.
 
     Returns:
         A list of mismatch descriptions; empty when every output image (pixels) and error text match.
@@ -504,13 +508,13 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
     for j, m in enumerate(msgs):
         if m["role"] != "assistant":
             continue
-        text = "".join(p.get("text") or "" for p in m["content"] if p["type"] == "text")
+        text = content_text(m["content"])
         call = parse_tool_calls(text)
         tool = msgs[j + 1] if j + 1 < len(msgs) else None
         if not isinstance(call, ParsedCall):
             # A call the parser could not read (teacher records) must be answered with its error message.
             if tool is not None and tool["role"] == "tool":
-                ttext = "".join(p.get("text") or "" for p in tool["content"] if p["type"] == "text")
+                ttext = content_text(tool["content"])
                 if (
                     call.kind == "no_call"
                     or ttext != parse_error_text(call)
@@ -525,7 +529,7 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
             problems.append(f"message {j}: tool call without a tool message")
             continue
         has_img = any(p["type"] == "image" for p in tool["content"])
-        ttext = "".join(p.get("text") or "" for p in tool["content"] if p["type"] == "text")
+        ttext = content_text(tool["content"])
         if res.ok != has_img:
             problems.append(f"message {j}: replay ok={res.ok} but stored tool message has_image={has_img}")
             continue
@@ -601,10 +605,7 @@ def save_sft(
                 names.append(name)
             msgs = []
             for m in r["messages"]:
-                text = "".join(
-                    "<image>" if p["type"] == "image" else (p.get("text") or "") for p in m["content"]
-                )
-                msgs.append({"role": m["role"], "content": text})
+                msgs.append({"role": m["role"], "content": content_text(m["content"], IMAGE_TOKEN)})
             conv.append({"messages": msgs, "images": names, "id": r["id"], "kind": r.get("kind")})
         (out / "sharegpt.json").write_text(json.dumps(conv, ensure_ascii=False, indent=1))
         info = {

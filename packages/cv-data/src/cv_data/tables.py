@@ -14,8 +14,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cv_protocol import TRANSFORM_NAMES
+
 from ._images import decode
-from .item import TRANSFORM_NAMES, Item
+from .item import Item
 from .records import read_jsonl_rows, read_parquet_rows
 from .report import BuildReport
 

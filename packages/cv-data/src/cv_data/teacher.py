@@ -1,5 +1,5 @@
 """Teacher mode: an OpenAI-compatible model writes trajectories; every call is executed in cv-sandbox and
-only trajectories whose final answer is verified correct are kept."""
+only trajectories whose final answer is verified correct (by :func:`cv_rewards.match_answer`) are kept."""
 
 from __future__ import annotations
 
@@ -7,21 +7,23 @@ import base64
 import io
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox.protocol import (
+from cv_protocol import (
     SYSTEM_PROMPT,
+    TOOL_CALL_START,
     ParsedCall,
-    extract_final_answer,
+    extract_answer,
     parse_error_text,
     parse_tool_calls,
     render_tool_call,
     tool_response_text,
+    wrap_tool_response_parts,
 )
+from cv_rewards import match_answer
+from cv_sandbox import Sandbox, SandboxConfig
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -75,28 +77,6 @@ def _data_url(im: Image.Image, max_side: int) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _normalise(s: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s.$:+-]", "", s.strip().lower())).strip(" .")
-
-
-def answers_match(pred: str, gt: str, choices: Sequence[str] | None = None) -> bool:
-    """Conservative check used to keep teacher trajectories: letter, number (rel. 1e-4) or normalised text.
-
-    Example:
-        >>> answers_match("$3.50", "3.5"), answers_match("B", "B", ["x", "y"]), answers_match("Ab c.", "ab c")
-        (True, True, True)
-    """
-    p, g = pred.strip(), gt.strip()
-    if choices:
-        return p[:1].upper() == g[:1].upper() and (len(p) == 1 or p[1] in ".): ")
-    num = re.compile(r"^[$€£]?\s*(-?[\d,]*\.?\d+)\s*%?$")
-    mp, mg = num.match(p), num.match(g)
-    if mp and mg:
-        a, b = float(mp.group(1).replace(",", "")), float(mg.group(1).replace(",", ""))
-        return abs(a - b) <= 1e-4 * max(1.0, abs(b))
-    return _normalise(p) == _normalise(g)
-
-
 def _to_openai(
     messages: list[dict[str, Any]], images: list[Image.Image], max_side: int
 ) -> list[dict[str, Any]]:
@@ -110,11 +90,10 @@ def _to_openai(
             else:
                 parts.append({"type": "text", "text": p["text"]})
         # Tool results go back as user turns: hermes-style tool calls are plain text, so no tool_call_id exists.
-        role = "user" if m["role"] == "tool" else m["role"]
-        if role == "user" and m["role"] == "tool":
-            parts.insert(0, {"type": "text", "text": "<tool_response>"})
-            parts.append({"type": "text", "text": "</tool_response>"})
-        out.append({"role": role, "content": parts})
+        if m["role"] == "tool":
+            out.append({"role": "user", "content": wrap_tool_response_parts(parts)})
+        else:
+            out.append({"role": m["role"], "content": parts})
     return out
 
 
@@ -131,7 +110,7 @@ def canonical_call_text(text: str, call: ParsedCall) -> str:
         True
     """
     raw_at = text.find(call.raw) if call.raw else -1
-    tag_at = text.find("<tool_call>")
+    tag_at = text.find(TOOL_CALL_START)
     start = tag_at if 0 <= tag_at and (raw_at < 0 or tag_at <= raw_at) else raw_at
     head = text[:start].rstrip() if start >= 0 else ""
     return (head + "\n" if head else "") + render_tool_call(call.code, call.description, call.image_index)
@@ -139,7 +118,7 @@ def canonical_call_text(text: str, call: ParsedCall) -> str:
 
 def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: Sandbox) -> dict[str, Any]:
     """Let the teacher solve ``item`` with real tool execution; returns the record (see :mod:`cv_data.sft`)
-    with ``correct`` set. Tool calls are read with :func:`cv_sandbox.protocol.parse_tool_calls`; one it cannot
+    with ``correct`` set. Tool calls are read with :func:`cv_protocol.parse_tool_calls`; one it cannot
     read is answered with its error message, as the agent does. Raises ``RuntimeError`` for HTTP failures."""
     images: list[Image.Image] = [item.images[0]]
     msgs: list[dict[str, Any]] = [
@@ -189,11 +168,11 @@ def teacher_trajectory(item: Item, config: TeacherConfig, client: Any, sandbox: 
                     {"role": "tool", "content": [{"type": "text", "text": tool_response_text(res, None)}]}
                 )
             continue
-        answer = extract_final_answer(text)
+        answer = extract_answer(text)
         if answer is not None or call.kind == "no_call":
             break
         msgs.append({"role": "tool", "content": [{"type": "text", "text": parse_error_text(call)}]})
-    ok = answer is not None and answers_match(answer, item.answer, item.choices)
+    ok = match_answer(answer, item.answer, choices=item.choices, task_type=item.task_type).correct
     kinds = sum(1 for m in msgs if m["role"] == "tool")
     return {
         "messages": msgs,
@@ -237,7 +216,14 @@ def build_teacher_sft(
             report.total += 1
             try:
                 rec = teacher_trajectory(it, config, client, sb)
-            except (RuntimeError, httpx.HTTPError, KeyError, IndexError, json.JSONDecodeError) as e:
+            except (
+                RuntimeError,
+                ValueError,
+                httpx.HTTPError,
+                KeyError,
+                IndexError,
+                json.JSONDecodeError,
+            ) as e:
                 report.add_error(i, it.id, "teacher", str(e))
                 continue
             if not rec["correct"]:

@@ -67,10 +67,10 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
         >>> [m["role"] for m in recs[0]["messages"]]
         ['system', 'user', 'assistant', 'tool', 'assistant']
     """
+    from cv_protocol import FLIP_OPS, ROTATE_OPS, corrective_ops
     from cv_sandbox import Sandbox, SandboxConfig
 
     from . import _expert as ex
-    from .item import corrective_ops
     from .sft import _Conversation
 
     own = sandbox is None
@@ -82,7 +82,7 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
             item = tiny_item(
                 i,
                 seed,
-                transform=[str(ex.pick(rng, ["rotate_90", "rotate_180", "rotate_270", "flip_horizontal"]))],
+                transform=[str(ex.pick(rng, [*ROTATE_OPS, FLIP_OPS[0]]))],
             )
             fix = corrective_ops(item.transform)[0]
             conv = _Conversation(sb, item.images[0], item.question)

@@ -1,4 +1,5 @@
-"""cv-rewards: answer matching, the format reward and CodeVision's dense process reward (stdlib only).
+"""cv-rewards: answer matching, the format reward and CodeVision's dense process reward (stdlib and
+cv-protocol only: the answer, the tool-response wrapping and the op vocabulary are :mod:`cv_protocol`'s).
 
 Example:
     >>> from cv_rewards import OpRecord, RolloutRecord, ToolCallRecord, score_rollout
@@ -8,29 +9,18 @@ Example:
     1.0
 """
 
-from .answer import (
-    NUMERIC_REL_TOL,
-    TASK_TYPES,
-    MatchResult,
-    extract_answer,
-    match_answer,
-    normalize_text,
-    parse_number,
-)
+from .answer import NUMERIC_REL_TOL, match_answer, normalize_text, parse_number
 from .format import format_reward
 from .judge import DEFAULT_JUDGE_PROMPTS, Judge, JudgeConfig, JudgeError, JudgeVerdict
 from .process import (
     COMPONENTS,
     FORMAT_CHECKS,
-    GEOMETRIC_OPS,
     MATCHERS,
     NON_CREDIT_OPS,
-    ORIENTATION_OPS,
     VARIANTS,
     ProcessRewardConfig,
     RewardBreakdown,
     box_iou,
-    required_ops,
     score_group,
     score_rollout,
 )
@@ -42,26 +32,20 @@ from .release import (
     release_format_reward,
     release_match_answer,
 )
-from .trl_adapter import (
-    TrlRewardFunction,
-    completion_to_text,
-    make_trl_reward_funcs,
-    records_from_trl,
-    trl_reward_weights,
-)
+from .trl_adapter import TrlRewardFunction, make_trl_reward_funcs, records_from_trl, trl_reward_weights
+from .verdict import TASK_TYPES, AnswerJudge, MatchResult
 
 __all__ = [
     "COMPONENTS",
     "DEFAULT_JUDGE_PROMPTS",
     "FORMAT_CHECKS",
-    "GEOMETRIC_OPS",
     "MATCHERS",
     "NON_CREDIT_OPS",
     "NUMERIC_REL_TOL",
-    "ORIENTATION_OPS",
     "RELEASE_ABS_TOL",
     "TASK_TYPES",
     "VARIANTS",
+    "AnswerJudge",
     "Judge",
     "JudgeConfig",
     "JudgeError",
@@ -74,8 +58,6 @@ __all__ = [
     "ToolCallRecord",
     "TrlRewardFunction",
     "box_iou",
-    "completion_to_text",
-    "extract_answer",
     "format_reward",
     "make_trl_reward_funcs",
     "match_answer",
@@ -86,7 +68,6 @@ __all__ = [
     "release_extract_answer",
     "release_format_reward",
     "release_match_answer",
-    "required_ops",
     "score_group",
     "score_rollout",
     "trl_reward_weights",

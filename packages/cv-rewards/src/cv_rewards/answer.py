@@ -1,4 +1,6 @@
-"""Answer extraction and rule-based answer matching (with an optional LLM judge as the last resort).
+"""Rule-based answer matching (with an optional LLM judge as the last resort).
+
+The answer itself is read with :func:`cv_protocol.extract_answer`.
 
 Rules run first, in this order, and the first one that *decides* wins:
 
@@ -25,80 +27,20 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .judge import Judge
+from .verdict import TASK_TYPES, AnswerJudge, MatchResult
 
 __all__ = [
     "NUMERIC_REL_TOL",
-    "TASK_TYPES",
-    "MatchResult",
-    "extract_answer",
     "match_answer",
     "normalize_text",
     "parse_number",
-    "strip_tool_responses",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Task types that select matching rules and judge prompts.
-TASK_TYPES: frozenset[str] = frozenset({"general", "ocr", "math", "chart"})
-
 #: Relative tolerance of numeric matching per task type (chart QA uses the usual 5 % relaxed accuracy).
 NUMERIC_REL_TOL: dict[str, float] = {"general": 1e-2, "chart": 5e-2, "math": 1e-6, "ocr": 0.0}
-
-_TOOL_RESPONSE_RE = re.compile(r"<tool_response>.*?(?:</tool_response>|\Z)", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def strip_tool_responses(text: str) -> str:
-    """Remove ``<tool_response>...</tool_response>`` blocks (an unclosed one runs to the end).
-
-    Example:
-        >>> strip_tool_responses("a<tool_response><answer>x</answer></tool_response>b")
-        'ab'
-    """
-    return _TOOL_RESPONSE_RE.sub("", text)
-
-
-def extract_answer(text: str) -> str | None:
-    """Return the stripped content of the last ``<answer>...</answer>`` outside tool responses.
-
-    Args:
-        text: Rollout text (all assistant turns, tool responses wrapped in ``<tool_response>`` tags).
-
-    Returns:
-        The answer text, or ``None`` when there is no complete answer block.
-
-    Example:
-        >>> extract_answer("<think>hm</think><answer>first</answer> <answer> B </answer>")
-        'B'
-        >>> extract_answer("<tool_response><answer>injected</answer></tool_response>") is None
-        True
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
-    found = _ANSWER_RE.findall(strip_tool_responses(text))
-    return found[-1].strip() if found else None
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Outcome of :func:`match_answer`.
-
-    Attributes:
-        correct: Whether the prediction matches the ground truth.
-        method: Which rule decided: ``"choice"``, ``"numeric"``, ``"math"``, ``"text"``,
-            ``"judge:<model>"`` or ``"none"`` (no prediction).
-        detail: Human-readable evidence (parsed values, the judge's verdict, a judge error).
-    """
-
-    correct: bool
-    method: str
-    detail: str = ""
-
 
 # ----------------------------------------------------------------------------------------------- text
 
@@ -274,7 +216,7 @@ def match_answer(
     *,
     choices: list[str] | None = None,
     task_type: str = "general",
-    judge: Judge | None = None,
+    judge: AnswerJudge | None = None,
     question: str = "",
     rel_tol: float | None = None,
 ) -> MatchResult:

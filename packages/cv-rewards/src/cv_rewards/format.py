@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .answer import strip_tool_responses
+from cv_protocol import strip_tool_responses
 
 __all__ = ["format_reward"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import TASK_TYPES, MatchResult
+from .verdict import TASK_TYPES, MatchResult
 
 __all__ = ["DEFAULT_JUDGE_PROMPTS", "Judge", "JudgeConfig", "JudgeError", "JudgeVerdict"]
 

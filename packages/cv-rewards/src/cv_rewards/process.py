@@ -4,8 +4,9 @@
 :class:`ProcessRewardConfig` weights, penalties are <= 0), with the raw quantities in
 :attr:`RewardBreakdown.details`.
 
-``variant="paper"`` (SPEC). N = number of required ops (:func:`required_ops`). Only successful tool calls
-earn credit; failed ones count as tool turns and break the exact path.
+``variant="paper"`` (SPEC). N = number of required ops, :func:`cv_protocol.corrective_ops` of the item's
+``transform``. Only successful tool calls earn credit; failed ones count as tool turns and break the exact
+path.
 
 =====================  ==========================================================================================
 component              value
@@ -53,10 +54,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .answer import TASK_TYPES, MatchResult, extract_answer, match_answer
+from cv_protocol import GEOMETRIC_OPS, ORIENTATION_OPS, corrective_ops, extract_answer
+
+from .answer import match_answer
 from .format import format_reward
 from .records import OpRecord, RolloutRecord, ToolCallRecord
 from .release import release_extract_answer, release_format_reward, release_match_answer
+from .verdict import TASK_TYPES, MatchResult
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -64,25 +68,16 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPONENTS",
     "FORMAT_CHECKS",
-    "GEOMETRIC_OPS",
     "MATCHERS",
     "NON_CREDIT_OPS",
-    "ORIENTATION_OPS",
     "VARIANTS",
     "ProcessRewardConfig",
     "RewardBreakdown",
     "box_iou",
-    "required_ops",
     "score_group",
     "score_rollout",
 ]
 
-#: Orientation ops (counter-clockwise rotations and flips), as named by the sandbox trace.
-ORIENTATION_OPS: frozenset[str] = frozenset(
-    {"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"}
-)
-#: Ops that can be required; every other traced op is optional ("suggested"/emergent).
-GEOMETRIC_OPS: frozenset[str] = ORIENTATION_OPS | {"crop"}
 #: Component names of :class:`RewardBreakdown`, in reporting order.
 COMPONENTS: tuple[str, ...] = (
     "accuracy",
@@ -101,7 +96,7 @@ COMPONENTS: tuple[str, ...] = (
 #: variant as well; the release reads ops from code, so there it still counts.
 NON_CREDIT_OPS: frozenset[str] = frozenset({"convert", "color_convert", "copy", "paste", "pad"})
 VARIANTS: tuple[str, ...] = ("paper", "reference")
-#: ``"default"``: :func:`~cv_rewards.extract_answer` + :func:`~cv_rewards.match_answer`; ``"release"``:
+#: ``"default"``: :func:`cv_protocol.extract_answer` + :func:`~cv_rewards.match_answer`; ``"release"``:
 #: :func:`~cv_rewards.release_extract_answer` + :func:`~cv_rewards.release_match_answer`.
 MATCHERS: tuple[str, ...] = ("default", "release")
 #: ``"default"``: :func:`~cv_rewards.format_reward`; ``"release"``: :func:`~cv_rewards.release_format_reward`.
@@ -235,42 +230,6 @@ def box_iou(
     return min(1.0, max(0.0, inter / union))
 
 
-def _corrective(op: str) -> str:
-    if op.startswith("rotate_"):
-        try:
-            deg = int(op.removeprefix("rotate_"))
-        except ValueError:
-            deg = -1
-        if deg not in (90, 180, 270):
-            raise ValueError(f"unknown rotation {op!r} in transform; use rotate_90, rotate_180 or rotate_270")
-        return f"rotate_{(360 - deg) % 360}"
-    if op in ("flip_horizontal", "flip_vertical", "crop"):
-        return op
-    raise ValueError(
-        f"unknown geometric transform {op!r}; use rotate_90|180|270, flip_horizontal, flip_vertical, crop"
-    )
-
-
-def required_ops(transform: list[str]) -> list[str]:
-    """Corrective ops an item needs, in the order they should run.
-
-    ``rotate_d`` is undone by ``rotate_{(360-d) % 360}`` (counter-clockwise); flips and crop undo
-    themselves. Perturbations are undone last-first, so the list is the reverse of ``transform``. Names
-    that do not start with ``rotate``/``flip``/``crop`` (``noise``, ``blur``, ``jpeg``, ...) are
-    non-geometric perturbations and need no op; a malformed geometric name raises ``ValueError``.
-
-    Example:
-        >>> required_ops(["crop", "rotate_90"])
-        ['rotate_270', 'crop']
-        >>> required_ops(["flip_horizontal", "noise"])
-        ['flip_horizontal']
-    """
-    if isinstance(transform, str):
-        raise ValueError(f"transform must be a list of names, got the string {transform!r}")
-    ops = [_corrective(t) for t in transform if t.startswith(("rotate", "flip", "crop"))]
-    return ops[::-1]
-
-
 # ------------------------------------------------------------------------------------------ scoring
 
 
@@ -314,7 +273,7 @@ def _facts(record: RolloutRecord, cfg: ProcessRewardConfig, judge: Judge | None)
         raise ValueError(
             f"RolloutRecord.task_type {record.task_type!r} unknown; set one of {sorted(TASK_TYPES)}"
         )
-    if "crop" in required_ops(record.transform) and record.bbox is None:
+    if "crop" in corrective_ops(record.transform) and record.bbox is None:
         raise ValueError(
             f"item {record.prompt_id or '?'} requires a crop (transform {record.transform}) but has no bbox; "
             "set RolloutRecord.bbox to the answer region [x1, y1, x2, y2] in pixels of input image 0"
@@ -396,7 +355,7 @@ def _paper_exact_path(required: list[str], names: list[str], failed_calls: int) 
 
 
 def _paper(f: _Facts, cfg: ProcessRewardConfig, r_nec: float | None) -> RewardBreakdown:
-    required = required_ops(f.transform)
+    required = corrective_ops(f.transform)
     n = len(required)
     ops = _paper_ops(f)
     names = [op.name for op in ops]
@@ -459,7 +418,7 @@ def _paper_necessity(facts: list[_Facts]) -> float:
 
 def _release_required(transform: list[str]) -> set[str]:
     """The release's ``_expected_transforms`` (1361-1384): corrective ops, and other names kept as they are."""
-    return set(required_ops(transform)) | {t for t in transform if not required_ops([t])}
+    return set(corrective_ops(transform)) | {t for t in transform if not corrective_ops([t])}
 
 
 def _release_ops(f: _Facts) -> list[OpRecord]:

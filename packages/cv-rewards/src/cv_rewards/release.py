@@ -18,7 +18,8 @@ format_check="release")``), never as defaults:
 
 The release decodes rollouts with ``skip_special_tokens=True``; these functions drop ``<|...|>`` tokens
 first so that text decoded either way gives the release's value. Only closed ``<tool_response>`` blocks are
-removed, as in the release.
+removed, as in the release: the wrapping and the answer tag are :mod:`cv_protocol`'s, read here with
+``strip_unclosed=False`` (:func:`cv_protocol.strip_tool_responses`, :func:`cv_protocol.extract_answer`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from .answer import MatchResult
+from cv_protocol import extract_answer, strip_tool_responses
+
+from .verdict import MatchResult
 
 __all__ = [
     "release_answer_matches",
@@ -37,8 +40,6 @@ __all__ = [
 
 #: Tokens such as ``<|im_end|>`` that a ``skip_special_tokens=True`` decode never shows.
 _SPECIAL_TOKEN_RE = re.compile(r"<\|[^<>|\s]+\|>")
-_CLOSED_TOOL_RESPONSE_RE = re.compile(r"<tool_response>.*?</tool_response>", re.DOTALL)
-_ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ANSWER_AT_END_RE = re.compile(r"<answer>.*?</answer>\s*$", re.DOTALL)
 _THINK_BLOCK_RE = re.compile(r"<think>.*?</think>", re.DOTALL)
 _THINK_THEN_ANSWER_RE = re.compile(r"<think>.*?<answer>", re.DOTALL)
@@ -52,7 +53,7 @@ RELEASE_ABS_TOL = 1e-4
 
 def _visible_text(text: str) -> str:
     """The rollout as the release's reward sees it: no special tokens, no closed tool responses."""
-    return _CLOSED_TOOL_RESPONSE_RE.sub("", _SPECIAL_TOKEN_RE.sub("", text))
+    return strip_tool_responses(_SPECIAL_TOKEN_RE.sub("", text), strip_unclosed=False)
 
 
 def release_extract_answer(text: str) -> str | None:
@@ -71,11 +72,10 @@ def release_extract_answer(text: str) -> str | None:
     """
     if not isinstance(text, str):
         raise TypeError(f"release_extract_answer expects a str, got {type(text).__name__}")
-    visible = _visible_text(text)
-    blocks = _ANSWER_BLOCK_RE.findall(visible)
-    if blocks:
-        return blocks[-1].strip()
-    stripped = visible.strip()
+    block = extract_answer(_SPECIAL_TOKEN_RE.sub("", text), strip_unclosed=False)
+    if block is not None:
+        return block
+    stripped = _visible_text(text).strip()
     if "<answer>" in stripped:
         return stripped.rsplit("<answer>", 1)[1].strip()
     lines = stripped.splitlines()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from cv_protocol import render_tool_call, wrap_tool_response
+
 from .answer import normalize_text
 from .records import OpRecord, RolloutRecord, ToolCallRecord
 
@@ -161,10 +163,8 @@ def make_record(
         success, ops = (True, call) if isinstance(call, list) else call
         op_records = [OpRecord(o) if isinstance(o, str) else OpRecord(o[0], o[1]) for o in ops]
         records.append(ToolCallRecord(success, op_records, None if success else "simulated error"))
-        text += (
-            "<think>use a tool</think>" if think else ""
-        ) + '<tool_call>{"name": "code_image_tool"}</tool_call>'
-        text += "<tool_response>" + ("ok" if success else "error") + "</tool_response>"
+        text += ("<think>use a tool</think>" if think else "") + render_tool_call("result = image", "", 0)
+        text += wrap_tool_response("ok" if success else "error")
     text += ("<think>done</think>" if think else "") + (
         f"<answer>{answer}</answer>" if answer is not None else ""
     )

@@ -16,87 +16,22 @@ generation is not split across processes mid-group).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from cv_protocol import TOOL_CALL_START, TOOL_RESPONSE_START, completion_to_text
 
 from .process import COMPONENTS, ProcessRewardConfig, RewardBreakdown, score_group
 from .records import RolloutRecord, ToolCallRecord
 
 __all__ = [
     "TrlRewardFunction",
-    "completion_to_text",
     "make_trl_reward_funcs",
     "records_from_trl",
     "trl_reward_weights",
 ]
 
 RecordsFrom = Callable[..., list[RolloutRecord]]
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            elif isinstance(part, dict) and part.get("type") in ("image", "image_url"):
-                parts.append("<image>")
-        return "".join(parts)
-    return str(content)
-
-
-def completion_to_text(completion: str | dict[str, Any] | list[dict[str, Any]]) -> str:
-    """Flatten a TRL completion (a string, or conversational messages) into rollout text.
-
-    Assistant ``reasoning_content`` becomes ``<think>...</think>``, structured ``tool_calls`` become
-    hermes ``<tool_call>{...}</tool_call>`` blocks, and tool messages become
-    ``<tool_response>...</tool_response>`` (which answer extraction and the format reward ignore).
-
-    Example:
-        >>> completion_to_text([
-        ...     {"role": "assistant", "reasoning_content": "tilted", "content": "",
-        ...      "tool_calls": [{"type": "function", "function": {"name": "code_image_tool", "arguments": {"code": "x"}}}]},
-        ...     {"role": "tool", "name": "code_image_tool", "content": [{"type": "text", "text": "ok"}]},
-        ...     {"role": "assistant", "content": "<think>fine</think><answer>7</answer>"}])
-        '<think>tilted</think><tool_call>{"name": "code_image_tool", "arguments": {"code": "x"}}</tool_call><tool_response>ok</tool_response><think>fine</think><answer>7</answer>'
-    """
-    if isinstance(completion, str):
-        return completion
-    messages = [completion] if isinstance(completion, dict) else list(completion)
-    out: list[str] = []
-    for msg in messages:
-        if not isinstance(msg, dict):
-            raise ValueError(
-                f"a conversational completion must be a list of message dicts, got {type(msg).__name__}"
-            )
-        role = msg.get("role", "assistant")
-        text = _content_text(msg.get("content"))
-        if role == "tool":
-            out.append(f"<tool_response>{text}</tool_response>")
-            continue
-        reasoning = msg.get("reasoning_content") or msg.get("reasoning") or msg.get("thinking")
-        if reasoning:
-            out.append(f"<think>{reasoning}</think>")
-        out.append(text)
-        for call in msg.get("tool_calls") or []:
-            fn = call.get("function", call) if isinstance(call, dict) else {}
-            args = fn.get("arguments", {})
-            if isinstance(args, str):
-                try:
-                    args = json.loads(args)
-                except json.JSONDecodeError:
-                    pass
-            out.append(
-                "<tool_call>" + json.dumps({"name": fn.get("name"), "arguments": args}) + "</tool_call>"
-            )
-    return "".join(out)
 
 
 def _tool_call_from_any(call: Any) -> ToolCallRecord:
@@ -174,7 +109,7 @@ def records_from_trl(
         elif call_column[i] is not None:
             calls = [_tool_call_from_any(c) for c in call_column[i]]
         else:
-            if "<tool_call>" in text or "<tool_response>" in text:
+            if TOOL_CALL_START in text or TOOL_RESPONSE_START in text:
                 raise ValueError(
                     f"completion {i} called tools but no trace is available (no environments, no tool_calls "
                     "column); use environment_factory or pass records_from= to make_trl_reward_funcs"

@@ -7,19 +7,14 @@ from typing import Any
 
 from PIL import Image
 
-#: Canonical orientation op names (counter-clockwise rotation, as PIL's ``Image.rotate``).
-ORIENTATION_OPS: frozenset[str] = frozenset(
-    {"rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"}
-)
-
 
 @dataclass(frozen=True)
 class TraceOp:
     """One image operation that actually executed inside the sandbox.
 
     Attributes:
-        name: Canonical op name: ``rotate_90|rotate_180|rotate_270`` (counter-clockwise),
-            ``flip_horizontal``, ``flip_vertical``, ``crop`` or another op such as ``brightness``,
+        name: Canonical op name (:mod:`cv_protocol.ops`): ``rotate_90|rotate_180|rotate_270``
+            (counter-clockwise), ``flip_horizontal``, ``flip_vertical``, ``crop`` or another op such as ``brightness``,
             ``contrast``, ``sharpen``, ``blur``, ``grayscale``, ``resize``, ``threshold``, ``equalize``.
         box: For ``crop``: ``(x1, y1, x2, y2)`` in pixels of the *source* image (the image selected by
             ``image_index``), clipped to it. ``None`` for other ops.
@@ -71,7 +66,8 @@ ERROR_KINDS: frozenset[str] = frozenset(
 
 @dataclass
 class ExecResult:
-    """Outcome of :meth:`cv_sandbox.Sandbox.run`.
+    """Outcome of :meth:`cv_sandbox.Sandbox.run` (a :class:`cv_protocol.ExecOutcome`: what
+    :func:`cv_protocol.tool_response_text` describes to the model).
 
     Attributes:
         image: The output image (``result``/``output``) on success, else ``None``.

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cv_protocol import SYSTEM_PROMPT, TOOL_CALL_START, content_text
 from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(content, list):
         return []
     return content
-
-
-def _text(message: dict[str, Any]) -> str:
-    return "".join(p.get("text") or "" for p in _parts(message) if p.get("type") == "text")
 
 
 def validate_sft_record(record: dict[str, Any], index: int = 0) -> None:
@@ -80,11 +77,15 @@ def validate_sft_record(record: dict[str, Any], index: int = 0) -> None:
             raise DatasetError(f"{rid}: the system message must come first (found at {j})")
         if role == "tool" and previous not in ("assistant", "tool"):
             raise DatasetError(f"{rid}: tool message {j} does not follow an assistant tool call")
-        if role == "assistant" and not _text(msg).strip():
+        if role == "assistant" and not content_text(content).strip():
             raise DatasetError(
                 f"{rid}: assistant message {j} is empty; every assistant turn needs text to train on"
             )
-        if role == "tool" and "<tool_call>" not in _text(messages[j - 1]) and previous == "assistant":
+        if (
+            role == "tool"
+            and previous == "assistant"
+            and TOOL_CALL_START not in content_text(messages[j - 1].get("content"))
+        ):
             raise DatasetError(
                 f"{rid}: tool message {j} answers assistant turn {j - 1}, which has no <tool_call>"
             )
@@ -255,7 +256,7 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
         (['system', 'user'], 1)
     """
     if system_prompt is None:
-        from cv_sandbox import SYSTEM_PROMPT as system_prompt
+        system_prompt = SYSTEM_PROMPT
     rows = []
     for i, raw in enumerate(items):
         item = _item_dict(raw)

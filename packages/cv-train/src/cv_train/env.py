@@ -94,7 +94,7 @@ class CodeVisionEnv:
         self.workspace = ImageWorkspace(images, max_images=self.config.max_images)
         return None
 
-    # No return annotation and a docstring generated from cv_sandbox.TOOL_SCHEMA (below the class): TRL renders
+    # No return annotation and a docstring generated from cv_protocol.TOOL_SCHEMA (below the class): TRL renders
     # the tool schema from this signature with transformers' get_json_schema, and it must be byte-identical to
     # the schema SFT data and the agent render, or RL prompts would differ from everything else.
     def code_image_tool(self, code: str, description: str, image_index: int):
@@ -107,7 +107,7 @@ class CodeVisionEnv:
 
 
 def _tool_docstring() -> str:
-    from cv_sandbox import TOOL_SCHEMA
+    from cv_protocol import TOOL_SCHEMA
 
     fn = TOOL_SCHEMA["function"]
     args = "\n".join(

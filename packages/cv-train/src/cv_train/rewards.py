@@ -8,10 +8,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cv_protocol import TOOL_RESPONSE_END, TOOL_RESPONSE_START
+
 from .env import CodeVisionEnv
 
+# A tool turn as the Qwen templates render it: the wrapped response inside a user (or tool) turn.
 _TOOL_TURN = re.compile(
-    r"<\|im_start\|>(?:user|tool)\n<tool_response>.*?</tool_response><\|im_end\|>\n?", re.DOTALL
+    r"<\|im_start\|>(?:user|tool)\n"
+    + re.escape(TOOL_RESPONSE_START)
+    + ".*?"
+    + re.escape(TOOL_RESPONSE_END)
+    + r"<\|im_end\|>\n?",
+    re.DOTALL,
 )
 _SPECIAL = re.compile(
     r"<\|im_start\|>assistant\n|<\|im_end\|>\n?|<\|endoftext\|>|<\|vision_start\|>|<\|vision_end\|>|<\|image_pad\|>"

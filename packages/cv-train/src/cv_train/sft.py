@@ -155,7 +155,7 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
         >>> trainer.train()  # doctest: +SKIP
     """
     from cv_agent.templates import load_chat_template
-    from cv_sandbox import TOOL_SCHEMA
+    from cv_protocol import TOOL_SCHEMA
     from trl import SFTConfig, SFTTrainer
 
     from .data import load_sft_records, sft_dataset

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cv_protocol import TOOL_RESPONSE_START, render_tool_call
+
 #: ``policy(rollout_index, after_tool_response) -> text`` with chat markup (end the turn with ``<|im_end|>``).
 Policy = Callable[[int, bool], str]
 
@@ -23,7 +25,6 @@ def tool_call_turn(
         >>> tool_call_turn("result = image").startswith("<think>Fix the image.</think>")
         True
     """
-    from cv_sandbox import render_tool_call
 
     return f"<think>{think}</think>\n{render_tool_call(code, description, image_index)}<|im_end|>"
 
@@ -53,7 +54,7 @@ def script_rollouts(
         >>> script_rollouts(trainer, lambda i, after: "<answer>A</answer><|im_end|>")  # doctest: +SKIP
     """
     tok = trainer.processing_class.tokenizer
-    tool_response_id = tok.convert_tokens_to_ids("<tool_response>")
+    tool_response_id = tok.convert_tokens_to_ids(TOOL_RESPONSE_START)
     real = trainer._generate_single_turn
 
     def scripted(

@@ -1,6 +1,7 @@
 """Model backends behind one interface: OpenAI-compatible HTTP, transformers, vLLM offline."""
 
-from .base import BackendError, Generation, ModelBackend, make_backend, parse_backend_spec
+from .base import BackendError, Generation, ModelBackend
+from .factory import make_backend
 from .hf import TransformersBackend, TransformersBackendConfig
 from .openai_compat import OpenAIBackend, OpenAIBackendConfig
 from .vllm_offline import VLLMBackend, VLLMBackendConfig
@@ -16,5 +17,4 @@ __all__ = [
     "VLLMBackend",
     "VLLMBackendConfig",
     "make_backend",
-    "parse_backend_spec",
 ]

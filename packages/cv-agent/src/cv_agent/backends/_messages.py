@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from cv_protocol import wrap_tool_response_parts
 from PIL import Image
 
 from cv_agent.images import data_url
@@ -164,19 +165,7 @@ def to_openai_messages(
             else:
                 raise ValueError(f"unsupported content part type {p.get('type')!r}")
         if role == "tool" and tool_role == "user":
-            parts = [
-                {"type": "text", "text": "<tool_response>\n"},
-                *parts,
-                {"type": "text", "text": "\n</tool_response>"},
-            ]
-            # Merge adjacent text parts so the rendered text is byte-identical to the template's tool turn.
-            merged: list[dict[str, Any]] = []
-            for p in parts:
-                if p["type"] == "text" and merged and merged[-1]["type"] == "text":
-                    merged[-1] = {"type": "text", "text": merged[-1]["text"] + p["text"]}
-                else:
-                    merged.append(p)
-            out.append({"role": "user", "content": merged})
+            out.append({"role": "user", "content": wrap_tool_response_parts(parts)})
         else:
             out.append({"role": role, "content": parts})
     return out

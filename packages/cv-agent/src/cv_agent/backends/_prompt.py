@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cv_sandbox.protocol import TOOL_SCHEMA
+from cv_protocol import TOOL_SCHEMA
 from PIL import Image
 
 from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template

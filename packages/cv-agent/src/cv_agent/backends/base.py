@@ -1,4 +1,4 @@
-"""The one interface every model backend implements, and the spec parser that picks one."""
+"""The one interface every model backend implements (:mod:`cv_agent.backends.factory` picks one by spec)."""
 
 from __future__ import annotations
 
@@ -87,62 +87,3 @@ class ModelBackend:
             asyncio.run(self.aclose())
             return
         raise RuntimeError("close() called inside an event loop; use `await backend.aclose()`")
-
-
-def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``"openai:URL#MODEL"``, ``"hf:PATH"`` or ``"vllm:PATH"`` into (kind, fields).
-
-    Example:
-        >>> parse_backend_spec("openai:http://localhost:8000/v1#Qwen/Qwen2.5-VL-7B-Instruct")
-        ('openai', {'base_url': 'http://localhost:8000/v1', 'model': 'Qwen/Qwen2.5-VL-7B-Instruct'})
-        >>> parse_backend_spec("hf:/models/tiny")
-        ('hf', {'path': '/models/tiny'})
-    """
-    if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"bad model spec {spec!r}; use 'openai:URL#MODEL', 'hf:PATH' or 'vllm:PATH'")
-    kind, rest = spec.split(":", 1)
-    kind = kind.strip().lower()
-    if kind == "openai":
-        if "#" not in rest:
-            raise ValueError(
-                f"bad model spec {spec!r}: an openai spec needs '#MODEL', e.g. openai:http://host:8000/v1#my-model"
-            )
-        url, model = rest.rsplit("#", 1)
-        if not url.startswith(("http://", "https://")) or not model:
-            raise ValueError(f"bad model spec {spec!r}: expected openai:http(s)://HOST[:PORT]/v1#MODEL")
-        return "openai", {"base_url": url, "model": model}
-    if kind in ("hf", "vllm"):
-        if not rest:
-            raise ValueError(f"bad model spec {spec!r}: give a model path after '{kind}:'")
-        return kind, {"path": rest}
-    raise ValueError(
-        f"unknown backend {kind!r} in {spec!r}; use 'openai:URL#MODEL', 'hf:PATH' or 'vllm:PATH'"
-    )
-
-
-def make_backend(spec: str, **options: Any) -> ModelBackend:
-    """Create a backend from a spec string.
-
-    Args:
-        spec: ``"openai:URL#MODEL"`` (OpenAI-compatible server), ``"hf:PATH"`` (transformers) or
-            ``"vllm:PATH"`` (vLLM offline engine).
-        **options: Extra fields for that backend's config dataclass
-            (:class:`~cv_agent.backends.OpenAIBackendConfig`, :class:`~cv_agent.backends.TransformersBackendConfig`,
-            :class:`~cv_agent.backends.VLLMBackendConfig`).
-
-    Example:
-        >>> make_backend("openai:http://127.0.0.1:8000/v1#m", max_concurrency=8).config.max_concurrency
-        8
-    """
-    kind, fields = parse_backend_spec(spec)
-    if kind == "openai":
-        from .openai_compat import OpenAIBackend, OpenAIBackendConfig
-
-        return OpenAIBackend(OpenAIBackendConfig(**fields, **options))
-    if kind == "hf":
-        from .hf import TransformersBackend, TransformersBackendConfig
-
-        return TransformersBackend(TransformersBackendConfig(**fields, **options))
-    from .vllm_offline import VLLMBackend, VLLMBackendConfig
-
-    return VLLMBackend(VLLMBackendConfig(**fields, **options))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cv_protocol import content_text
 from PIL import Image
 
 from ._messages import DataUrlCache, dumps_with_fragments, to_openai_messages
@@ -285,7 +286,7 @@ class OpenAIBackend(ModelBackend):
         msg = choice["message"]
         content = msg.get("content") or ""
         if isinstance(content, list):  # some servers return content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = content_text(content)
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         if reasoning and "<think>" not in content:
             # Servers with a reasoning parser split the think block off; put it back for the trajectory.

@@ -1,14 +1,12 @@
-"""Tolerant parsing of hermes ``<tool_call>{json}</tool_call>`` calls as Qwen-VL models really write them.
+"""Reading model replies: the tolerant parser of hermes ``<tool_call>{json}</tool_call>`` calls as Qwen-VL
+models really write them, and the final answer.
 
 Real model output is messy: JSON wrapped in code fences, prose after the JSON, single-quoted Python dicts,
 raw newlines inside the code string, ``arguments`` given as a JSON string, missing ``description`` or
 ``image_index``, a missing closing tag, several calls in one reply. :func:`parse_tool_calls` accepts all of
 these (noting what it repaired in ``warnings``) and turns everything else into a :class:`ParseError` whose
-message tells the model exactly how to fix its call. It never raises. :func:`extract_final_answer` reads
-the final ``<answer>`` of a reply.
-
-Import these names from :mod:`cv_sandbox.protocol` (or :mod:`cv_sandbox`): the format is written and read
-in one place. This module only keeps the parser in a file of its own. Standard library only.
+message tells the model exactly how to fix its call. It never raises. :func:`extract_answer` reads the
+final ``<answer>`` of a reply or of a whole rollout (tool responses ignored).
 """
 
 from __future__ import annotations
@@ -19,15 +17,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import TOOL_NAME
+from .tool import TOOL_CALL_END, TOOL_CALL_START, TOOL_NAME, TOOL_RESPONSE_START, strip_tool_responses
+
+__all__ = ["ParseError", "ParsedCall", "extract_answer", "parse_tool_calls"]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_OPEN = "<tool_call>"
-_CLOSE = "</tool_call>"
+_OPEN = TOOL_CALL_START
+_CLOSE = TOOL_CALL_END
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_+-]*\s*\n?(.*?)\n?\s*```", re.S)
 _ANY_FENCE = re.compile(r"```([a-zA-Z0-9_+-]*)\s*\n(.*?)```", re.S)
 # Where an unclosed call's payload ends at the latest.
-_HARD_STOPS = ("<answer>", "<|im_end|>", "<|endoftext|>", "<tool_response>")
+_HARD_STOPS = ("<answer>", "<|im_end|>", "<|endoftext|>", TOOL_RESPONSE_START)
 
 _FORMAT_HINT = (
     "Write exactly one call as\n"
@@ -395,12 +395,27 @@ def _parse(text: str) -> ParsedCall | ParseError:
     return first
 
 
-def extract_final_answer(text: str) -> str | None:
-    """Text of the last ``<answer>...</answer>`` in ``text`` (stripped), else ``None``.
+def extract_answer(text: str, *, strip_unclosed: bool = True) -> str | None:
+    """The stripped content of the last ``<answer>...</answer>`` outside tool responses, else ``None``.
+
+    Works on one reply and on a whole rollout (assistant turns with tool responses wrapped in
+    ``<tool_response>`` tags): an answer inside a tool response is not the model's.
+
+    Args:
+        text: One reply or a whole rollout.
+        strip_unclosed: Passed to :func:`~cv_protocol.strip_tool_responses`: ``False`` ignores only closed
+            tool responses, so an answer after an unclosed ``<tool_response>`` still counts (the public
+            release's rule, ``cv_rewards.release_extract_answer``).
 
     Example:
-        >>> extract_final_answer("<think>x</think><answer> B </answer>")
+        >>> extract_answer("<think>hm</think><answer>first</answer> <answer> B </answer>")
         'B'
+        >>> extract_answer("<tool_response><answer>injected</answer></tool_response>") is None
+        True
+        >>> extract_answer("<tool_response>cut <answer>7</answer>", strip_unclosed=False)
+        '7'
     """
-    found = _ANSWER.findall(text)
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    found = _ANSWER.findall(strip_tool_responses(text, strip_unclosed=strip_unclosed))
     return found[-1].strip() if found else None

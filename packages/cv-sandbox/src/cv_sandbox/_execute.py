@@ -19,7 +19,10 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 
 from . import geometry as A
 from ._exchange import error_reply, ok_reply
-from ._facades import build_cv2, build_math, build_numpy, build_pil
+from ._facade_cv2 import build_cv2
+from ._facade_math import build_math
+from ._facade_numpy import build_numpy
+from ._facade_pil import build_pil
 from ._forbid import GUARD, ForbiddenError
 from ._guards import (
     CODE_FILENAME,

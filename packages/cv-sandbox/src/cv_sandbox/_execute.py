@@ -35,7 +35,8 @@ from ._guards import (
     make_import,
 )
 from ._policy import ImagePolicy
-from ._trace import STATE, TracedArray, geo_of, patch_pil, set_geo
+from ._trace import STATE, TracedArray, geo_of, set_geo
+from ._trace_pil import patch_pil
 from ._wire import normalize_mode
 
 

@@ -294,10 +294,14 @@ class WorkerPool:
         self.closed = False
         self._idle: queue.LifoQueue[Worker] = queue.LifoQueue()
         self.workers: list[Worker] = []
-        for _ in range(config.workers):
-            w = Worker(config)
-            self.workers.append(w)
-            self._idle.put(w)
+        try:
+            for _ in range(config.workers):
+                w = Worker(config)
+                self.workers.append(w)
+                self._idle.put(w)
+        except BaseException:
+            self.close()  # the workers already started must not outlive a pool that failed to start
+            raise
 
     def call(self, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         """Run one call on the next free worker; returns the reply header and the result image."""

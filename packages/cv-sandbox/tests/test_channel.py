@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox.sandbox import _ChildLink
+from cv_sandbox._pool import ChildLink
 from cv_sandbox.testing import child_zombies, children_of
 from PIL import Image
 
@@ -31,9 +31,9 @@ def _fds() -> set[int]:
     return {int(x) for x in os.listdir("/proc/self/fd")}
 
 
-def _fake_child(sb: Sandbox, reply: bytes) -> tuple[_ChildLink, int]:
+def _fake_child(sb: Sandbox, reply: bytes) -> tuple[ChildLink, int]:
     """Replace the current child link with pipes we control; ``reply`` is what the "child" answers."""
-    (w,) = sb._all
+    (w,) = sb._pool.workers
     req_r, req_w = os.pipe()
     res_r, res_w = os.pipe()
 
@@ -46,8 +46,8 @@ def _fake_child(sb: Sandbox, reply: bytes) -> tuple[_ChildLink, int]:
 
     threading.Thread(target=feed, daemon=True).start()  # the reply may be larger than a pipe holds
     if w.cur is not None:
-        w._retire(time.monotonic() + 2)
-    w.cur = _ChildLink(10**6, req_w, res_r)  # an id the worker does not know: it answers, kills nothing
+        w._retire(w.cur, time.monotonic() + 2)
+    w.cur = ChildLink(10**6, req_w, res_r)  # an id the worker does not know: it answers, kills nothing
     return w.cur, req_r
 
 
@@ -91,7 +91,7 @@ def test_child_that_closed_its_pipe_is_reaped_and_replaced(sb: Sandbox) -> None:
 
 def test_idle_child_killed_between_calls_is_replaced(sb: Sandbox) -> None:
     (wpid,) = sb.worker_pids()
-    (w,) = sb._all
+    (w,) = sb._pool.workers
     assert w.cur is not None
     before = set(children_of(wpid))
     for pid in before:  # the current child and the spare
@@ -108,7 +108,7 @@ def test_idle_child_killed_between_calls_is_replaced(sb: Sandbox) -> None:
 
 def test_every_child_gets_private_pipes_and_no_fds_leak() -> None:
     with Sandbox(SandboxConfig(workers=1, calls_per_child=1, timeout_s=2)) as sb:
-        (w,) = sb._all
+        (w,) = sb._pool.workers
         assert sb.run("result = image", [IMG]).ok
         fds = _fds()
         seen: set[int] = set()

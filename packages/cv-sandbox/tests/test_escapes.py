@@ -119,10 +119,6 @@ def sb() -> Iterator[Sandbox]:
     os.environ.pop(SECRET_NAME, None)
 
 
-def test_corpus_size() -> None:
-    assert len(ESCAPES) >= 40
-
-
 @pytest.mark.parametrize("template", ESCAPES)
 def test_escape_fails_without_side_effects(sb: Sandbox, template: str) -> None:
     code = template.format(target=TARGET, secret_name=SECRET_NAME) + "\nresult = image"

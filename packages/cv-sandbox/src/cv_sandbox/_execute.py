@@ -18,7 +18,11 @@ from RestrictedPython import compile_restricted_exec
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from . import geometry as A
-from ._facades import build_cv2, build_math, build_numpy, build_pil
+from ._exchange import error_reply, ok_reply
+from ._facade_cv2 import build_cv2
+from ._facade_math import build_math
+from ._facade_numpy import build_numpy
+from ._facade_pil import build_pil
 from ._forbid import GUARD, ForbiddenError
 from ._guards import (
     CODE_FILENAME,
@@ -31,7 +35,8 @@ from ._guards import (
     make_import,
 )
 from ._policy import ImagePolicy
-from ._trace import STATE, TracedArray, geo_of, patch_pil, set_geo
+from ._trace import STATE, TracedArray, geo_of, set_geo
+from ._trace_pil import patch_pil
 from ._wire import normalize_mode
 
 
@@ -122,14 +127,7 @@ def _is_memory_error(exc: BaseException) -> bool:
 
 
 def _error(kind: str, msg: str, printer: BoundedPrint | None = None) -> tuple[dict[str, Any], None]:
-    return {
-        "ok": False,
-        "error": msg,
-        "error_kind": kind,
-        "stdout": printer.text() if printer else "",
-        "trace": list(STATE.ops),
-        "to_source": None,
-    }, None
+    return error_reply(kind, msg, printer.text() if printer else "", list(STATE.ops)), None
 
 
 def _to_image(value: Any) -> Image.Image | str:
@@ -257,15 +255,7 @@ class Executor:
             out = normalize_mode(out)
         except MemoryError:
             return _error("memory", "memory limit exceeded while returning `result`", printer)
-        header = {
-            "ok": True,
-            "error": None,
-            "error_kind": None,
-            "stdout": printer.text(),
-            "trace": list(STATE.ops),
-            "to_source": to_source,
-        }
-        return header, out
+        return ok_reply(printer.text(), list(STATE.ops), to_source), out
 
 
 _ = TracedArray  # re-exported for tests that inspect arrays

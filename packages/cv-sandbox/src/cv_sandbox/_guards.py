@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import geometry as A
-from ._facades import Facade
+from ._facade import Facade
 from ._forbid import forbid
 from ._trace import STATE, TracedArray, geo_of, set_geo, then
 

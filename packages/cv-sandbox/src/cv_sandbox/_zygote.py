@@ -1,16 +1,12 @@
-"""The warm worker ("zygote"): imports the libraries once, then runs each request in a fresh hardened child.
+"""The child side: the warm worker ("zygote") and the hardened children it forks to run user code.
 
-Start-up on the worker's stdin/stdout (see :mod:`cv_sandbox._wire`): the caller sends an ``init`` frame with
-the limits, the numbers of two shared-memory file descriptors (input and output pixels) and of a control
-socket; the worker answers ``ready`` with its hardening report (from one probe request run end to end).
-
-Requests then go *straight* from the caller to a child and back, without waking the worker: the worker
-forks each child (hardened and pre-warmed before it can see any code) with a private request pipe and a
-private reply pipe, and passes the caller's ends over the control socket (``SCM_RIGHTS``), closing its own.
-Each ``run`` frame (code + image header; the pixels are already in the input region) is answered by exactly
-one result frame (the pixels are in the output region), which the caller size-checks. Children see the
-input region through a read-only mapping and hand user code a zero-copy, copy-on-write view of it
-(:mod:`cv_sandbox._shared_image`); the result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
+The worker imports PIL, NumPy and OpenCV once, then forks each child (hardened and pre-warmed before it can
+see any code) with a private request pipe and a private reply pipe, and passes the caller's ends over the
+control socket, closing its own: requests go *straight* from the caller to a child and back, without
+waking the worker. Every message is defined in :mod:`cv_sandbox._exchange`; a child answers requests with
+its :func:`~cv_sandbox._exchange.serve_calls` loop. Children see the input region through a read-only
+mapping and hand user code a zero-copy, copy-on-write view of it (:mod:`cv_sandbox._shared_image`); the
+result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
 
 The worker supervises: it always keeps one *spare* child forked ahead (offered to the caller as soon as the
 previous one is taken into use, so fork and hardening stay off the critical path), and kills, reaps and
@@ -33,11 +29,26 @@ import tempfile
 import time
 from typing import Any
 
+from ._exchange import (
+    call_child,
+    error_reply,
+    offer_child,
+    read_control,
+    read_init,
+    send_failed,
+    send_ready,
+    send_status,
+    serve_calls,
+)
+from ._wire import WireError, check_image, write_image
+
 SIGNAL_NAMES = {
     getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and not n.startswith("SIG_")
 }
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+#: Deadline of the start-up probe (one trivial call through a freshly forked child).
+_PROBE_TIMEOUT_S = 10.0
 
 
 _PREWARM_CODE = (
@@ -64,13 +75,6 @@ _PREWARM_CODE = (
 )
 
 
-def _reply_error(kind: str, msg: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    h = {"ok": False, "error": msg, "error_kind": kind, "stdout": "", "trace": [], "to_source": None}
-    if extra:
-        h.update(extra)
-    return h
-
-
 def _tune_malloc() -> None:
     """Keep big buffers on the heap and freed memory in it, so a child that pre-faults its heap once
     serves image-sized allocations without page faults (as a long-running process would)."""
@@ -83,17 +87,20 @@ def _tune_malloc() -> None:
 
 
 class _Child:
-    __slots__ = ("pid", "req_w", "res_r", "calls", "id")
+    """A forked child as the worker knows it (its pipe ends are closed once offered to the caller)."""
 
-    def __init__(self, pid: int, req_w: int, res_r: int) -> None:
-        self.calls = 0
-        self.id = 0
+    __slots__ = ("id", "pid", "req_w", "res_r")
+
+    def __init__(self, child_id: int, pid: int, req_w: int, res_r: int) -> None:
+        self.id = child_id
         self.pid = pid
         self.req_w = req_w
         self.res_r = res_r
 
 
 class Zygote:
+    """The worker process: warm libraries, a hardening recipe, and the children forked from them."""
+
     def __init__(self, chan_in: int, chan_out: int, devnull: int, cfg: dict[str, Any]) -> None:
         from PIL import Image
 
@@ -133,8 +140,7 @@ class Zygote:
                 self.root_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
                 os.rmdir(d)  # children chroot into a deleted, empty directory
         os.environ.clear()
-        self.spare: _Child | None = None
-        self.active: _Child | None = None
+        self.children: dict[int, _Child] = {}  # live children by id (not yet retired or reaped)
         self.retired: list[_Child] = []
         self.ctl_fd = int(cfg.get("ctl_fd", -1))
         self.next_id = 0
@@ -208,27 +214,28 @@ class Zygote:
             try:
                 os.close(req_w)
                 os.close(res_r)
-                for other in (self.active, self.spare):
-                    if other is not None:
-                        for fd in (other.req_w, other.res_r):
-                            if fd >= 0:
-                                os.close(fd)
+                for other in self.children.values():  # no other child's pipe ends
+                    for fd in (other.req_w, other.res_r):
+                        if fd >= 0:
+                            os.close(fd)
                 self._child_main(req_r, res_w)
             finally:
                 os._exit(0)
         os.close(req_r)
         os.close(res_w)
-        return _Child(pid, req_w, res_r)
+        self.next_id += 1
+        child = _Child(self.next_id, pid, req_w, res_r)
+        self.children[child.id] = child
+        return child
 
     def _child_main(self, req_r: int, res_w: int) -> None:
         from . import _harden
-        from ._wire import WireError, recv_frame, send_frame
 
         try:
             status: dict[str, bool] = {}
             if self.harden:
                 used = resource.getrusage(resource.RUSAGE_SELF)
-                # A backstop only (the worker enforces each call's wall-clock deadline); a reused child
+                # A backstop only (the caller enforces each call's wall-clock deadline); a reused child
                 # may spend up to its whole budget of calls.
                 per_call = max(1, math.ceil(self.timeout_s) + 1)
                 cpu_s = int(used.ru_utime + used.ru_stime) + per_call * self.calls_per_child
@@ -246,32 +253,22 @@ class Zygote:
             self._prewarm()
         except (WireError, OSError):
             return
-        for _ in range(self.calls_per_child):
-            try:
-                req, _ = recv_frame(req_r)
-            except (WireError, OSError):
-                return  # the worker went away or discarded this child
-            try:
-                header = self._child_call(req)
-                header["hardening"] = status
-                send_frame(res_w, header)
-                gc.collect(0)  # after the reply: free this call's cycles (only young objects are walked)
-            except BaseException as exc:  # noqa: BLE001 - report and die; never return into the zygote loop
-                try:
-                    kind = "memory" if isinstance(exc, MemoryError) else "crash"
-                    send_frame(res_w, _reply_error(kind, f"sandbox child error: {type(exc).__name__}: {exc}"))
-                except BaseException:  # noqa: BLE001
-                    pass
-                return
+
+        def handle(request: dict[str, Any]) -> dict[str, Any]:
+            reply = self._child_call(request)
+            reply["hardening"] = status
+            return reply
+
+        # After each reply: free this call's cycles (only young objects are walked).
+        serve_calls(req_r, res_w, handle, self.calls_per_child, after_reply=lambda: gc.collect(0))
 
     def _child_call(self, req: dict[str, Any]) -> dict[str, Any]:
         from ._shared_image import map_image
-        from ._wire import WireError, write_image
 
         t0 = time.monotonic()
-        nbytes = int(req.get("nbytes", -1))
-        if not 0 < nbytes <= len(self.in_view):
-            return _reply_error("bad_input", "input image does not fit the input buffer")
+        nbytes = req.get("nbytes", -1)
+        if not isinstance(nbytes, int) or not 0 < nbytes <= len(self.in_view):
+            return error_reply("bad_input", "input image does not fit the input buffer")
         image = map_image(self.in_view, req.get("image"), nbytes)  # zero-copy, copy-on-write
         t1 = time.monotonic()
         header, out = self.executor.run(str(req.get("code", "")), image)
@@ -281,9 +278,9 @@ class Zygote:
             try:
                 header["image"], header["nbytes"] = write_image(self.out_map, out)
             except WireError:
-                return _reply_error("output_too_large", "result does not fit the output buffer")
+                return error_reply("output_too_large", "result does not fit the output buffer")
             except MemoryError:
-                return _reply_error("memory", "memory limit exceeded while returning `result`")
+                return error_reply("memory", "memory limit exceeded while returning `result`")
         del out
         header["child_s"] = {
             "received": t0,
@@ -300,7 +297,6 @@ class Zygote:
         from PIL import Image
 
         from ._shared_image import map_image
-        from ._wire import write_image
 
         try:
             # Private scratch memory: the shared regions belong to the call in flight.
@@ -312,13 +308,23 @@ class Zygote:
         except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
             pass
 
-    def _retire(self, child: _Child) -> None:
+    # ------------------------------------------------------------------ supervising children
+
+    def kill_child(self, child: _Child) -> None:
         """Kill now; reap after the reply has gone out (freeing a big address space takes a while)."""
+        self.children.pop(child.id, None)
         try:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.retired.append(child)
+
+    retire_child = kill_child
+
+    def reap_child(self, child: _Child) -> tuple[str, str]:
+        """Kill (if need be) and reap now; ``(error_kind, error)`` from how it ended."""
+        self.children.pop(child.id, None)
+        return _classify(self._discard(child))
 
     def _reap_retired(self) -> None:
         while self.retired:
@@ -332,6 +338,7 @@ class Zygote:
                 os.close(fd)
             except OSError:
                 pass
+        child.req_w = child.res_r = -1
         try:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -341,13 +348,26 @@ class Zygote:
     # ------------------------------------------------------------------ serving
 
     def probe(self) -> dict[str, bool]:
-        """Run one request through the full path and report what hardening worked."""
+        """Run one request through a child end to end, as the caller will, and report what hardening
+        worked."""
         from PIL import Image
 
-        from ._wire import write_image
-
         meta, nbytes = write_image(self.in_map, Image.new("RGB", (8, 8)))
-        header = self._run({"code": "result = image", "image": meta, "nbytes": nbytes}, 10.0, fork_next=False)
+        child = self._fork_child()
+        header, _ = call_child(
+            child,
+            "result = image",
+            meta,
+            nbytes,
+            deadline=time.monotonic() + _PROBE_TIMEOUT_S,
+            timeout_s=_PROBE_TIMEOUT_S,
+            max_stdout_chars=self.limits.max_stdout_chars,
+            out_capacity=len(self.out_map),
+            load_result=check_image,
+            supervisor=self,
+        )
+        if child.id in self.children:  # still serving: the probe is done with it
+            self.reap_child(child)
         self._reap_retired()
         st = dict(self.status)
         st.update(header.get("hardening") or {})
@@ -366,141 +386,48 @@ class Zygote:
         """
         import socket
 
-        from ._wire import WireError, recv_frame
-
-        if self.active is not None:  # the probe's child
-            self._discard(self.active)
-            self.active = None
-        self._reap_retired()
         if self.ctl_fd < 0:
             raise RuntimeError("no control socket")
         self.ctl = socket.socket(fileno=self.ctl_fd)
-        children: dict[int, _Child] = {}
-        self._offer(children)
+        self._offer()
         while True:
             try:
-                req, _ = recv_frame(self.ctl_fd)
-            except (WireError, OSError, ValueError, RecursionError):
+                op, cid = read_control(self.ctl_fd)
+            except WireError:
                 return  # caller went away
-            op = req.get("op")
             if op == "exit":
                 return
-            cid = req.get("id")
-            child = (
-                children.pop(cid, None) if op in ("retire", "kill", "reap") and isinstance(cid, int) else None
-            )
+            child = self.children.get(cid) if op in ("retire", "kill", "reap") and cid is not None else None
             try:
                 if op == "take":
-                    if req.get("id") == self.next_id:
-                        self._offer(children)
+                    if cid == self.next_id:
+                        self._offer()
                 elif op == "retire" and child is not None:
-                    self._retire(child)
+                    self.retire_child(child)
                 elif op == "kill":
                     if child is not None:
-                        self._retire(child)  # killed now, reaped after the reply
-                    self._reply({"op": "status", "id": req.get("id"), "error_kind": "timeout"})
+                        self.kill_child(child)  # killed now, reaped after the reply
+                    send_status(self.ctl, cid, "timeout")
                 elif op == "reap":
-                    kind, msg = ("crash", "the sandbox child is gone")
-                    if child is not None:
-                        kind, msg = _classify(self._discard(child))
-                    self._reply({"op": "status", "id": req.get("id"), "error_kind": kind, "error": msg})
+                    kind, msg = (
+                        self.reap_child(child)
+                        if child is not None
+                        else ("crash", "the sandbox child is gone")
+                    )
+                    send_status(self.ctl, cid, kind, msg)
             except OSError:
                 return
             self._reap_retired()
 
-    def _offer(self, children: dict[int, _Child]) -> None:
+    def _offer(self) -> None:
         """Fork the next child and hand its pipe ends to the caller (closing ours)."""
-        import socket
-
         child = self._fork_child()
-        self.next_id += 1
-        child.id = self.next_id
-        children[child.id] = child
         try:
-            socket.send_fds(self.ctl, [b"F"], [child.req_w, child.res_r])
+            offer_child(self.ctl, child.id, child.req_w, child.res_r)
         finally:
             for fd in (child.req_w, child.res_r):
                 os.close(fd)
             child.req_w = child.res_r = -1
-        from ._wire import send_frame
-
-        send_frame(self.ctl_fd, {"op": "child", "id": child.id})
-
-    def _reply(self, msg: dict[str, Any]) -> None:
-        from ._wire import send_frame
-
-        self.ctl.sendall(b"M")
-        send_frame(self.ctl_fd, msg)
-
-    def _run(self, req: dict[str, Any], timeout_s: float, fork_next: bool = True) -> dict[str, Any]:
-        from ._wire import WireError, WireTimeout, check_image, recv_frame, send_frame
-
-        if not isinstance(req.get("code"), str):
-            return _reply_error("bad_input", "code must be a string")
-        nbytes = int(req.get("nbytes", -1))
-        if not 0 < nbytes <= len(self.in_map):
-            return _reply_error("bad_input", "input image does not fit the input buffer")
-        if self.active is not None and self.active.calls < self.calls_per_child:
-            child = self.active
-        else:
-            if self.active is not None:
-                self._discard(self.active)
-            child = self.spare if self.spare is not None else self._fork_child()
-            self.spare = None
-        self.active = None
-        child.calls += 1
-        t0 = time.monotonic()
-        deadline = t0 + timeout_s
-        header: dict[str, Any] | None = None
-        failure: tuple[str, str] | None = None
-        try:
-            send_frame(
-                child.req_w,
-                {"code": req["code"], "image": req.get("image"), "nbytes": nbytes},
-                b"",
-                deadline,
-            )
-            if fork_next and self.spare is None:
-                # The next child forks and pre-warms on the other core while this one runs.
-                self.spare = self._fork_child()
-            header, _ = recv_frame(
-                child.res_r, deadline, max_header=self.limits.max_stdout_chars * 8 + (8 << 20), max_payload=0
-            )
-        except WireTimeout:
-            failure = (
-                "timeout",
-                f"execution timed out after {timeout_s:g} s (the code must finish faster; "
-                "avoid infinite loops and very slow per-pixel Python loops)",
-            )
-        except (WireError, ValueError, OSError):
-            failure = ("crash", "")
-        if failure is not None:
-            kind, msg = failure
-            if kind == "timeout":
-                self._retire(child)  # killed now, reaped after the reply
-                return _reply_error(kind, msg)
-            kind, msg = _classify(self._discard(child))
-            return _reply_error(kind, msg)
-        assert header is not None
-        if header.get("ok"):
-            try:  # size check before anything leaves the worker
-                n = int(header.get("nbytes", -1))
-                if not 0 < n <= len(self.out_map):
-                    raise WireError("result size out of range")
-                check_image(header.get("image"), n)
-            except (WireError, TypeError, ValueError) as exc:
-                self._retire(child)
-                return _reply_error("crash", f"invalid result from sandbox child: {exc}")
-        # Anything beyond an ordinary exception retires the child: its state is no longer trusted.
-        if header.get("ok") or header.get("error_kind") in _REUSABLE_AFTER:
-            self.active = child
-        else:
-            self._retire(child)
-        header["exec_s"] = time.monotonic() - t0
-        cs = header.get("child_s")
-        if isinstance(cs, dict) and isinstance(cs.get("received"), float):
-            cs["wake"] = cs.pop("received") - t0
-        return header
 
 
 def _classify(status: int) -> tuple[str, str]:
@@ -515,14 +442,8 @@ def _classify(status: int) -> tuple[str, str]:
     return "crash", f"the code ended the process without a result (exit status {os.WEXITSTATUS(status)})"
 
 
-_REUSABLE_AFTER = frozenset(
-    {"syntax", "exception", "bad_result", "empty_result", "output_too_large", "code_too_long"}
-)
-
-
 def main() -> None:
-    from ._wire import recv_frame, send_frame
-
+    """Entry point of a worker process (started by :mod:`cv_sandbox._pool`)."""
     chan_in = os.dup(0)
     chan_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -532,14 +453,13 @@ def main() -> None:
     else:
         os.dup2(2, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    init, _ = recv_frame(chan_in)
     try:
-        zyg = Zygote(chan_in, chan_out, devnull, init["config"])
+        zyg = Zygote(chan_in, chan_out, devnull, read_init(chan_in))
         status = zyg.probe()
     except Exception as exc:  # noqa: BLE001 - tell the caller why the worker cannot start
-        send_frame(chan_out, {"op": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        send_failed(chan_out, f"{type(exc).__name__}: {exc}")
         sys.exit(1)
-    send_frame(chan_out, {"op": "ready", "hardening": status, "pid": os.getpid()})
+    send_ready(chan_out, status)
     zyg.serve()
 
 

@@ -1,7 +1,5 @@
 """cv-data: transforms, corruptions, synthetic sources, RL items, executed SFT trajectories, benchmark suites."""
 
-from ._expert import STYLES as CODE_STYLES
-from ._expert import orientation_code
 from .bench import (
     BenchConfig,
     build_bench,
@@ -10,6 +8,8 @@ from .bench import (
     load_suite,
     orientation_variants,
 )
+from .expert import STYLES as CODE_STYLES
+from .expert import orientation_code
 from .item import TASK_TYPES, Item, check_bbox
 from .records import read_items, read_verl, write_items, write_parquet, write_verl
 from .report import BuildReport, RecordError
@@ -24,6 +24,7 @@ from .sft import (
     read_sft,
     replay_trajectory,
     save_sft,
+    sft_record,
 )
 from .sources import (
     SOURCES,
@@ -47,7 +48,6 @@ from .suites import (
     variant_of,
 )
 from .tables import ColumnMap, load_hf, load_table, read_rows, rows_to_items
-from .teacher import TeacherConfig, build_teacher_sft
 from .transforms import (
     CORRUPTIONS,
     SEVERITIES,
@@ -80,7 +80,6 @@ __all__ = [
     "RecordError",
     "SFTBuildConfig",
     "SuiteInfo",
-    "TeacherConfig",
     "TrajectoryError",
     "apply_transform",
     "apply_transforms",
@@ -88,7 +87,6 @@ __all__ = [
     "build_bench",
     "build_rl_items",
     "build_sft",
-    "build_teacher_sft",
     "check_bbox",
     "corrupt",
     "corruption_variants",
@@ -117,6 +115,7 @@ __all__ = [
     "rows_to_items",
     "sample_transform",
     "save_sft",
+    "sft_record",
     "transform_item",
     "variant_name",
     "variant_of",

@@ -7,8 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cv_agent.tools import ImageWorkspace
-from cv_agent.trajectory import ToolCall
+from cv_sandbox import ImageWorkspace, ToolCall
 from PIL import Image
 
 
@@ -69,7 +68,7 @@ class CodeVisionEnv:
         self.config = config or CodeVisionEnvConfig()
         self._sandbox = sandbox
         self.row: dict[str, Any] = {}
-        #: One ``cv_agent.ToolCall`` per tool call (``turn`` counts the calls), as the agent records them.
+        #: One ``cv_sandbox.ToolCall`` per tool call (``turn`` counts the calls), as the agent records them.
         self.trace: list[ToolCall] = []
         self.workspace = ImageWorkspace(max_images=self.config.max_images)
 

@@ -58,6 +58,8 @@ OTHER_HOMES = {
     "sft_record": "packages/cv-data/src/cv_data/sft/record.py",
     "distill": "packages/cv-bench/src/cv_bench/distill.py",
     "build_tiny_vlm": "packages/cv-agent/src/cv_agent/tiny.py",
+    # a process's shared sandbox (was cached in cv_data.sft, cv_train.env and cv_bench.reference)
+    "shared_sandbox": "packages/cv-sandbox/src/cv_sandbox/shared.py",
 }
 _TAGS = (
     cv_protocol.TOOL_CALL_START,

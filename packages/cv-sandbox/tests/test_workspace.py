@@ -84,3 +84,16 @@ def test_real_sandbox_maps_a_crop_after_a_rotation_into_the_input_frame(sandbox:
     failed = ws.execute(sandbox, "result = image.nope()", "bad", 2)
     assert not failed.call.ok and failed.call.error_kind == "exception" and failed.index is None
     assert failed.text.startswith("Execution failed") and len(ws.images) == 3
+
+
+def test_shared_sandbox_is_one_per_configuration() -> None:
+    from cv_sandbox import SandboxConfig, shared_sandbox
+
+    one = shared_sandbox(SandboxConfig(workers=1))
+    assert shared_sandbox(SandboxConfig(workers=1)) is one
+    other = shared_sandbox(SandboxConfig(workers=1, timeout_s=3.0))
+    assert other is not one and other.config.timeout_s == 3.0
+    out = ImageWorkspace([Image.new("RGB", (4, 2))]).execute(
+        other, "result = image.rotate(90, expand=True)", "", 0
+    )
+    assert out.call.ok and out.image.size == (2, 4)

@@ -12,8 +12,6 @@ must reach 100 % on the built-in suites.
 
 from __future__ import annotations
 
-import atexit
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +20,7 @@ import numpy as np
 from cv_agent import ModelBackend
 from cv_data import orientation_code
 from cv_protocol import ORIENTATION_OPS, corrective_ops, render_tool_call
-from cv_sandbox import ImageWorkspace, Sandbox, SandboxConfig
+from cv_sandbox import ImageWorkspace, SandboxConfig, shared_sandbox
 from PIL import Image
 
 #: Clean-up code for corruption transforms, matched by substring of the transform name.
@@ -101,20 +99,6 @@ def plan_calls(
     return calls
 
 
-_SANDBOX: list[Sandbox] = []
-_SANDBOX_LOCK = threading.Lock()
-
-
-def _fallback_sandbox() -> Sandbox:
-    """The sandbox of policies built without one (tests, direct use): one per process, closed at exit."""
-    with _SANDBOX_LOCK:
-        if not _SANDBOX:
-            sandbox = Sandbox(SandboxConfig(workers=1))
-            atexit.register(sandbox.close)
-            _SANDBOX.append(sandbox)
-        return _SANDBOX[0]
-
-
 async def _run_calls(
     sandbox: Any, images: Sequence[Image.Image], calls: Sequence[PlannedCall]
 ) -> list[Image.Image] | str:
@@ -151,8 +135,8 @@ class ReferencePolicy(ModelBackend):
         resize: The agent's full-resolution -> model-image function (e.g. ``cv_agent``'s
             ``resize_for_model`` with the agent's pixel budget); ``None`` = identity.
         verify: Check the tool outputs at all.
-        sandbox: Executes the planned calls for the expected outputs (the run's sandbox); ``None``: a
-            per-process sandbox started on first use.
+        sandbox: Executes the planned calls for the expected outputs (the run's sandbox); ``None``: the
+            process's shared one-worker sandbox (``cv_sandbox.shared_sandbox``).
 
     Example:
         >>> import asyncio
@@ -223,7 +207,9 @@ class ReferencePolicy(ModelBackend):
         """The full-resolution input and the outputs of the planned calls (computed once), or an error."""
         if self._expected is None:
             assert self.image is not None
-            self._expected = await _run_calls(self.sandbox or _fallback_sandbox(), [self.image], self.calls)
+            self._expected = await _run_calls(
+                self.sandbox or shared_sandbox(SandboxConfig(workers=1)), [self.image], self.calls
+            )
         return self._expected
 
     async def _check(self, step: int, images: Sequence[Image.Image]) -> str | None:
@@ -246,7 +232,7 @@ class ReferencePolicy(ModelBackend):
         # Without the full-resolution input: the call again, on the image the model was shown.
         prev = self.calls[step - 1]
         shown = await _run_calls(
-            self.sandbox or _fallback_sandbox(),
+            self.sandbox or shared_sandbox(SandboxConfig(workers=1)),
             [images[prev.image_index]],
             [PlannedCall(prev.code, prev.description, 0)],
         )

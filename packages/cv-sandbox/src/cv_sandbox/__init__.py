@@ -8,6 +8,7 @@ from . import geometry
 from .geometry import IDENTITY, Affine, chain_to_input, compose, map_box
 from .result import ERROR_KINDS, ExecResult, TraceOp
 from .sandbox import Sandbox, SandboxConfig
+from .shared import shared_sandbox
 from .workspace import ImageWorkspace, ToolCall, ToolOutcome
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "compose",
     "geometry",
     "map_box",
+    "shared_sandbox",
 ]
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ message. One module per job:
 """
 
 from .build import SFTBuildConfig, build_sft, make_trajectory
-from .conversation import Conversation, TrajectoryError, process_sandbox
+from .conversation import Conversation, TrajectoryError
 from .io import load_sft, read_sft, save_sft
 from .kinds import SFT_KINDS
 from .record import RECORD_FIELDS, sft_record
@@ -30,7 +30,6 @@ __all__ = [
     "build_sft",
     "load_sft",
     "make_trajectory",
-    "process_sandbox",
     "read_sft",
     "replay_trajectory",
     "save_sft",

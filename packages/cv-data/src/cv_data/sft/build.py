@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from cv_sandbox import Sandbox, SandboxConfig
+from cv_sandbox import Sandbox, SandboxConfig, shared_sandbox
 
 from cv_data._parallel import pmap
 from cv_data.report import BuildReport
 
-from .conversation import Conversation, process_sandbox
+from .conversation import Conversation
 from .kinds import BUILDERS, SFT_KINDS
 
 __all__ = ["SFTBuildConfig", "build_sft", "make_trajectory"]
@@ -60,7 +60,7 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
     """
     if kind not in BUILDERS:
         raise ValueError(f"unknown kind {kind!r}; choose from {SFT_KINDS}")
-    sb = sandbox or process_sandbox()
+    sb = sandbox or shared_sandbox()
     rng = np.random.default_rng([seed, index, SFT_KINDS.index(kind), 5])
     item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question), rng, index, seed)
     return conv.record(
@@ -75,7 +75,7 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
 
 def _sft_one(args: tuple[int, str, int, SandboxConfig]) -> dict[str, Any]:
     i, kind, seed, sbcfg = args
-    return make_trajectory(i, kind, seed, process_sandbox(sbcfg))
+    return make_trajectory(i, kind, seed, shared_sandbox(sbcfg))
 
 
 def build_sft(

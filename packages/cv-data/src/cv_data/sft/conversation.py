@@ -9,34 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from cv_protocol import SYSTEM_PROMPT, render_tool_call
-from cv_sandbox import ImageWorkspace, Sandbox, SandboxConfig, ToolOutcome
+from cv_sandbox import ImageWorkspace, ToolOutcome
 from PIL import Image
 
 from .record import sft_record
 
-__all__ = ["Conversation", "TrajectoryError", "process_sandbox"]
+__all__ = ["Conversation", "TrajectoryError"]
 
 #: Error kinds that say nothing about the code (a worker killed or starved on a loaded machine).
 _INFRASTRUCTURE = ("timeout", "crash")
-_SANDBOXES: dict[str, Sandbox] = {}
 
 
 class TrajectoryError(RuntimeError):
     """A scripted step did not behave as planned in the sandbox (the trajectory is reported, not kept)."""
-
-
-def process_sandbox(config: SandboxConfig | None = None) -> Sandbox:
-    """One sandbox per process and configuration, reused across trajectories (starting one can be costly).
-
-    Example:
-        >>> process_sandbox() is process_sandbox()
-        True
-    """
-    cfg = config or SandboxConfig()
-    key = repr(cfg)
-    if key not in _SANDBOXES:
-        _SANDBOXES[key] = Sandbox(cfg)
-    return _SANDBOXES[key]
 
 
 def _text(t: str) -> dict[str, Any]:
@@ -52,7 +37,8 @@ class Conversation:
         question: The user question.
 
     Example:
-        >>> conv = Conversation(process_sandbox(), Image.new("RGB", (8, 4)), "Which?")
+        >>> from cv_sandbox import shared_sandbox
+        >>> conv = Conversation(shared_sandbox(), Image.new("RGB", (8, 4)), "Which?")
         >>> conv.call("It is on its side.", "result = image.rotate(90, expand=True)", "rotate", 0).index
         1
         >>> conv.answer("Now it is upright.", "A")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cv_protocol import ParsedCall, content_text, parse_error_text, parse_tool_calls
-from cv_sandbox import ImageWorkspace, Sandbox
+from cv_sandbox import ImageWorkspace, Sandbox, shared_sandbox
 
 from cv_data._images import same_pixels
-
-from .conversation import process_sandbox
 
 __all__ = ["replay_trajectory"]
 
@@ -34,7 +32,7 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
         >>> replay_trajectory(make_trajectory(0, "single_tool", seed=1))
         []
     """
-    sb = sandbox or process_sandbox()
+    sb = sandbox or shared_sandbox()
     msgs = record["messages"]
     stored = record["images"]
     first_reply = next((j for j, m in enumerate(msgs) if m["role"] == "assistant"), len(msgs))

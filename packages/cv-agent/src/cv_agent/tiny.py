@@ -53,6 +53,7 @@ SPECIAL_TOKENS: tuple[tuple[str, bool], ...] = (
 )
 
 _VOCAB_SIZE = 1024
+_HEAD_DIM = 16
 
 _CODE_SNIPPETS = (
     "result = image.rotate(90, expand=True)",
@@ -127,7 +128,15 @@ def _token_ids(tokenizer: Any) -> dict[str, int]:
     return ids
 
 
-def _build_model(family: str, ids: dict[str, int], vocab: int, seed: int) -> Any:
+def _build_model(
+    family: str,
+    ids: dict[str, int],
+    vocab: int,
+    seed: int,
+    hidden_size: int,
+    num_layers: int,
+    vision_depth: int,
+) -> Any:
     import torch
 
     torch.manual_seed(seed)
@@ -139,11 +148,12 @@ def _build_model(family: str, ids: dict[str, int], vocab: int, seed: int) -> Any
     }
     text_common: dict[str, Any] = {
         "vocab_size": vocab,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        # head_dim stays 16: the mrope sections below split its 8 rotary pairs over (t, h, w).
+        "num_attention_heads": hidden_size // _HEAD_DIM,
+        "num_key_value_heads": max(1, hidden_size // (2 * _HEAD_DIM)),
         "max_position_embeddings": 4096,
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
@@ -159,13 +169,13 @@ def _build_model(family: str, ids: dict[str, int], vocab: int, seed: int) -> Any
                 "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
             },
             vision_config={
-                "depth": 2,
+                "depth": vision_depth,
                 "hidden_size": 32,
                 "intermediate_size": 64,
                 "num_heads": 2,
-                "out_hidden_size": 64,
+                "out_hidden_size": hidden_size,
                 "window_size": 56,
-                "fullatt_block_indexes": [1],
+                "fullatt_block_indexes": [vision_depth - 1],
             },
             **common_ids,
         )
@@ -175,7 +185,7 @@ def _build_model(family: str, ids: dict[str, int], vocab: int, seed: int) -> Any
     config = Qwen3VLConfig(
         text_config={
             **text_common,
-            "head_dim": 16,
+            "head_dim": _HEAD_DIM,
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 5e6,
@@ -184,13 +194,13 @@ def _build_model(family: str, ids: dict[str, int], vocab: int, seed: int) -> Any
             },
         },
         vision_config={
-            "depth": 2,
+            "depth": vision_depth,
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_heads": 2,
-            "out_hidden_size": 64,
+            "out_hidden_size": hidden_size,
             "num_position_embeddings": 256,
-            "deepstack_visual_indexes": [1],
+            "deepstack_visual_indexes": [vision_depth - 1],
         },
         **common_ids,
     )
@@ -228,10 +238,14 @@ def build_tiny_vlm(
     *,
     min_pixels: int = 56 * 56,
     max_pixels: int = 256 * 28 * 28,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_depth: int = 2,
 ) -> Path:
     """Build and save a tiny random Qwen-VL model plus processor, without any hub access.
 
-    The model comes from its config class (2 text layers, hidden 64, a 2-block vision tower of width 32);
+    The model comes from its config class (by default 2 text layers of width 64 with 16-dimensional heads,
+    a 2-block vision tower of width 32);
     the tokenizer is a byte-level BPE trained on the fly on a small corpus of prompts, tags and code, with
     Qwen's special tokens (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``, ``<|vision_start|>``,
     ``<|vision_end|>``, ``<|image_pad|>``, ``<|video_pad|>``) and text tags (``<tool_call>``, ``<think>``,
@@ -245,6 +259,9 @@ def build_tiny_vlm(
         seed: Torch seed for the random weights.
         min_pixels: Processor minimum pixels per image.
         max_pixels: Processor maximum pixels per image (small by default, to keep CPU tests fast).
+        hidden_size: Width of the language model (a multiple of 16; the vision tower projects to it).
+        num_layers: Decoder layers of the language model.
+        vision_depth: Blocks of the vision tower (the last one attends over the whole image).
 
     Returns:
         ``Path(out_dir)``, loadable with ``AutoModelForImageTextToText.from_pretrained`` and
@@ -258,6 +275,12 @@ def build_tiny_vlm(
         raise ValueError(f"unknown family {family!r}; set family to one of {TEMPLATE_FAMILIES}")
     if not 0 < min_pixels <= max_pixels:
         raise ValueError(f"need 0 < min_pixels <= max_pixels, got {min_pixels} and {max_pixels}")
+    if hidden_size < _HEAD_DIM or hidden_size % _HEAD_DIM:
+        raise ValueError(
+            f"hidden_size={hidden_size}: use a positive multiple of {_HEAD_DIM} (64, 128, 256...)"
+        )
+    if num_layers < 1 or vision_depth < 1:
+        raise ValueError(f"need num_layers >= 1 and vision_depth >= 1, got {num_layers} and {vision_depth}")
     out = Path(out_dir)
     wanted = {
         "version": _BUILD_VERSION,
@@ -265,6 +288,9 @@ def build_tiny_vlm(
         "seed": seed,
         "min_pixels": min_pixels,
         "max_pixels": max_pixels,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "vision_depth": vision_depth,
     }
     marker = out / _MARKER
     if marker.is_file():
@@ -279,7 +305,7 @@ def build_tiny_vlm(
 
     tokenizer = _build_tokenizer(out)
     ids = _token_ids(tokenizer)
-    model = _build_model(family, ids, len(tokenizer), seed)
+    model = _build_model(family, ids, len(tokenizer), seed, hidden_size, num_layers, vision_depth)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]

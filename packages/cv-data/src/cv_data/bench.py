@@ -160,6 +160,10 @@ def _multi_tool(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
     return [transform_item(base, ops, id_suffix=name, meta={"variant": name, "base_id": base.id})]
 
 
+def _toy(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
+    return orientation_variants(base)[:4]  # upright and the three rotations: the toy task has no flips
+
+
 def _crop_only(base: Item, cfg: BenchConfig, i: int) -> list[Item]:
     _require_crop(base, cfg.suite)
     return [transform_item(base, [], meta={"variant": "crop", "base_id": base.id})]
@@ -171,6 +175,7 @@ _EXPAND: dict[str, Callable[[Item, BenchConfig, int], list[Item]]] = {
     "corruption": _corruption,
     "multi-tool": _multi_tool,
     "crop-only": _crop_only,
+    "toy": _toy,
 }
 assert set(_EXPAND) == set(BUILTIN_SUITES), "every built-in suite of the registry needs a builder"
 

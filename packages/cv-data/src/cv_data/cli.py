@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .report import BuildReport
+from .rl import ORIENTATION_TRANSFORMS
 from .suites import BUILTIN_SUITES
 
 #: Teacher distillation runs the agent loop, which cv-data cannot import: it lives in cv-bench.
@@ -91,13 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     _common(rl, 1000, 0)
     _input_args(rl)
     rl.add_argument("--sources", default="document,chart,scene", help="synthetic sources, comma separated")
-    rl.add_argument("--p-identity", type=float, default=0.2)
+    rl.add_argument("--p-identity", type=float, default=0.2, help="share of items left upright")
+    rl.add_argument("--p-compose", type=float, default=0.15, help="share of rotation+flip compositions")
+    rl.add_argument(
+        "--transforms",
+        default=",".join(ORIENTATION_TRANSFORMS),
+        help="single perturbations to draw from, comma separated (toy task: rotate_90,rotate_180,rotate_270)",
+    )
     rl.add_argument("--format", choices=["parquet", "jsonl", "verl"], default="parquet")
 
     sft = sub.add_parser("build-sft", help="executed SFT trajectories (parquet + ShareGPT)")
     _common(sft, 100, 0)
     sft.add_argument(
-        "--kinds", default="", help="kind weights, e.g. 'single_tool=2,no_tool=1' (default: equal)"
+        "--kinds",
+        default="",
+        help="kind weights, e.g. 'single_tool=2,no_tool=1' (default: the paper's five, equal); the toy task of "
+        "the learning proof: 'toy=1' (or 'toy=0.4,toy_wrong_op=0.6' for a deliberately noisy teacher)",
     )
     sft.add_argument("--formats", default="parquet,sharegpt")
     sft.add_argument(
@@ -126,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 sources=srcs,
                 p_identity=args.p_identity,
+                p_compose=args.p_compose,
+                transforms=tuple(t.strip() for t in args.transforms.split(",") if t.strip()),
                 num_proc=args.num_proc,
                 progress=progress,
             )

@@ -28,7 +28,11 @@ class RLBuildConfig:
         seed: Seed; the same seed gives identical items, whatever ``num_proc`` is.
         sources: Synthetic source mixture ``{name: weight}`` (names from :data:`cv_data.SOURCES`).
         p_identity: Probability that an item keeps its original orientation.
-        p_compose: Probability that a perturbed item gets a rotation *and* a flip.
+        p_compose: Probability that a perturbed item gets a rotation *and* a flip (when ``transforms`` holds
+            both).
+        transforms: The single perturbations to draw from (default: every rotation and flip). The toy task
+            uses ``("rotate_90", "rotate_180", "rotate_270")`` with ``p_identity=0.25`` and ``p_compose=0``:
+            four orientations, equally likely.
         split: Split recorded on generated items.
         num_proc: Worker processes.
         progress: Show a progress bar.
@@ -39,6 +43,7 @@ class RLBuildConfig:
     sources: dict[str, float] = field(default_factory=lambda: {"document": 1.0, "chart": 1.0, "scene": 1.0})
     p_identity: float = 0.2
     p_compose: float = 0.15
+    transforms: tuple[str, ...] = ORIENTATION_TRANSFORMS
     split: str = "train"
     num_proc: int = 1
     progress: bool = True
@@ -56,20 +61,35 @@ class RLBuildConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.num_proc < 1:
             raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
+        self.transforms = tuple(self.transforms)
+        bad = [t for t in self.transforms if t not in ORIENTATION_TRANSFORMS]
+        if not self.transforms or bad:
+            raise ValueError(
+                f"transforms {list(self.transforms)}: give one or more of {list(ORIENTATION_TRANSFORMS)}"
+            )
 
 
-def sample_transform(rng: np.random.Generator, p_identity: float = 0.2, p_compose: float = 0.15) -> list[str]:
-    """Draw an orientation perturbation: ``[]``, one op, or a rotation followed by a flip.
+def sample_transform(
+    rng: np.random.Generator,
+    p_identity: float = 0.2,
+    p_compose: float = 0.15,
+    transforms: Sequence[str] = ORIENTATION_TRANSFORMS,
+) -> list[str]:
+    """Draw an orientation perturbation from ``transforms``: ``[]``, one op, or a rotation followed by a flip.
 
     Example:
         >>> sample_transform(np.random.default_rng(0), p_identity=0.0, p_compose=0.0)[0] in ORIENTATION_TRANSFORMS
         True
+        >>> sample_transform(np.random.default_rng(0), 0.0, 1.0, transforms=["rotate_90"])
+        ['rotate_90']
     """
     if rng.random() < p_identity:
         return []
-    if rng.random() < p_compose:
-        return [str(rng.choice(ORIENTATION_TRANSFORMS[:3])), str(rng.choice(ORIENTATION_TRANSFORMS[3:]))]
-    return [str(rng.choice(ORIENTATION_TRANSFORMS))]
+    rotations = [t for t in transforms if t in ROTATE_OPS]
+    flips = [t for t in transforms if t in FLIP_OPS]
+    if rng.random() < p_compose and rotations and flips:
+        return [str(rng.choice(rotations)), str(rng.choice(flips))]
+    return [str(rng.choice(list(transforms)))]
 
 
 def _rl_one(args: tuple[int, RLBuildConfig, Item | None]) -> Item:
@@ -80,7 +100,7 @@ def _rl_one(args: tuple[int, RLBuildConfig, Item | None]) -> Item:
         w = np.array([cfg.sources[n] for n in names], dtype=float)
         src = names[int(rng.choice(len(names), p=w / w.sum()))]
         item = SOURCES[src](i, cfg.seed, cfg.split)
-    ops = sample_transform(rng, cfg.p_identity, cfg.p_compose)
+    ops = sample_transform(rng, cfg.p_identity, cfg.p_compose, cfg.transforms)
     return transform_item(item, ops)
 
 

@@ -27,6 +27,7 @@ from ._vocab import (
     load_font,
 )
 from .item import Item
+from .toy import make_toy_item
 
 Box = list[float]
 
@@ -629,4 +630,5 @@ SOURCES: dict[str, Callable[[int, int, str], Item]] = {
     "document": make_document_item,
     "chart": make_chart_item,
     "scene": make_scene_item,
+    "toy": make_toy_item,
 }

@@ -125,6 +125,15 @@ SUITES: dict[str, SuiteInfo] = {
             sources=("scene",),
         ),
         SuiteInfo(
+            "toy",
+            "the learning proof's toy task: a four-quadrant image upright and rotated 90/180/270, asking the "
+            "colour of the top-right square of the upright image (held-out colour arrangements)",
+            True,
+            16,
+            _ORIENT[:4],
+            sources=("toy",),
+        ),
+        SuiteInfo(
             "ocrbench",
             "user copy of OCRBench, expanded into the 6 orientation variants (OCRBench-T)",
             False,
@@ -191,7 +200,7 @@ def get_suite(name: str) -> SuiteInfo:
         >>> get_suite("nope")
         Traceback (most recent call last):
         ...
-        ValueError: unknown suite 'nope'; known suites (`cv-bench list`): orientation, corruption, multi-tool, crop-only, ocrbench, chartqapro, mvtoolbench, vstar, hrbench, items
+        ValueError: unknown suite 'nope'; known suites (`cv-bench list`): orientation, corruption, multi-tool, crop-only, toy, ocrbench, chartqapro, mvtoolbench, vstar, hrbench, items
     """
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; known suites (`cv-bench list`): {', '.join(SUITES)}")

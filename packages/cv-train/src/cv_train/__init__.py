@@ -3,6 +3,7 @@
 Heavy libraries (torch, transformers, trl, peft, datasets) load only when training starts.
 """
 
+from .callbacks import ToolUseWatch, tool_collapse_callback
 from .config import (
     FAMILIES,
     ModelRecipe,
@@ -13,6 +14,8 @@ from .config import (
     recipe_from_dict,
     tiny_rl_recipe,
     tiny_sft_recipe,
+    toy_rl_recipe,
+    toy_sft_recipe,
 )
 from .data import (
     DatasetError,
@@ -40,6 +43,7 @@ __all__ = [
     "RLRecipe",
     "RecipeError",
     "SFTRecipe",
+    "ToolUseWatch",
     "build_rl_trainer",
     "build_sft_trainer",
     "check_image_tokens",
@@ -63,6 +67,9 @@ __all__ = [
     "sft_dataset",
     "tiny_rl_recipe",
     "tiny_sft_recipe",
+    "tool_collapse_callback",
+    "toy_rl_recipe",
+    "toy_sft_recipe",
     "tool_statistics",
     "train_rl",
     "train_sft",

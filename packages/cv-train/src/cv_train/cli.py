@@ -1,7 +1,9 @@
 """``cv-train sft|rl [--config recipe.yaml] [--field value ...]``: thin over :mod:`cv_train.sft` / :mod:`cv_train.rl`.
 
-Without ``--config`` the tiny CPU recipe runs (tiny random Qwen2.5-VL built locally, cv-data's synthetic data built in-process),
-so ``uv run cv-train sft`` and ``uv run cv-train rl`` work on a fresh machine.
+Without ``--config`` the toy CPU recipes run (:func:`~cv_train.config.toy_sft_recipe`,
+:func:`~cv_train.config.toy_rl_recipe`): a tiny Qwen2.5-VL built locally learns cv-data's toy task, and RL starts
+from that model (trained once and cached), so ``uv run cv-train sft`` and ``uv run cv-train rl`` work on a fresh
+machine and show a learning signal.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from .config import (
     add_recipe_arguments,
     load_recipe,
     overrides_from_args,
-    tiny_rl_recipe,
-    tiny_sft_recipe,
+    toy_rl_recipe,
+    toy_sft_recipe,
 )
 from .data import DatasetError
 
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cls = SFTRecipe if args.command == "sft" else RLRecipe
     try:
-        base = None if args.config else (tiny_sft_recipe() if args.command == "sft" else tiny_rl_recipe())
+        base = None if args.config else (toy_sft_recipe() if args.command == "sft" else toy_rl_recipe())
         recipe = load_recipe(cls, args.config, overrides_from_args(args, cls), base=base)
     except RecipeError as e:
         print(f"cv-train {args.command}: invalid recipe: {e}", file=sys.stderr)

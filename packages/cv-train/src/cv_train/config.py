@@ -2,8 +2,10 @@
 
 The same dataclasses back the CLI (``cv-train sft --config recipe.yaml --learning_rate 5e-6``), the YAML recipes
 in ``packages/cv-train/recipes/`` and the Python API, the way TRL's ``TrlParser`` does it. Defaults are the
-paper's reference settings (SPEC, "Training reference settings"); :func:`tiny_sft_recipe` and
-:func:`tiny_rl_recipe` shrink them to a run that finishes on two CPU cores in a few minutes.
+paper's reference settings (SPEC, "Training reference settings"). :func:`toy_sft_recipe` and
+:func:`toy_rl_recipe` are the default CPU runs of the command line: a tiny model that learns cv-data's toy task
+in about a minute (RL warm-started from it, so the tool is called and rewards differ within a group);
+:func:`tiny_sft_recipe` and :func:`tiny_rl_recipe` are the few-step fixtures of the tests.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")
 
 #: ``model`` values that build a tiny random model locally instead of loading weights.
 TINY_PREFIX = "tiny:"
+#: ``model`` values that use a tiny model SFT'd on the toy task (:func:`toy_sft_recipe`), trained on first use
+#: and cached: the warm start of the default RL run.
+TINY_SFT_PREFIX = "tiny-sft:"
 
 _LM_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -36,8 +41,10 @@ class ModelRecipe:
     """Settings shared by SFT and RL: the model, PEFT, precision, logging and checkpoints.
 
     Attributes:
-        model: Hugging Face model id or local path, or ``"tiny:qwen2_5_vl"`` / ``"tiny:qwen3_vl"`` to build a
-            tiny random model locally (tests and the default CPU run).
+        model: Hugging Face model id or local path; ``"tiny:qwen2_5_vl"`` / ``"tiny:qwen3_vl"`` to build a
+            tiny random model locally (tests and the default CPU SFT run); ``"tiny-sft:qwen2_5_vl"`` for that
+            tiny model after the default toy-task SFT (:func:`toy_sft_recipe`), trained once and cached next to
+            the run folders (the warm start of the default RL run).
         family: Chat-template family, ``"qwen2_5_vl"`` or ``"qwen3_vl"``; ``None`` infers it from the model.
         output_dir: Where checkpoints, logs and the final model go.
         seed: Random seed for data order, model init (tiny models) and sampling.
@@ -69,6 +76,9 @@ class ModelRecipe:
             ``output_dir``) or a checkpoint path.
         deepspeed: Path of a DeepSpeed JSON config passed to the trainer (usually set via accelerate instead).
         dataloader_num_workers: DataLoader worker processes.
+        tiny_hidden_size: Width of a ``tiny:`` / ``tiny-sft:`` model's language model (a multiple of 16).
+        tiny_num_layers: Decoder layers of a ``tiny:`` / ``tiny-sft:`` model.
+        tiny_vision_depth: Vision-tower blocks of a ``tiny:`` / ``tiny-sft:`` model.
     """
 
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -101,15 +111,22 @@ class ModelRecipe:
     resume_from_checkpoint: str | None = None
     deepspeed: str | None = None
     dataloader_num_workers: int = 0
+    tiny_hidden_size: int = 64
+    tiny_num_layers: int = 2
+    tiny_vision_depth: int = 2
 
     def __post_init__(self) -> None:
         if not self.model:
             raise RecipeError(
                 "model is empty: set model to a Hugging Face id, a local path or 'tiny:qwen2_5_vl'"
             )
-        if self.model.startswith(TINY_PREFIX) and self.model[len(TINY_PREFIX) :] not in FAMILIES:
+        if self.is_tiny and self.tiny_family not in FAMILIES:
             raise RecipeError(
                 f"model {self.model!r}: the tiny family must be one of {FAMILIES}, e.g. 'tiny:qwen2_5_vl'"
+            )
+        if self.tiny_hidden_size < 16 or self.tiny_hidden_size % 16:
+            raise RecipeError(
+                f"tiny_hidden_size={self.tiny_hidden_size}: use a multiple of 16 (64, 128, 256)"
             )
         if self.family is not None and self.family not in FAMILIES:
             raise RecipeError(
@@ -126,6 +143,8 @@ class ModelRecipe:
             "min_pixels",
             "lora_r",
             "lora_alpha",
+            "tiny_num_layers",
+            "tiny_vision_depth",
         )
         if self.learning_rate > 1e-2:
             raise RecipeError(
@@ -168,7 +187,15 @@ class ModelRecipe:
 
     @property
     def is_tiny(self) -> bool:
-        return self.model.startswith(TINY_PREFIX)
+        """The model is built locally (``tiny:`` or ``tiny-sft:``), not loaded."""
+        return self.model.startswith((TINY_PREFIX, TINY_SFT_PREFIX))
+
+    @property
+    def tiny_family(self) -> str:
+        """The family of a ``tiny:`` / ``tiny-sft:`` model (``""`` for other models)."""
+        if not self.is_tiny:
+            return ""
+        return self.model.split(":", 1)[1]
 
 
 @dataclass
@@ -177,9 +204,10 @@ class SFTRecipe(ModelRecipe):
 
     Attributes:
         dataset: ``"cv-data"`` (build trajectories in-process with cv-data's synthetic sources; set a small
-            ``num_synthetic`` for smoke tests), or a path: cv-data ``save_sft`` output (``sft.parquet`` /
+            ``num_synthetic`` for smoke tests), ``"toy"`` (trajectories of cv-data's toy task, built
+            in-process: the default CPU run), or a path: cv-data ``save_sft`` output (``sft.parquet`` /
             ``sharegpt.json``) or a ``.jsonl`` of records with image paths.
-        num_synthetic: Number of trajectories built when ``dataset`` is ``"cv-data"``.
+        num_synthetic: Number of trajectories built when ``dataset`` is ``"cv-data"`` or ``"toy"``.
         max_length: Token cutoff per conversation; longer ones are rejected (never silently cut through an
             image) unless ``drop_long`` is set.
         drop_long: Drop over-long conversations (with a warning and a count) instead of failing.
@@ -211,9 +239,9 @@ class RLRecipe(ModelRecipe):
     generation round produces ``steps_per_generation`` micro-batches per process (paper batch: 64 prompts).
 
     Attributes:
-        dataset: ``"cv-data"`` (RL items built in-process by cv-data) or a file/folder written by
-            ``cv_data.write_items``.
-        num_synthetic: Number of RL items built when ``dataset`` is ``"cv-data"``.
+        dataset: ``"cv-data"`` (RL items built in-process by cv-data), ``"toy"`` (items of cv-data's toy
+            task, the four orientations equally often) or a file/folder written by ``cv_data.write_items``.
+        num_synthetic: Number of RL items built when ``dataset`` is ``"cv-data"`` or ``"toy"``.
         num_generations: Rollouts per prompt (GRPO group size, paper: 8).
         steps_per_generation: Micro-batches per generation round (``None``: ``gradient_accumulation_steps``).
         max_turns: Assistant turns per rollout (paper: 12); tool rounds = ``max_turns - 1``.
@@ -236,6 +264,10 @@ class RLRecipe(ModelRecipe):
         vllm_tensor_parallel_size: Colocate mode: tensor-parallel size.
         vllm_max_model_length: vLLM context length (``None``: the model's).
         log_completions: Log sample completions (and their reward columns) to the trackers.
+        tool_collapse_threshold: Tool-use collapse: a logged step whose tool-call rate (share of rollouts
+            that called the tool) is below this counts as collapsed.
+        tool_collapse_patience: Warn after this many consecutive collapsed steps (``0``: never watch).
+        tool_collapse_stop: Also stop training then (the last checkpoint and the final model are kept).
     """
 
     output_dir: str = "runs/rl"
@@ -270,6 +302,9 @@ class RLRecipe(ModelRecipe):
     vllm_tensor_parallel_size: int = 1
     vllm_max_model_length: int | None = None
     log_completions: bool = False
+    tool_collapse_threshold: float = 0.05
+    tool_collapse_patience: int = 20
+    tool_collapse_stop: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -318,6 +353,10 @@ class RLRecipe(ModelRecipe):
             raise RecipeError(f"reward_variant={self.reward_variant!r}: use 'paper' or 'reference'")
         if self.vllm_mode not in ("colocate", "server"):
             raise RecipeError(f"vllm_mode={self.vllm_mode!r}: use 'colocate' or 'server'")
+        if not 0.0 <= self.tool_collapse_threshold <= 1.0 or self.tool_collapse_patience < 0:
+            raise RecipeError(
+                "tool_collapse_threshold must be in [0, 1] and tool_collapse_patience >= 0 (0 turns the watch off)"
+            )
         if not 0.0 < self.vllm_gpu_memory_utilization <= 1.0:
             raise RecipeError(
                 f"vllm_gpu_memory_utilization={self.vllm_gpu_memory_utilization}: set it in (0, 1]"
@@ -513,9 +552,89 @@ def tiny_rl_recipe(**overrides: Any) -> RLRecipe:
     return RLRecipe(**values)
 
 
+def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
+    """The default ``cv-train sft`` run: a tiny Qwen2.5-VL learns cv-data's toy task on two CPU cores.
+
+    600 steps of 8 toy trajectories at a high learning rate with the vision tower trainable: enough for the
+    corrective rotation to be learned (about step 400), not always for the colour read from the tool's image
+    (later, about step 900-1200, see ``benchmarks/learning_proof.py``). Evaluate the result with
+    ``cv-bench eval --model hf:runs/sft-tiny/final --suite toy``.
+
+    Example:
+        >>> r = toy_sft_recipe()
+        >>> r.dataset, r.freeze_vision
+        ('toy', False)
+    """
+    values: dict[str, Any] = dict(
+        model="tiny:qwen2_5_vl",
+        output_dir="runs/sft-tiny",
+        dataset="toy",
+        num_synthetic=256,
+        max_steps=600,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        learning_rate=2e-3,
+        lr_scheduler_type="constant",
+        warmup_ratio=0.0,
+        freeze_vision=False,
+        render_tools=False,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_pixels=64 * 64,
+        min_pixels=28 * 28,
+        max_length=4096,
+        save_steps=200,
+        logging_steps=25,
+        report_to=["none"],
+    )
+    values.update(overrides)
+    return SFTRecipe(**values)
+
+
+def toy_rl_recipe(**overrides: Any) -> RLRecipe:
+    """The default ``cv-train rl`` run: GRPO on the toy task from the cached toy-SFT tiny model.
+
+    The warm start (``model="tiny-sft:qwen2_5_vl"``, :func:`toy_sft_recipe` trained once and cached) calls the
+    tool, and its answers differ within a group, so the rewards do too: a broken reward, mask or advantage shows
+    as a zero ``reward_std`` or a zero tool-call rate instead of passing silently.
+
+    Example:
+        >>> toy_rl_recipe().model
+        'tiny-sft:qwen2_5_vl'
+    """
+    values: dict[str, Any] = dict(
+        model="tiny-sft:qwen2_5_vl",
+        output_dir="runs/rl-tiny",
+        dataset="toy",
+        num_synthetic=64,
+        max_steps=4,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        num_generations=4,
+        max_turns=3,
+        max_completion_length=160,
+        learning_rate=2e-4,
+        beta=0.0,
+        freeze_vision=False,
+        bf16=False,
+        gradient_checkpointing=False,
+        max_pixels=64 * 64,
+        min_pixels=28 * 28,
+        save_steps=2,
+        logging_steps=1,
+        report_to=["none"],
+    )
+    values.update(overrides)
+    return RLRecipe(**values)
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser, cls: type[ModelRecipe]) -> None:
     """Add ``--config`` and one ``--<field>`` option per recipe field (values parsed by :func:`load_recipe`)."""
-    parser.add_argument("--config", default=None, help="YAML recipe; without it the tiny CPU recipe runs")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="YAML recipe; without it the toy CPU recipe runs (a tiny model that learns the toy task)",
+    )
     doc = cls.__doc__ or ""
     for name, tp in recipe_fields(cls).items():
         base, _ = _strip_optional(tp)

@@ -212,12 +212,14 @@ def load_sft_records(dataset: str, num_synthetic: int = 64, seed: int = 0) -> li
     """Records for an :class:`~cv_train.config.SFTRecipe` ``dataset`` value.
 
     ``"cv-data"``: build ``num_synthetic`` trajectories in-process with cv-data's five-kind builder (a small
-    ``num_synthetic`` for smoke runs); anything else: a path (:func:`read_sft_records`).
+    ``num_synthetic`` for smoke runs); ``"toy"``: ``num_synthetic`` trajectories of cv-data's toy task
+    (:mod:`cv_data.toy`, the default CPU run); anything else: a path (:func:`read_sft_records`).
     """
-    if dataset == "cv-data":
+    if dataset in ("cv-data", "toy"):
         from cv_data import SFTBuildConfig, build_sft
 
-        return list(build_sft(SFTBuildConfig(num=num_synthetic, seed=seed)))
+        kinds = {"kinds": {"toy": 1.0}} if dataset == "toy" else {}
+        return list(build_sft(SFTBuildConfig(num=num_synthetic, seed=seed, progress=False, **kinds)))
     return read_sft_records(dataset)
 
 
@@ -344,14 +346,20 @@ def rl_dataset(items: Sequence[Any]) -> Any:
 def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[Any]:
     """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value.
 
-    ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder;
-    anything else: a file/folder written by ``cv_data.write_items``. Rows cv-data cannot read are an error
-    (with their count and first message), never silently skipped.
+    ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder; ``"toy"``: ``num_synthetic`` items of
+    cv-data's toy task, the four orientations equally often; anything else: a file/folder written by
+    ``cv_data.write_items``. Rows cv-data cannot read are an error (with their count and first message),
+    never silently skipped.
     """
-    if dataset == "cv-data":
+    if dataset in ("cv-data", "toy"):
         from cv_data import RLBuildConfig, build_rl_items
 
-        return list(build_rl_items(RLBuildConfig(num=num_synthetic, seed=seed)))
+        toy: dict[str, Any] = {}
+        if dataset == "toy":
+            from cv_data.toy import TOY_ROTATIONS
+
+            toy = dict(sources={"toy": 1.0}, transforms=TOY_ROTATIONS, p_identity=0.25, p_compose=0.0)
+        return list(build_rl_items(RLBuildConfig(num=num_synthetic, seed=seed, progress=False, **toy)))
     p = Path(dataset)
     if not p.exists():
         raise DatasetError(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._run import train_and_save, training_args_kwargs, use_cpu
+from .callbacks import tool_collapse_callback
 from .config import RecipeError, RLRecipe
 from .env import CodeVisionEnv, CodeVisionEnvConfig
 from .invariants import check_image_tokens
@@ -214,6 +215,12 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
         peft_config=peft_config(recipe),
         environment_factory=functools.partial(CodeVisionEnv, env_config),
     )
+    if recipe.tool_collapse_patience > 0:
+        trainer.add_callback(
+            tool_collapse_callback(
+                recipe.tool_collapse_threshold, recipe.tool_collapse_patience, recipe.tool_collapse_stop
+            )
+        )
     trainer.cv_image_pad_id = image_pad_token_id(processor)
     trainer.cv_merge_size = int(getattr(processor.image_processor, "merge_size", 2))
     trainer.cv_family = family

@@ -24,7 +24,8 @@ class SFTBuildConfig:
     Attributes:
         num: Number of trajectories.
         seed: Seed; identical output for the same seed whatever ``num_proc`` is.
-        kinds: Mixture ``{kind: weight}`` over :data:`SFT_KINDS`.
+        kinds: Mixture ``{kind: weight}`` over :data:`SFT_KINDS` (the paper's five, the default) and the toy
+            task's ``toy`` / ``toy_wrong_op`` (:mod:`cv_data.toy`).
         num_proc: Worker processes (each opens its own sandbox).
         progress: Show a progress bar.
         sandbox: Configuration of the sandbox that executes every call (one per worker process; calls
@@ -41,9 +42,9 @@ class SFTBuildConfig:
     def __post_init__(self) -> None:
         if self.num < 0:
             raise ValueError(f"num must be >= 0, got {self.num}")
-        bad = set(self.kinds) - set(SFT_KINDS)
+        bad = set(self.kinds) - set(BUILDERS)
         if bad:
-            raise ValueError(f"unknown SFT kinds {sorted(bad)}; set kinds to names in {SFT_KINDS}")
+            raise ValueError(f"unknown SFT kinds {sorted(bad)}; set kinds to names in {tuple(BUILDERS)}")
         if not self.kinds or sum(self.kinds.values()) <= 0 or min(self.kinds.values()) < 0:
             raise ValueError("kinds needs at least one positive weight, e.g. {'single_tool': 1.0}")
         if self.num_proc < 1:
@@ -59,9 +60,9 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
         ['system', 'user', 'assistant', 'tool', 'assistant']
     """
     if kind not in BUILDERS:
-        raise ValueError(f"unknown kind {kind!r}; choose from {SFT_KINDS}")
+        raise ValueError(f"unknown kind {kind!r}; choose from {tuple(BUILDERS)}")
     sb = sandbox or shared_sandbox()
-    rng = np.random.default_rng([seed, index, SFT_KINDS.index(kind), 5])
+    rng = np.random.default_rng([seed, index, list(BUILDERS).index(kind), 5])
     item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question), rng, index, seed)
     return conv.record(
         id=f"sft-{kind}-s{seed}-{index:06d}",
@@ -92,7 +93,7 @@ def build_sft(
     """
     cfg = config or SFTBuildConfig()
     report = report if report is not None else BuildReport()
-    names = [k for k in SFT_KINDS if cfg.kinds.get(k, 0) > 0]
+    names = [k for k in BUILDERS if cfg.kinds.get(k, 0) > 0]
     w = np.array([cfg.kinds[k] for k in names], dtype=float)
     rng = np.random.default_rng([cfg.seed, 99])
     plan = [str(names[j]) for j in rng.choice(len(names), size=cfg.num, p=w / w.sum())]

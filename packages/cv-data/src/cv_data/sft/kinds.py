@@ -18,6 +18,7 @@ from cv_data._images import same_pixels
 from cv_data.item import Item
 from cv_data.rl import ORIENTATION_TRANSFORMS
 from cv_data.sources import SOURCES
+from cv_data.toy import toy_kind, toy_wrong_op_kind
 from cv_data.transforms import transform_item
 
 from .conversation import Conversation, TrajectoryError
@@ -206,4 +207,7 @@ BUILDERS: dict[str, KindBuilder] = {
     "multi_crop": multi_crop,
     "error_recovery": error_recovery,
     "no_tool": no_tool,
+    # Not in SFT_KINDS (the paper's default mixture): the learning proof's toy task, chosen by name.
+    "toy": toy_kind,
+    "toy_wrong_op": toy_wrong_op_kind,
 }

@@ -60,6 +60,8 @@ ERROR_KINDS: frozenset[str] = frozenset(
         "code_too_long",  # code longer than the configured maximum
         "bad_input",  # invalid images or image_index supplied by the caller
         "crash",  # worker died (signal, segfault, internal error)
+        "busy",  # no worker became free within SandboxConfig.acquire_timeout_s
+        "closed",  # the Sandbox was closed while the call waited or ran
     }
 )
 

@@ -70,7 +70,8 @@ def _run_in_thread(sb: Sandbox, code: str) -> tuple[threading.Thread, list]:
 
 
 def _busy_child(worker_pid: int) -> int:
-    """The worker's child that is running a call (spares wait in a read and use no CPU)."""
+    """The worker's child that is running a call (spares, once pre-warmed, wait in a read)."""
+    time.sleep(0.6)  # spares forked for this call finish pre-warming
     for _ in range(300):
         for pid in children_of(worker_pid):
             try:

@@ -50,14 +50,21 @@ def timeout_message(timeout_s: float) -> str:
     )
 
 
-def ok_reply(stdout: str, trace: list[dict[str, Any]], to_source: list[float] | None) -> dict[str, Any]:
-    """The reply header of a call that produced an image (the child adds its image header and size)."""
+def ok_reply(
+    stdout: str,
+    trace: list[dict[str, Any]],
+    to_source: list[float] | None,
+    discarded: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The reply header of a call that produced an image (the child adds its image header and size):
+    ``trace`` holds the ops that took effect on it, ``discarded`` the ops whose output it does not carry."""
     return {
         "ok": True,
         "error": None,
         "error_kind": None,
         "stdout": stdout,
         "trace": trace,
+        "discarded": discarded or [],
         "to_source": to_source,
     }
 

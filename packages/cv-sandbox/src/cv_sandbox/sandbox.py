@@ -285,9 +285,8 @@ class Sandbox:
         return ExecResult(error=msg, error_kind=kind, duration_s=time.perf_counter() - t0)
 
     def _to_result(self, header: dict[str, Any], image: Image.Image | None, t0: float) -> ExecResult:
-        trace = [
-            TraceOp.from_dict(op) for op in header.get("trace") or [] if isinstance(op, dict) and "name" in op
-        ]
+        trace = _ops(header.get("trace"))
+        discarded = _ops(header.get("discarded"))
         ts = header.get("to_source")
         to_source = tuple(float(v) for v in ts) if isinstance(ts, list) and len(ts) == 6 else None
         cs = header.get("child_s")
@@ -312,7 +311,14 @@ class Sandbox:
             run_s=run_s,
             trace=trace,
             to_source=to_source,  # type: ignore[arg-type]
+            discarded=discarded,
         )
+
+
+def _ops(raw: Any) -> list[TraceOp]:
+    if not isinstance(raw, list):
+        return []
+    return [TraceOp.from_dict(op) for op in raw if isinstance(op, dict) and isinstance(op.get("name"), str)]
 
 
 def load_image(obj: ImageLike) -> Image.Image:

@@ -96,7 +96,6 @@ def public_type(cls: type) -> type:
     return hit if hit is not None else isinstance_only(cls, cls.__qualname__, cls.__module__)
 
 
-
 def record_flip(arr: np.ndarray, axes: set[int], api: str) -> A.Affine | None:
     h, w = arr.shape[:2]
     fy, fx = 0 in axes, 1 in axes

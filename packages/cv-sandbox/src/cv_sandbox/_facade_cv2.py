@@ -27,7 +27,9 @@ def _attach(out: Any, g_aff: Carry, size: tuple[int, int] | None) -> Any:
     if isinstance(out, np.ndarray):
         if out.ndim < 2:
             return out
-        return set_geo(out, g_aff if size is not None and hw_size(out) == size else Carry(None, g_aff.lineage))
+        return set_geo(
+            out, g_aff if size is not None and hw_size(out) == size else Carry(None, g_aff.lineage)
+        )
     if isinstance(out, tuple):
         return tuple(_attach(o, g_aff, size) for o in out)
     return out
@@ -156,7 +158,9 @@ def _cv_warp(fn: Callable[..., Any], api: str) -> Callable[..., Any]:
     return wrapper
 
 
-def _zeroed_transparent_dst(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+def _zeroed_transparent_dst(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
     """``BORDER_TRANSPARENT`` leaves uncovered pixels of a fresh output as whatever memory held (the
     result would depend on earlier allocations): give such calls a zeroed output array."""
     if kwargs.get("borderMode", args[5] if len(args) > 5 else None) != cv2.BORDER_TRANSPARENT:

@@ -448,8 +448,23 @@ def make_import(modules: dict[str, Any]) -> Callable[..., Any]:
 
 #: Types ``type(x)`` returns as themselves: plain values, which hold no way out.
 _PLAIN_TYPES = frozenset(
-    {int, float, complex, bool, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
-     type(None)}
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        bytearray,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        range,
+        slice,
+        type(None),
+    }
 )
 
 

@@ -187,7 +187,9 @@ def landlock_ruleset() -> int | None:
         fields.append(_SCOPE_ABSTRACT_UNIX_AND_SIGNAL)
     attr = struct.pack(f"{len(fields)}Q", *fields)
     buf = ctypes.create_string_buffer(attr, len(attr))
-    fd = int(libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0)))
+    fd = int(
+        libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, buf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+    )
     return fd if fd >= 0 else None
 
 
@@ -372,7 +374,11 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
     audit, table = entry
     allow = _bpf(_RET, 0, 0, SECCOMP_RET_ALLOW)
     deny = _bpf(_RET, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM)
-    prog = [_bpf(_LD_ABS, 0, 0, _ARCH_OFF), _bpf(_JEQ, 1, 0, audit), _bpf(_RET, 0, 0, SECCOMP_RET_KILL_PROCESS)]
+    prog = [
+        _bpf(_LD_ABS, 0, 0, _ARCH_OFF),
+        _bpf(_JEQ, 1, 0, audit),
+        _bpf(_RET, 0, 0, SECCOMP_RET_KILL_PROCESS),
+    ]
     prog.append(_bpf(_LD_ABS, 0, 0, _NR_OFF))
     if audit == AUDIT_ARCH_X86_64:
         prog += [_bpf(_JGE, 0, 1, _X32_SYSCALL_BIT), _bpf(_RET, 0, 0, SECCOMP_RET_KILL_PROCESS)]
@@ -421,7 +427,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def drop_capabilities() -> bool:
@@ -538,34 +548,42 @@ def isolation_level(report: dict[str, bool]) -> str:
     return level
 
 
-_HOW_TO: dict[str, str] = {
-    "no_new_privs": "prctl(PR_SET_NO_NEW_PRIVS) failed: a Linux kernel >= 3.5 is needed",
-    "seccomp": (
-        f"no seccomp filter (needs Linux with seccomp filters on {' or '.join(ARCHES)}; this machine is "
-        f"{platform.machine()}; in Docker do not run with a profile that forbids prctl(PR_SET_SECCOMP))"
-    ),
-    "rlimit_as": "setrlimit(RLIMIT_AS) failed",
-    "rlimit_fsize": "setrlimit(RLIMIT_FSIZE) failed",
-}
 _NS_HOW = (
-    "needs root, or unprivileged user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1` (Debian, "
-    "Ubuntu) and `sysctl -w user.max_user_namespaces=15000`; on Ubuntu >= 23.10 also "
-    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in Docker, "
-    "`--security-opt seccomp=unconfined` (the default profile blocks unshare) or `--cap-add SYS_ADMIN`"
+    "root, or unprivileged user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1` (Debian, Ubuntu) "
+    "and `sysctl -w user.max_user_namespaces=15000`, on Ubuntu >= 23.10 also "
+    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; in Docker `--security-opt "
+    "seccomp=unconfined` (the default profile blocks unshare) or `--cap-add SYS_ADMIN`"
 )
-_HOW_TO.update(
-    netns=f"no network namespace ({_NS_HOW})",
-    pidns=f"no PID namespace ({_NS_HOW})",
-    filesystem=f"no filesystem isolation: neither chroot ({_NS_HOW}) nor Landlock (Linux >= 5.13 with "
-    "`lsm=...,landlock` on the kernel command line)",
-    privileges=f"children keep their privileges: neither a uid drop (root) nor a user namespace ({_NS_HOW})",
-)
+#: What each missing step is, and how to get it.
+_WHAT: dict[str, tuple[str, str]] = {
+    "no_new_privs": ("no_new_privs", "a Linux kernel >= 3.5"),
+    "seccomp": (
+        "a seccomp filter",
+        f"Linux with seccomp filters on {' or '.join(ARCHES)} (this machine: {platform.machine()}); in Docker "
+        "a profile that allows prctl(PR_SET_SECCOMP)",
+    ),
+    "rlimit_as": ("an address-space limit", "setrlimit(RLIMIT_AS) to work"),
+    "rlimit_fsize": ("a file-size limit", "setrlimit(RLIMIT_FSIZE) to work"),
+    "netns": ("a network namespace", _NS_HOW),
+    "pidns": ("a PID namespace", _NS_HOW),
+    "filesystem": ("filesystem isolation (chroot or Landlock)", _NS_HOW + "; or Landlock (Linux >= 5.13)"),
+    "privileges": ("dropped privileges (uid nobody or a user namespace)", _NS_HOW),
+}
 
 
 def missing_for(level: str, report: dict[str, bool]) -> list[str]:
-    """What ``report`` lacks for ``level``, each with how to enable it."""
+    """What ``report`` lacks for ``level``, then how to enable it (one sentence per remedy)."""
     need = [k for name in ISOLATION_LEVELS[1 : ISOLATION_LEVELS.index(level) + 1] for k in LEVEL_NEEDS[name]]
-    return [_HOW_TO.get(k, k) for k in need if not report.get(k)]
+    lacking = [k for k in need if not report.get(k)]
+    if not lacking:
+        return []
+    remedies: list[str] = []
+    for k in lacking:
+        how = _WHAT.get(k, (k, ""))[1]
+        if how and how not in remedies:
+            remedies.append(how)
+    what = ", ".join(_WHAT.get(k, (k, ""))[0] for k in lacking)
+    return [what, "to enable: " + " | ".join(remedies)]
 
 
 _ = sys  # (kept importable before anything else in the worker)

@@ -209,7 +209,10 @@ def then(geo: Geo | None, op_affine: A.Affine | None) -> Carry:
 
 def same(geo: Geo | None) -> Carry:
     """An output with the same pixel positions as its input (a pixel-wise op)."""
-    return Carry(geo.affine if geo is not None else None, (geo.lineage if geo is not None else _NO_OPS) | STATE.take_pending())
+    return Carry(
+        geo.affine if geo is not None else None,
+        (geo.lineage if geo is not None else _NO_OPS) | STATE.take_pending(),
+    )
 
 
 def lineage_of(*objs: Any) -> frozenset[int]:

@@ -189,7 +189,9 @@ def _rotate(
     else:
         name = "rotate"
     unchanged = a == 0.0 and not translate and out.size == self.size
-    STATE.record(name, "PIL.Image.rotate", {"angle": float(angle), "expand": bool(expand)}, effective=not unchanged)
+    STATE.record(
+        name, "PIL.Image.rotate", {"angle": float(angle), "expand": bool(expand)}, effective=not unchanged
+    )
     return set_geo(out, then(g, op))
 
 
@@ -332,7 +334,9 @@ def _pixelwise(key: str, api: str, namer: Callable[..., str | None]) -> Callable
         name = namer(*args, **kwargs)
         if name:
             effective = not (key == "convert" and args and args[0] == self.mode)
-            STATE.record(name, api, _params_for(name, args, kwargs), effective=effective and _filter_changes(args))
+            STATE.record(
+                name, api, _params_for(name, args, kwargs), effective=effective and _filter_changes(args)
+            )
         if isinstance(out, Image.Image):
             return set_geo(out, same(g))
         if isinstance(out, tuple):

@@ -272,7 +272,7 @@ class Sandbox:
                 f"image_index {image_index} is out of range: there are {len(images)} image(s) "
                 f"(valid: 0..{len(images) - 1})"
             )
-        im = load_image(images[int(image_index)])
+        im = load_image(images[int(image_index)], self.config.max_input_pixels)
         if im.width * im.height > self.config.max_input_pixels:
             raise ValueError(
                 f"input image has {im.width * im.height} pixels; the limit is {self.config.max_input_pixels}"
@@ -321,8 +321,10 @@ def _ops(raw: Any) -> list[TraceOp]:
     return [TraceOp.from_dict(op) for op in raw if isinstance(op, dict) and isinstance(op.get("name"), str)]
 
 
-def load_image(obj: ImageLike) -> Image.Image:
+def load_image(obj: ImageLike, max_pixels: int | None = None) -> Image.Image:
     """Turn a caller-supplied image (PIL, array, path) into a PIL image with a transferable mode.
+
+    A file larger than ``max_pixels`` (width * height) is refused before its pixels are decoded.
 
     Example:
         >>> import numpy as np
@@ -352,10 +354,18 @@ def load_image(obj: ImageLike) -> Image.Image:
             raise ValueError(f"image file not found: {p}")
         try:
             with Image.open(p) as im:
+                if max_pixels is not None and im.width * im.height > max_pixels:
+                    raise ValueError(
+                        f"image {p} has {im.width * im.height} pixels ({im.width}x{im.height}); the limit is "
+                        f"{max_pixels}"
+                    )
                 im.load()
                 return normalize_mode(im.copy())
+        except ValueError:
+            raise
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            raise ValueError(f"cannot open image {p}: {exc}") from exc
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"cannot open image {p}: {first}") from exc
     raise ValueError(
         f"unsupported image type {type(obj).__name__}; pass a PIL image, a uint8 array or a path"
     )

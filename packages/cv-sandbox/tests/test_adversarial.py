@@ -41,8 +41,10 @@ def sb() -> Iterator[Sandbox]:
 
 
 def _fill(template: str) -> str:
-    return template.replace("TARGET", str(TARGET)).replace("SECRET_FILE", str(SECRET_FILE)).replace(
-        "SECRET_ENV", SECRET_ENV
+    return (
+        template.replace("TARGET", str(TARGET))
+        .replace("SECRET_FILE", str(SECRET_FILE))
+        .replace("SECRET_ENV", SECRET_ENV)
     )
 
 
@@ -137,7 +139,7 @@ def test_safe_formatting_still_works(sb: Sandbox, code: str, expected: str) -> N
 # ---------------------------------------------------------------------------------------------- 2. confidentiality
 # Nothing of an earlier call is observable by a later one: a fresh process per call.
 PLANT = [
-    f"secret = '{{s}}'\nprint(secret)\nresult = Image.fromarray(np.full((40, 50, 3), 77, np.uint8))",
+    "secret = '{s}'\nprint(secret)\nresult = Image.fromarray(np.full((40, 50, 3), 77, np.uint8))",
     "class Keep:\n    value = '{s}'\nresult = image",
     "np.random.seed(12345)\nresult = image",
     "buf = np.full((300, 300, 4), 201, np.uint8)\nresult = Image.fromarray(buf)",
@@ -207,7 +209,20 @@ def test_result_region_is_cleared_after_each_call(sb: Sandbox) -> None:
 
 # ---------------------------------------------------------------------------------------------- 3. native memory
 # No decoder names, raw cores or unchecked resizes; one call's corruption never reaches another.
-DECODERS = ["pcd", "jpeg", "zip", "gif", "tiff_lzw", "packbits", "pcx", "sgi_rle", "tga_rle", "bcn", "fli", "msp"]
+DECODERS = [
+    "pcd",
+    "jpeg",
+    "zip",
+    "gif",
+    "tiff_lzw",
+    "packbits",
+    "pcx",
+    "sgi_rle",
+    "tga_rle",
+    "bcn",
+    "fli",
+    "msp",
+]
 NATIVE_ESCAPES = [
     *(f"Image.frombytes('RGB', (768, 512), bytes(100), '{d}')" for d in DECODERS),
     *(f"image.frombytes(bytes(100), '{d}')" for d in DECODERS[:6]),
@@ -355,7 +370,8 @@ def test_close_with_calls_in_flight_returns_closed_errors() -> None:
     s = Sandbox(SandboxConfig(workers=1, timeout_s=5.0))
     results: list = []
     threads = [
-        threading.Thread(target=lambda: results.append(s.run("while True:\n    pass", [IMG]))) for _ in range(3)
+        threading.Thread(target=lambda: results.append(s.run("while True:\n    pass", [IMG])))
+        for _ in range(3)
     ]
     for t in threads:
         t.start()

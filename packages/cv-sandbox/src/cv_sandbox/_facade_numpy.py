@@ -214,6 +214,12 @@ def _safe_empty_like(a: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> np
     return np.zeros_like(a, dtype, *args, **kwargs)
 
 
+def _default_rng(seed: Any = 0) -> Any:
+    """``np.random.default_rng`` seeded with 0 when no seed is given: the same code on the same image
+    gives the same result (the sandbox's determinism rule; pass a seed for other streams)."""
+    return np.random.default_rng(0 if seed is None else seed)
+
+
 def build_numpy() -> Facade:
     attrs: dict[str, Any] = {}
     for name in _NP_VALUES:
@@ -243,13 +249,14 @@ def build_numpy() -> Facade:
     attrs["roll"] = _np_roll
     attrs["ndarray"] = isinstance_only(np.ndarray, "ndarray", "numpy")
     rnd = np.random
+    random_attrs: dict[str, Any] = {"default_rng": _np_drop(_default_rng)}
     attrs["random"] = Facade(
         "numpy.random",
         real=np.random,
-        attrs={
+        attrs=random_attrs
+        | {
             n: _np_drop(getattr(rnd, n))
             for n in (
-                "default_rng",
                 "seed",
                 "rand",
                 "randn",

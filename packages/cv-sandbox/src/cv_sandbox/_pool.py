@@ -63,9 +63,7 @@ _WORKER_ENV = {
     "OPENCV_FOR_THREADS_NUM": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
-for _k in ("XS", "XP", "XQ"):
-    if _k in os.environ:
-        _WORKER_ENV[_k] = os.environ[_k]
+
 
 
 class ChildLink:

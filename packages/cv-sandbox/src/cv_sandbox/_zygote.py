@@ -54,12 +54,12 @@ _M_MMAP_THRESHOLD = -3
 #: Deadline of the start-up probe (one trivial call through a freshly forked child).
 _PROBE_TIMEOUT_S = 10.0
 #: Children kept forked and hardened ahead of demand (two absorb back-to-back calls).
-SPARES = int(os.environ.get("XS", 2))
+SPARES = 2
 #: Heap each spare touches before its call, so the call's image buffers need no page faults.
-PREFAULT_BYTES = int(os.environ.get("XP", 16)) << 20
+PREFAULT_BYTES = 16 << 20
 #: How much of the shared regions each spare maps into its page tables ahead (a fork inherits none of a
 #: shared mapping's page-table entries; faulting them in during the call costs ~2 us per 4 KiB page).
-POPULATE_BYTES = int(os.environ.get("XQ", 16)) << 20
+POPULATE_BYTES = 16 << 20
 _MADV_POPULATE_READ = 22  # Linux >= 5.14; not in Python 3.11's mmap module
 _MADV_POPULATE_WRITE = 23
 

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -44,8 +44,19 @@ from ._exchange import (
 from ._harden import DISABLE_ENV
 from ._wire import WireError, WireTimeout, read_image, write_image
 
-if TYPE_CHECKING:
-    from .sandbox import SandboxConfig
+
+class SandboxConfig(Protocol):
+    """What the pool reads of :class:`cv_sandbox.SandboxConfig` (a dataclass; sent to workers whole)."""
+
+    timeout_s: float
+    workers: int
+    max_input_pixels: int
+    max_output_pixels: int
+    max_stdout_chars: int
+    start_timeout_s: float
+    calls_per_child: int
+    acquire_timeout_s: float
+
 
 #: Grace period the caller gives a worker beyond ``timeout_s`` before killing it outright.
 _BACKSTOP_S = 0.4
@@ -63,7 +74,6 @@ _WORKER_ENV = {
     "OPENCV_FOR_THREADS_NUM": "1",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
-
 
 
 class ChildLink:
@@ -147,7 +157,7 @@ class Worker:
                 pass_fds=(self.in_fd, self.out_fd, theirs.fileno()),
             )
             cfg = dict(
-                asdict(self.config),
+                asdict(self.config),  # type: ignore[call-overload]
                 in_fd=self.in_fd,
                 out_fd=self.out_fd,
                 in_bytes=self.in_bytes,

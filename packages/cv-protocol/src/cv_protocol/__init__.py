@@ -30,6 +30,7 @@ from .parsing import ParsedCall, ParseError, canonical_call_text, extract_answer
 from .presets import (
     DEFAULT_PRESET,
     PRESETS,
+    RELEASE_PRESET,
     SYSTEM_PROMPT,
     TOOL_SCHEMA,
     ExecOutcome,
@@ -62,6 +63,7 @@ __all__ = [
     "MODEL_KINDS",
     "ORIENTATION_OPS",
     "PRESETS",
+    "RELEASE_PRESET",
     "ROTATE_OPS",
     "SYSTEM_PROMPT",
     "TOOL_CALL_END",

@@ -26,7 +26,14 @@ from .ops import (
     corrective_ops,
     rotation_degrees,
 )
-from .parsing import ParsedCall, ParseError, canonical_call_text, extract_answer, parse_tool_calls
+from .parsing import (
+    ParsedCall,
+    ParseError,
+    canonical_call_text,
+    extract_answer,
+    parse_tool_arguments,
+    parse_tool_calls,
+)
 from .presets import (
     DEFAULT_PRESET,
     PRESETS,
@@ -88,6 +95,7 @@ __all__ = [
     "get_preset",
     "parse_error_text",
     "parse_model_spec",
+    "parse_tool_arguments",
     "parse_tool_calls",
     "render_tool_call",
     "rotation_degrees",

@@ -46,7 +46,7 @@ def test_a_run_from_before_presets_resumes_as_default(tmp_path: Path) -> None:
 
 
 def test_unknown_preset_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \['default', 'release'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \[.*'release'.*\]"):
         EvalConfig(model="reference", preset="nope")
     with pytest.raises(SystemExit) as e:
         main(["eval", "--model", "reference", "--preset", "nope", "--out", str(tmp_path)])

@@ -31,5 +31,5 @@ def test_build_config_takes_a_preset_name_or_object() -> None:
         SFTBuildConfig(num=2, seed=1, progress=False, preset=RELEASE_PRESET, kinds={"no_tool": 1})
     )
     assert all(_texts(r, "system") == [RELEASE_PRESET.system_prompt] for r in recs)
-    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \['default', 'release'"):
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \[.*'release'.*\]"):
         SFTBuildConfig(preset="nope")

@@ -23,9 +23,7 @@ def test_recipe_field_is_validated_and_saved() -> None:
     assert tiny_sft_recipe().preset == "default" and tiny_rl_recipe(preset="release").preset == "release"
     assert "preset: release" in recipe_to_yaml(tiny_rl_recipe(preset="release"))
     assert load_recipe(SFTRecipe, None, {"preset": "release"}, base=tiny_sft_recipe()).preset == "release"
-    with pytest.raises(
-        RecipeError, match=r"preset: unknown preset 'nope'; choose one of \['default', 'release'"
-    ):
+    with pytest.raises(RecipeError, match=r"preset: unknown preset 'nope'; choose one of \[.*'release'.*\]"):
         tiny_sft_recipe(preset="nope")
 
 

@@ -26,10 +26,19 @@ from .ops import (
     corrective_ops,
     rotation_degrees,
 )
-from .parsing import ParsedCall, ParseError, canonical_call_text, extract_answer, parse_tool_calls
+from .parsing import (
+    ParsedCall,
+    ParseError,
+    canonical_call_text,
+    extract_answer,
+    parse_tool_arguments,
+    parse_tool_calls,
+)
 from .presets import (
     DEFAULT_PRESET,
+    MINIMAL_PRESET,
     PRESETS,
+    RELEASE_PRESET,
     SYSTEM_PROMPT,
     TOOL_SCHEMA,
     ExecOutcome,
@@ -62,6 +71,8 @@ __all__ = [
     "MODEL_KINDS",
     "ORIENTATION_OPS",
     "PRESETS",
+    "MINIMAL_PRESET",
+    "RELEASE_PRESET",
     "ROTATE_OPS",
     "SYSTEM_PROMPT",
     "TOOL_CALL_END",
@@ -86,6 +97,7 @@ __all__ = [
     "get_preset",
     "parse_error_text",
     "parse_model_spec",
+    "parse_tool_arguments",
     "parse_tool_calls",
     "render_tool_call",
     "rotation_degrees",

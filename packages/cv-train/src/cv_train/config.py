@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from cv_protocol import get_preset
 
 #: Model families we ship chat templates and model classes for.
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")
@@ -76,6 +77,10 @@ class ModelRecipe:
             ``output_dir``) or a checkpoint path.
         deepspeed: Path of a DeepSpeed JSON config passed to the trainer (usually set via accelerate instead).
         dataloader_num_workers: DataLoader worker processes.
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name: ``"default"``, ``"release"``, ...):
+            the system prompt and tool texts of data built in-process, the tool schema rendered into SFT and
+            RL prompts, the RL environment's tool description and responses and its code limit. Evaluate
+            with the same name (``cv-bench eval --preset``); it is saved in ``recipe.yaml``.
         tiny_hidden_size: Width of a ``tiny:`` / ``tiny-sft:`` model's language model (a multiple of 16).
         tiny_num_layers: Decoder layers of a ``tiny:`` / ``tiny-sft:`` model.
         tiny_vision_depth: Vision-tower blocks of a ``tiny:`` / ``tiny-sft:`` model.
@@ -111,11 +116,16 @@ class ModelRecipe:
     resume_from_checkpoint: str | None = None
     deepspeed: str | None = None
     dataloader_num_workers: int = 0
+    preset: str = "default"
     tiny_hidden_size: int = 64
     tiny_num_layers: int = 2
     tiny_vision_depth: int = 2
 
     def __post_init__(self) -> None:
+        try:
+            get_preset(self.preset)
+        except ValueError as e:
+            raise RecipeError(f"preset: {e}") from None
         if not self.model:
             raise RecipeError(
                 "model is empty: set model to a Hugging Face id, a local path or 'tiny:qwen2_5_vl'"
@@ -212,7 +222,8 @@ class SFTRecipe(ModelRecipe):
             image) unless ``drop_long`` is set.
         drop_long: Drop over-long conversations (with a warning and a count) instead of failing.
         assistant_only_loss: Train only on assistant tokens (system, user and tool tokens masked).
-        render_tools: Render the tool schema into the system turn, as GRPO and the agent do at inference.
+        render_tools: Render the preset's tool schema into the system turn, as GRPO and the agent do at
+            inference (only where the preset shows it: ``Preset.tools_in_prompt``).
     """
 
     output_dir: str = "runs/sft"
@@ -555,10 +566,11 @@ def tiny_rl_recipe(**overrides: Any) -> RLRecipe:
 def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
     """The default ``cv-train sft`` run: a tiny Qwen2.5-VL learns cv-data's toy task on two CPU cores.
 
-    600 steps of 8 toy trajectories at a high learning rate with the vision tower trainable: enough for the
+    600 steps of 8 toy trajectories with the ``minimal`` preset (a one-paragraph system prompt, no tool schema)
+    at a high learning rate with the vision tower trainable: enough for the
     corrective rotation to be learned (about step 400), not always for the colour read from the tool's image
     (later, about step 900-1200, see ``benchmarks/learning_proof.py``). Evaluate the result with
-    ``cv-bench eval --model hf:runs/sft-tiny/final --suite toy``.
+    ``cv-bench eval --model hf:runs/sft-tiny/final --suite toy --preset minimal``.
 
     Example:
         >>> r = toy_sft_recipe()
@@ -569,6 +581,7 @@ def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
         model="tiny:qwen2_5_vl",
         output_dir="runs/sft-tiny",
         dataset="toy",
+        preset="minimal",
         num_synthetic=256,
         max_steps=600,
         per_device_train_batch_size=8,
@@ -577,7 +590,6 @@ def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
         lr_scheduler_type="constant",
         warmup_ratio=0.0,
         freeze_vision=False,
-        render_tools=False,
         bf16=False,
         gradient_checkpointing=False,
         max_pixels=64 * 64,
@@ -606,6 +618,7 @@ def toy_rl_recipe(**overrides: Any) -> RLRecipe:
         model="tiny-sft:qwen2_5_vl",
         output_dir="runs/rl-tiny",
         dataset="toy",
+        preset="minimal",
         num_synthetic=64,
         max_steps=4,
         per_device_train_batch_size=8,

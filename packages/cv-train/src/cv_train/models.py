@@ -94,7 +94,7 @@ def build_warm_start(recipe: ModelRecipe) -> Path:
         tiny_hidden_size=recipe.tiny_hidden_size,
         tiny_num_layers=recipe.tiny_num_layers,
         tiny_vision_depth=recipe.tiny_vision_depth,
-        **{f.name: getattr(recipe, f.name) for f in dataclasses.fields(recipe) if f.name == "preset"},
+        preset=recipe.preset,
     )
     wanted = recipe_to_yaml(dataclasses.replace(sft, output_dir=""))
     marker = out / _WARM_MARKER

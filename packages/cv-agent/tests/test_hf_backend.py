@@ -109,3 +109,21 @@ async def test_bad_path_is_a_clear_error(tmp_path: Path) -> None:
     await backend.aclose()
     with pytest.raises(ValueError, match="dtype"):
         TransformersBackendConfig("x", dtype="int8")
+
+
+async def test_samples_of_one_prompt_differ_and_runs_repeat(tiny_qwen25: Path) -> None:
+    """Avg@k needs k different samples: reseeding every call with one seed made them all the same."""
+    messages = [{"role": "user", "content": "Say something."}]
+
+    async def two_samples() -> list[str]:
+        backend = TransformersBackend(
+            TransformersBackendConfig(str(tiny_qwen25), device="cpu", temperature=1.0, max_new_tokens=12, seed=3)
+        )
+        try:
+            return [(await backend.complete(messages, [])).text for _ in range(2)]
+        finally:
+            await backend.aclose()
+
+    first = await two_samples()
+    assert first[0] != first[1]
+    assert await two_samples() == first

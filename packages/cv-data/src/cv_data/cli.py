@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from cv_protocol import PRESETS
+
 from .report import BuildReport
 from .rl import ORIENTATION_TRANSFORMS
 from .suites import BUILTIN_SUITES
@@ -111,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sft.add_argument("--formats", default="parquet,sharegpt")
     sft.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="what the trajectories show the model: system prompt and tool texts (cv_protocol.PRESETS); "
+        "train and evaluate with the same one",
+    )
+    sft.add_argument(
         "--teacher",
         default="",
         help="moved: distilling from a teacher model is `cv-bench distill --model openai:URL#MODEL`",
@@ -170,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 num_proc=args.num_proc,
                 progress=progress,
+                preset=args.preset,
                 **({"kinds": kinds} if kinds else {}),
             )
             recs = build_sft(cfg, report=report)

@@ -47,7 +47,9 @@ class TransformersBackendConfig:
         max_new_tokens: Default generation length.
         temperature: ``0`` is greedy decoding; ``> 0`` samples.
         top_p: Nucleus sampling when sampling.
-        seed: Seed set before each sampled generation (``None``: do not touch the global RNG).
+        seed: Seed of sampled generation: the ``n``-th sampled generation of this backend runs with
+            ``seed + n``, so runs are reproducible and repeated samples of one prompt (Avg@k) differ
+            (``None``: do not touch the global RNG).
         attn_implementation: Passed to ``from_pretrained`` (``None``: library default).
         generate_kwargs: Extra keyword arguments for ``model.generate`` (e.g. ``logits_processor``).
     """
@@ -95,6 +97,7 @@ class TransformersBackend(ModelBackend):
         self._model: Any = None
         self._processor: Any = None
         self._template: str | None = None
+        self._sampled = 0  # sampled generations so far: the offset of the next one's seed
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cv-agent-hf")
 
@@ -165,7 +168,9 @@ class TransformersBackend(ModelBackend):
         if temperature > 0:
             gen_kwargs.update(do_sample=True, temperature=temperature, top_p=self.config.top_p)
             if self.config.seed is not None:
-                torch.manual_seed(self.config.seed)
+                # One seed per call: the same seed every call would make every sample of a prompt identical.
+                torch.manual_seed(self.config.seed + self._sampled)
+                self._sampled += 1
         else:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():

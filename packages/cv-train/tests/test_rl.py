@@ -156,16 +156,21 @@ def test_invariant_check_rejects_a_corrupted_batch(trained) -> None:
         trainer._cv_check(batch, "grpo training forward")
 
 
-def test_cli_default_rl_run_writes_a_checkpoint_and_resumes(runs_root: Path) -> None:
+def test_cli_default_rl_run_learns_from_a_warm_start_writes_a_checkpoint_and_resumes(runs_root: Path) -> None:
+    """The default run is a smoke run that can fail: the warm start calls the tool and rewards differ."""
     import json
 
     out = runs_root / "rl-cli"
-    args = ["rl", "--output_dir", str(out), "--num_synthetic", "4", "--max_completion_length", "16"]
-    assert main([*args, "--max_steps", "1"]) == 0
+    assert main(["rl", "--output_dir", str(out), "--max_steps", "1"]) == 0
     assert (out / "checkpoint-1").is_dir() and (out / "final" / "model.safetensors").is_file()
     first = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())
-    assert main([*args, "--max_steps", "2", "--resume_from_checkpoint", "latest"]) == 0
+    assert main(["rl", "--output_dir", str(out), "--max_steps", "2", "--resume_from_checkpoint", "latest"]) == 0
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     # Step 1 was restored from the checkpoint (identical log entry, timings included), not re-run.
     assert state["log_history"][0] == first["log_history"][0] and state["log_history"][1]["step"] == 2
+    logs = [h for h in state["log_history"] if "reward" in h]
+    # A learning signal: the policy calls the tool, the rewards of a group differ, the update is not zero.
+    assert all(h["tools/tool_call_rate"] > 0 for h in logs)
+    assert all(h["reward_std"] > 0 and h["grad_norm"] > 0 for h in logs)
+    assert any(h["reward/must_use"] > 0 for h in logs)

@@ -626,7 +626,7 @@ def toy_rl_recipe(**overrides: Any) -> RLRecipe:
         num_generations=4,
         max_turns=3,
         max_completion_length=160,
-        learning_rate=2e-4,
+        learning_rate=1e-4,
         beta=0.0,
         freeze_vision=False,
         bf16=False,

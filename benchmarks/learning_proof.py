@@ -101,6 +101,7 @@ class Step:
     after: tuple[str, ...] = ()
     marker: Path | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     skipped: bool = False
 
 
@@ -211,7 +212,8 @@ def run_steps(steps: list[Step], out: Path, jobs: int, log: Callable[[str], None
     for st in steps:
         if st.name in done:
             st.skipped = True
-            st.seconds = float(json.loads(st.marker.read_text())["seconds"])  # type: ignore[union-attr]
+            saved = json.loads(st.marker.read_text())  # type: ignore[union-attr]
+            st.seconds, st.cpu_seconds = float(saved["seconds"]), float(saved.get("cpu_seconds", 0.0))
     pending = [st for st in steps if st.name not in done]
     running: dict[Future[int], Step] = {}
 
@@ -220,9 +222,12 @@ def run_steps(steps: list[Step], out: Path, jobs: int, log: Callable[[str], None
         with (logs / f"{st.name}.log").open("w") as f:
             f.write(" ".join(st.argv) + "\n")
             f.flush()
-            rc = subprocess.call(st.argv, stdout=f, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(st.argv, stdout=f, stderr=subprocess.STDOUT, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
         st.seconds = time.perf_counter() - t0
-        return rc
+        st.cpu_seconds = usage.ru_utime + usage.ru_stime
+        return proc.returncode
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
@@ -240,7 +245,8 @@ def run_steps(steps: list[Step], out: Path, jobs: int, log: Callable[[str], None
                 if rc != 0:
                     tail = (logs / f"{st.name}.log").read_text(errors="replace").splitlines()[-15:]
                     raise RuntimeError(f"step {st.name} failed (exit {rc}); last lines:\n" + "\n".join(tail))
-                st.marker.write_text(json.dumps({"seconds": st.seconds}))  # type: ignore[union-attr]
+                saved = {"seconds": st.seconds, "cpu_seconds": st.cpu_seconds}
+                st.marker.write_text(json.dumps(saved))  # type: ignore[union-attr]
                 done.add(st.name)
                 log(f"done  {st.name} in {st.seconds:.0f} s")
 
@@ -462,7 +468,15 @@ def analyse(out: Path, s: Settings, steps: list[Step], wall_s: float, quick: boo
         "settings": s.__dict__,
         "quick": quick,
         "wall_s": wall_s,
-        "steps": {st.name: {"seconds": round(st.seconds, 1), "reused": st.skipped} for st in steps},
+        "steps": {
+            st.name: {
+                "seconds": round(st.seconds, 1),
+                "cpu_seconds": round(st.cpu_seconds, 1),
+                "reused": st.skipped,
+            }
+            for st in steps
+        },
+        "cpu_s": sum(st.cpu_seconds for st in steps),
         "cpu_count": os.cpu_count(),
         "load_avg": os.getloadavg(),
         "sft": rows,
@@ -487,7 +501,9 @@ def write_report(
     la = summary["load_avg"]
     lines += [
         f"Wall time {summary['wall_s'] / 60:.1f} min on {summary['cpu_count']} CPU cores "
-        f"(load average at the end {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} over 1 / 5 / 15 min).",
+        f"(load average at the end {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} over 1 / 5 / 15 min). The commands "
+        f"used {summary['cpu_s'] / 60:.1f} CPU-minutes in all: on two otherwise idle cores the proof needs at "
+        f"least {summary['cpu_s'] / 120:.1f} minutes.",
         "",
         "## SFT (held-out items, greedy; 95 % Wilson intervals)",
         "",
@@ -529,7 +545,7 @@ def write_report(
                     f"- {run} {key}: {spark(_downsample(pts))}  ({pts[0][1]:.3f} at step {pts[0][0]} -> "
                     f"{pts[-1][1]:.3f} at step {pts[-1][0]})"
                 )
-    lines += ["", "## Step times (s)", ""]
+    lines += ["", "## Step times (s, wall and CPU)", ""]
     lines += [
         f"- {k}: {v['seconds']}{' (reused)' if v['reused'] else ''}" for k, v in summary["steps"].items()
     ]

@@ -117,7 +117,9 @@ async def test_samples_of_one_prompt_differ_and_runs_repeat(tiny_qwen25: Path) -
 
     async def two_samples() -> list[str]:
         backend = TransformersBackend(
-            TransformersBackendConfig(str(tiny_qwen25), device="cpu", temperature=1.0, max_new_tokens=12, seed=3)
+            TransformersBackendConfig(
+                str(tiny_qwen25), device="cpu", temperature=1.0, max_new_tokens=12, seed=3
+            )
         )
         try:
             return [(await backend.complete(messages, [])).text for _ in range(2)]

@@ -10,6 +10,7 @@ from types import SimpleNamespace as NS
 import pytest
 from cv_protocol import (
     DEFAULT_PRESET,
+    MINIMAL_PRESET,
     PRESETS,
     RELEASE_PRESET,
     SYSTEM_PROMPT,
@@ -63,9 +64,11 @@ def test_default_tool_response_texts() -> None:
 
 
 def test_registry() -> None:
-    assert dict(PRESETS) == {"default": DEFAULT_PRESET, "release": RELEASE_PRESET}
+    assert dict(PRESETS) == {"default": DEFAULT_PRESET, "release": RELEASE_PRESET, "minimal": MINIMAL_PRESET}
     assert get_preset("default") is DEFAULT_PRESET and get_preset(RELEASE_PRESET) is RELEASE_PRESET
-    with pytest.raises(ValueError, match=r"unknown preset 'mine'; choose one of \['default', 'release'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown preset 'mine'; choose one of \['default', 'minimal', 'release'\]"
+    ):
         get_preset("mine")
     with pytest.raises(ValueError, match="unknown preset None"):
         get_preset(None)  # type: ignore[arg-type]

@@ -164,7 +164,9 @@ def test_cli_default_rl_run_learns_from_a_warm_start_writes_a_checkpoint_and_res
     assert main(["rl", "--output_dir", str(out), "--max_steps", "1"]) == 0
     assert (out / "checkpoint-1").is_dir() and (out / "final" / "model.safetensors").is_file()
     first = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())
-    assert main(["rl", "--output_dir", str(out), "--max_steps", "2", "--resume_from_checkpoint", "latest"]) == 0
+    assert (
+        main(["rl", "--output_dir", str(out), "--max_steps", "2", "--resume_from_checkpoint", "latest"]) == 0
+    )
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     # Step 1 was restored from the checkpoint (identical log entry, timings included), not re-run.

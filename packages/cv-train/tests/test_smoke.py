@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cv_train.config import toy_rl_recipe, toy_sft_recipe
-from cv_train.models import build_warm_start
+from cv_train.warm_start import build_warm_start
 
 pytestmark = pytest.mark.slow
 

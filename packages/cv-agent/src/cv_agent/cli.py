@@ -102,7 +102,20 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def _cmd_tiny(args: argparse.Namespace) -> int:
     from .tiny import build_tiny_vlm
 
-    print(build_tiny_vlm(args.out, args.family, args.seed))
+    try:
+        path = build_tiny_vlm(
+            args.out,
+            args.family,
+            args.seed,
+            hidden_size=args.hidden_size,
+            num_layers=args.num_layers,
+            vision_depth=args.vision_depth,
+            head_dim=args.head_dim,
+        )
+    except (ValueError, FileExistsError) as e:
+        print(f"cv-agent build-tiny: {e}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 
@@ -142,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("out")
     t.add_argument("--family", default="qwen2_5_vl", choices=["qwen2_5_vl", "qwen3_vl"])
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--hidden-size", type=int, default=64, help="language-model width (a multiple of --head-dim)"
+    )
+    t.add_argument("--num-layers", type=int, default=2, help="language-model decoder layers")
+    t.add_argument("--vision-depth", type=int, default=2, help="vision-tower blocks")
+    t.add_argument("--head-dim", type=int, default=16, help="attention head size (GPU kernels may want 64)")
     t.set_defaults(fn=_cmd_tiny)
     return p
 

@@ -53,7 +53,6 @@ SPECIAL_TOKENS: tuple[tuple[str, bool], ...] = (
 )
 
 _VOCAB_SIZE = 1024
-_HEAD_DIM = 16
 
 _CODE_SNIPPETS = (
     "result = image.rotate(90, expand=True)",
@@ -136,6 +135,7 @@ def _build_model(
     hidden_size: int,
     num_layers: int,
     vision_depth: int,
+    head_dim: int,
 ) -> Any:
     import torch
 
@@ -151,28 +151,28 @@ def _build_model(
         "hidden_size": hidden_size,
         "intermediate_size": 2 * hidden_size,
         "num_hidden_layers": num_layers,
-        # head_dim stays 16: the mrope sections below split its 8 rotary pairs over (t, h, w).
-        "num_attention_heads": hidden_size // _HEAD_DIM,
-        "num_key_value_heads": max(1, hidden_size // (2 * _HEAD_DIM)),
+        "num_attention_heads": hidden_size // head_dim,
+        "num_key_value_heads": max(1, hidden_size // (2 * head_dim)),
         "max_position_embeddings": 4096,
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
+    # mrope splits the head's rotary pairs over (t, h, w) as Qwen does ([16, 24, 24] of 64 pairs).
+    pairs = head_dim // 2
+    mrope = [pairs // 4, pairs * 3 // 8, pairs - pairs // 4 - pairs * 3 // 8]
+    vision = {"hidden_size": 2 * head_dim, "intermediate_size": 4 * head_dim, "num_heads": 2}
     if family == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
         config = Qwen2_5_VLConfig(
             text_config={
                 **text_common,
-                # head_dim 16 -> 8 rotary pairs split over (t, h, w)
-                "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope},
             },
             vision_config={
                 "depth": vision_depth,
-                "hidden_size": 32,
-                "intermediate_size": 64,
-                "num_heads": 2,
+                **vision,
                 "out_hidden_size": hidden_size,
                 "window_size": 56,
                 "fullatt_block_indexes": [vision_depth - 1],
@@ -185,19 +185,17 @@ def _build_model(
     config = Qwen3VLConfig(
         text_config={
             **text_common,
-            "head_dim": _HEAD_DIM,
+            "head_dim": head_dim,
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 5e6,
-                "mrope_section": [2, 3, 3],
+                "mrope_section": mrope,
                 "mrope_interleaved": True,
             },
         },
         vision_config={
             "depth": vision_depth,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
+            **vision,
             "out_hidden_size": hidden_size,
             "num_position_embeddings": 256,
             "deepstack_visual_indexes": [vision_depth - 1],
@@ -241,11 +239,12 @@ def build_tiny_vlm(
     hidden_size: int = 64,
     num_layers: int = 2,
     vision_depth: int = 2,
+    head_dim: int = 16,
 ) -> Path:
     """Build and save a tiny random Qwen-VL model plus processor, without any hub access.
 
     The model comes from its config class (by default 2 text layers of width 64 with 16-dimensional heads,
-    a 2-block vision tower of width 32);
+    a 2-block vision tower of width 32 with heads of the same size);
     the tokenizer is a byte-level BPE trained on the fly on a small corpus of prompts, tags and code, with
     Qwen's special tokens (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``, ``<|vision_start|>``,
     ``<|vision_end|>``, ``<|image_pad|>``, ``<|video_pad|>``) and text tags (``<tool_call>``, ``<think>``,
@@ -262,6 +261,8 @@ def build_tiny_vlm(
         hidden_size: Width of the language model (a multiple of 16; the vision tower projects to it).
         num_layers: Decoder layers of the language model.
         vision_depth: Blocks of the vision tower (the last one attends over the whole image).
+        head_dim: Attention head size of the language model and the vision tower (16; GPU kernels such as
+            vLLM's may want 64 or more).
 
     Returns:
         ``Path(out_dir)``, loadable with ``AutoModelForImageTextToText.from_pretrained`` and
@@ -275,10 +276,10 @@ def build_tiny_vlm(
         raise ValueError(f"unknown family {family!r}; set family to one of {TEMPLATE_FAMILIES}")
     if not 0 < min_pixels <= max_pixels:
         raise ValueError(f"need 0 < min_pixels <= max_pixels, got {min_pixels} and {max_pixels}")
-    if hidden_size < _HEAD_DIM or hidden_size % _HEAD_DIM:
-        raise ValueError(
-            f"hidden_size={hidden_size}: use a positive multiple of {_HEAD_DIM} (64, 128, 256...)"
-        )
+    if head_dim < 8 or head_dim % 8:
+        raise ValueError(f"head_dim={head_dim}: use a multiple of 8 (16, 32, 64, 128)")
+    if hidden_size < head_dim or hidden_size % head_dim:
+        raise ValueError(f"hidden_size={hidden_size}: use a positive multiple of head_dim={head_dim}")
     if num_layers < 1 or vision_depth < 1:
         raise ValueError(f"need num_layers >= 1 and vision_depth >= 1, got {num_layers} and {vision_depth}")
     out = Path(out_dir)
@@ -291,6 +292,7 @@ def build_tiny_vlm(
         "hidden_size": hidden_size,
         "num_layers": num_layers,
         "vision_depth": vision_depth,
+        "head_dim": head_dim,
     }
     marker = out / _MARKER
     if marker.is_file():
@@ -305,7 +307,7 @@ def build_tiny_vlm(
 
     tokenizer = _build_tokenizer(out)
     ids = _token_ids(tokenizer)
-    model = _build_model(family, ids, len(tokenizer), seed, hidden_size, num_layers, vision_depth)
+    model = _build_model(family, ids, len(tokenizer), seed, hidden_size, num_layers, vision_depth, head_dim)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = ids["<|endoftext|>"]

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from cv_protocol import corrective_ops
+from cv_protocol import ROTATE_OPS, corrective_ops
 from PIL import Image
 
 from .expert import orientation_code
@@ -52,7 +52,7 @@ TOY_COLOURS: dict[str, tuple[int, int, int]] = {
 #: Side of the toy image in pixels: 2x2 quadrants of 28 pixels, i.e. one Qwen-VL image token per quadrant.
 TOY_SIZE = 56
 #: The orientations a toy item is shown in besides upright (``Image.rotate`` angles, counter-clockwise).
-TOY_ROTATIONS: tuple[str, ...] = ("rotate_90", "rotate_180", "rotate_270")
+TOY_ROTATIONS: tuple[str, ...] = ROTATE_OPS
 TOY_QUESTION = "What colour is the top-right square of the upright image?"
 _BAND = 6  # pixels of the black band on top of each quadrant
 _SOURCE = "synthetic/toy"

@@ -32,6 +32,7 @@ from .models import freeze_vision, load_model_and_processor, peft_config
 from .rewards import completion_text, make_process_reward, rollout_record, tool_statistics
 from .rl import build_rl_trainer, collapse_image_runs, grpo_config_kwargs, train_rl
 from .sft import build_sft_trainer, fill_image_placeholders, make_sft_collator, train_sft
+from .warm_start import build_warm_start, resolve_warm_start
 
 __all__ = [
     "FAMILIES",
@@ -46,6 +47,7 @@ __all__ = [
     "ToolUseWatch",
     "build_rl_trainer",
     "build_sft_trainer",
+    "build_warm_start",
     "check_image_tokens",
     "collapse_image_runs",
     "completion_text",
@@ -61,6 +63,7 @@ __all__ = [
     "make_sft_collator",
     "peft_config",
     "recipe_from_dict",
+    "resolve_warm_start",
     "rl_dataset",
     "rl_rows",
     "rollout_record",

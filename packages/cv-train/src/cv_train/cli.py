@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "sft":
             from .sft import train_sft
+            from .warm_start import resolve_warm_start
+
+            recipe = resolve_warm_start(recipe)  # SFT may continue from the cached toy-SFT model
 
             final = train_sft(recipe)
         else:

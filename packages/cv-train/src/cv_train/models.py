@@ -35,8 +35,8 @@ def tiny_model_dir(recipe: ModelRecipe) -> Path:
 
 
 def resolve_model_path(recipe: ModelRecipe) -> str:
-    """The model path to load: builds the tiny model first when ``recipe.model`` is ``tiny:<family>``, and
-    the toy-SFT warm start (:func:`build_warm_start`) when it is ``tiny-sft:<family>``.
+    """The model path to load: builds the tiny model first when ``recipe.model`` is ``tiny:<family>``
+    (``tiny-sft:<family>`` is resolved before, by :func:`cv_train.warm_start.resolve_warm_start`).
 
     Example:
         >>> from cv_train.config import tiny_sft_recipe
@@ -46,7 +46,10 @@ def resolve_model_path(recipe: ModelRecipe) -> str:
     if not recipe.is_tiny:
         return recipe.model
     if recipe.model.startswith(TINY_SFT_PREFIX):
-        return str(build_warm_start(recipe))
+        raise RecipeError(
+            f"model {recipe.model!r} is the toy-SFT warm start: resolve it first with "
+            "cv_train.warm_start.resolve_warm_start(recipe) (cv-train rl and the CLI do), or set its path"
+        )
     from cv_agent.tiny import build_tiny_vlm
 
     return str(
@@ -61,59 +64,6 @@ def resolve_model_path(recipe: ModelRecipe) -> str:
             vision_depth=recipe.tiny_vision_depth,
         )
     )
-
-
-_WARM_MARKER = "cv_train_warm_start.yaml"
-
-
-def build_warm_start(recipe: ModelRecipe) -> Path:
-    """The tiny model of ``recipe`` after the default toy-task SFT (:func:`~cv_train.config.toy_sft_recipe`).
-
-    Trained on first use (about a minute on two CPU cores) and cached beside the tiny model, keyed by the SFT
-    recipe it came from: the warm start of the default RL run, which calls the tool and whose answers vary.
-
-    Example:
-        >>> from cv_train.config import toy_rl_recipe
-        >>> build_warm_start(toy_rl_recipe()).name  # doctest: +SKIP
-        'qwen2_5_vl-seed42-px4096-toy-sft'
-    """
-    import dataclasses
-    import os
-    import shutil
-
-    from .config import recipe_to_yaml, toy_sft_recipe
-
-    out = tiny_model_dir(recipe).with_name(tiny_model_dir(recipe).name + "-toy-sft")
-    run_dir = out.with_name(f".{out.name}-run")
-    sft = toy_sft_recipe(
-        model=f"tiny:{recipe.tiny_family}",
-        output_dir=str(run_dir),
-        seed=recipe.seed,
-        min_pixels=recipe.min_pixels,
-        max_pixels=recipe.max_pixels,
-        tiny_hidden_size=recipe.tiny_hidden_size,
-        tiny_num_layers=recipe.tiny_num_layers,
-        tiny_vision_depth=recipe.tiny_vision_depth,
-        preset=recipe.preset,
-    )
-    wanted = recipe_to_yaml(dataclasses.replace(sft, output_dir=""))
-    marker = out / _WARM_MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
-        return out
-    logger.info("building the warm start %s: toy-task SFT of %s (once; cached)", out, sft.model)
-    from .sft import train_sft
-
-    final = train_sft(sft)
-    (final / _WARM_MARKER).write_text(wanted, encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)  # a stale warm start of ours (its marker did not match)
-    try:
-        os.replace(final, out)
-    except OSError:
-        if not (out / _WARM_MARKER).is_file():  # lost a race to a builder that did not finish
-            raise
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return out
 
 
 def infer_family(model_config: Any, requested: str | None = None) -> str:

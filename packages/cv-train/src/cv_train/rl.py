@@ -15,6 +15,7 @@ from .callbacks import tool_collapse_callback
 from .config import RecipeError, RLRecipe
 from .env import CodeVisionEnv, CodeVisionEnvConfig
 from .invariants import check_image_tokens
+from .warm_start import resolve_warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
 
     _check_vllm(recipe)
     quantization_config(recipe)  # fail fast (QLoRA without CUDA) before building any data
+    recipe = resolve_warm_start(recipe)  # "tiny-sft:<family>": the cached toy-SFT model (built on first use)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if items is None:
         items = load_rl_items(recipe.dataset, recipe.num_synthetic, recipe.seed)

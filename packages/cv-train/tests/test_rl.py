@@ -82,6 +82,51 @@ def test_tool_response_tokens_are_masked_from_the_loss(trained) -> None:
     assert (out["tool_mask"][1] == 1).all()  # the rollout that answered directly has nothing to mask
 
 
+def test_the_update_raises_rewarded_rollouts_and_lowers_the_others(trained) -> None:
+    """The sign check a flipped advantage, a wrong mask or a reward read from the wrong rollout fails.
+
+    Both kinds of rollout share most tokens (``<think>``, ``<answer>Q</answer>``), and raising those in the
+    rewarded rollouts lifts them in the others too; so the checks are (1) the token where the two kinds part
+    (the first word of the thought) rises where the advantage is positive and falls where it is negative, and
+    (2) the rewarded rollouts gain log-probability relative to the others.
+    """
+    import copy
+
+    trainer, _, before, outputs = trained
+    batch = outputs[0]
+    old = copy.deepcopy(trainer.model)
+    old.load_state_dict(before, strict=False)
+
+    def token_logps(model) -> torch.Tensor:
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        with torch.no_grad():
+            lp, _, _ = trainer._get_per_token_logps_and_entropies(
+                model,
+                ids,
+                mask,
+                batch["completion_ids"].size(1),
+                pixel_values=batch.get("pixel_values"),
+                image_grid_thw=batch.get("image_grid_thw"),
+                num_images=list(batch["num_images"]),
+                mm_token_type_ids=batch.get("mm_token_type_ids"),
+            )
+        return lp * batch["completion_mask"] * batch["tool_mask"]
+
+    change = token_logps(trainer.model) - token_logps(old)
+    adv = batch["advantages"]
+    # The tool-calling rollouts fix the rotation (must-use reward) and the direct ones do not.
+    assert (adv[::2] > 0).all() and (adv[1::2] < 0).all()
+    ids = batch["completion_ids"]
+    fork = int(
+        (ids[0] != ids[1]).nonzero()[0]
+    )  # the first token where a tool rollout and a direct one differ
+    assert (ids[::2, :fork] == ids[0, :fork]).all() and (ids[1::2, fork] == ids[1, fork]).all()
+    assert (change[adv > 0, fork] > 0).all() and (change[adv < 0, fork] < 0).all()
+    seq = change.sum(dim=1)
+    assert seq[adv > 0].min() > seq[adv < 0].max()
+
+
 def test_parameters_change_and_vision_stays_frozen(trained) -> None:
     trainer, _, before, _ = trained
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}

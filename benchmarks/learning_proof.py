@@ -12,7 +12,9 @@ Every step is a subprocess of a public command line, as a user would run it:
 1. ``cv-data build-sft --kinds toy=1`` (the expert), ``--kinds toy=0.4,toy_wrong_op=0.6`` (a deliberately
    noisy teacher that applies a wrong rotation 60 % of the time) and ``cv-data build-rl --sources toy``.
 2. ``cv-train sft`` from the tiny random Qwen2.5-VL, three seeds (``minimal`` prompt preset, vision trainable).
-3. ``cv-bench eval --suite toy`` (greedy) of the untrained model (chance) and of each SFT seed.
+3. ``cv-bench eval --suite toy`` (greedy) of the untrained model (chance) and of each SFT seed, and
+   ``benchmarks/tool_image_probe.py`` on each SFT seed: the image shown for the tool's result is swapped for
+   one with another top-right colour, so an answer that follows the swap is read from the tool-turn image.
 4. The RL start: SFT seed 0 fine-tuned briefly on the noisy teacher, so its choice of rotation is noisy (about
    half right) while its format stays exact.
 5. ``cv-train rl`` (GRPO with the process reward) from that start, two seeds.
@@ -22,7 +24,8 @@ Every step is a subprocess of a public command line, as a user would run it:
 
 Criteria (issue 15), on held-out items with 95 % confidence intervals:
 - SFT lifts the corrective-op rate from chance to >= 80 % for 3 of 3 seeds;
-- SFT answer accuracy >= 60 % (the colour is read from the tool's image) for 3 of 3 seeds;
+- SFT answer accuracy >= 60 % for 3 of 3 seeds, and the answer follows the swapped tool image >= 60 % of the
+  time (the colour is read from the tool's image, not from the input image);
 - GRPO raises p(correct op) by >= 0.15 and the must-use reward by >= 0.08 for 2 of 2 seeds, and the format
   reward stays at or above half its start;
 - the whole proof runs in <= 15 minutes on 2 CPU cores (jobs run two at a time, one torch thread each).
@@ -152,6 +155,15 @@ def plan(out: Path, s: Settings) -> list[Step]:
                 f"eval-sft-s{seed}", _eval(r / f"sft-s{seed}/final", e / f"sft-s{seed}", s), (f"sft-s{seed}",)
             )
         )
+        steps.append(
+            Step(
+                f"probe-sft-s{seed}",
+                [sys.executable, str(Path(__file__).with_name("tool_image_probe.py"))]
+                + ["--model", str(r / f"sft-s{seed}/final"), "--size", str(s.eval_size)]
+                + ["--max-new-tokens", str(s.max_new_tokens), "--out", str(e / f"probe-sft-s{seed}.json")],
+                (f"sft-s{seed}",),
+            )
+        )
     steps.append(
         Step(
             "rl-start",
@@ -249,6 +261,26 @@ def run_steps(steps: list[Step], out: Path, jobs: int, log: Callable[[str], None
                 st.marker.write_text(json.dumps(saved))  # type: ignore[union-attr]
                 done.add(st.name)
                 log(f"done  {st.name} in {st.seconds:.0f} s")
+
+
+def critical_path(steps: list[Step]) -> float:
+    """CPU seconds along the longest chain of steps that wait on each other (a bound no core count beats).
+
+    Example:
+        >>> a, b, c = Step("a", [], cpu_seconds=2), Step("b", [], ("a",), cpu_seconds=3), Step("c", [], cpu_seconds=4)
+        >>> critical_path([a, b, c])
+        5.0
+    """
+    by_name = {st.name: st for st in steps}
+    done: dict[str, float] = {}
+
+    def finish(name: str) -> float:
+        if name not in done:
+            st = by_name[name]
+            done[name] = st.cpu_seconds + max((finish(a) for a in st.after), default=0.0)
+        return done[name]
+
+    return float(max((finish(st.name) for st in steps), default=0.0))
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -419,6 +451,27 @@ def _downsample(points: list[tuple[int, float]], n: int = 40) -> list[float]:
 
 # --------------------------------------------------------------------------------------------- report
 
+CURVE_POINTS = 8
+
+
+def curve_table(points: list[tuple[int, float]], n: int) -> list[tuple[int, float]]:
+    """``n`` points of a logged curve: the first value, then the mean of each following ``1/(n-1)`` of it.
+
+    Each point is ``(last step of its stretch, mean value)``.
+
+    Example:
+        >>> curve_table([(1, 0.0), (2, 1.0), (3, 2.0), (4, 3.0), (5, 4.0)], 3)
+        [(1, 0.0), (3, 1.5), (5, 3.5)]
+    """
+    if len(points) <= n:
+        return list(points)
+    out = [points[0]]
+    rest = points[1:]
+    for i in range(n - 1):
+        part = rest[i * len(rest) // (n - 1) : (i + 1) * len(rest) // (n - 1)]
+        out.append((part[-1][0], sum(v for _, v in part) / len(part)))
+    return out
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
@@ -437,6 +490,18 @@ def analyse(out: Path, s: Settings, steps: list[Step], wall_s: float, quick: boo
     for res in (chance, *sft.values()):
         op, ans = res.rate("op_correct"), res.rate("correct")
         rows.append({"run": res.name, "op": op, "answer": ans})
+    probes = []
+    for seed in s.sft_seeds:
+        pr = json.loads((e / f"probe-sft-s{seed}.json").read_text())
+        k, n = pr["counts"], pr["n"]
+        probes.append(
+            {
+                "run": f"sft-s{seed}",
+                "n": n,
+                "follows_tool": (pr["follows_tool"], *wilson(k["tool"], n)),
+                "follows_input": (pr["follows_input"], *wilson(k["input"], n)),
+            }
+        )
     rl_rows = []
     for seed, res in rl.items():
         d_op = bootstrap_diff(start.by_item("op_correct"), res.by_item("op_correct"))
@@ -459,6 +524,7 @@ def analyse(out: Path, s: Settings, steps: list[Step], wall_s: float, quick: boo
     criteria = {
         "sft_op_80": sum(row["op"][0] >= 0.8 for row in rows[1:]) == len(s.sft_seeds),
         "sft_answer_60": sum(row["answer"][0] >= 0.6 for row in rows[1:]) == len(s.sft_seeds),
+        "sft_answer_reads_tool_image_60": all(p["follows_tool"][0] >= 0.6 for p in probes),
         "rl_op_015": all(x["d_op"][0] >= 0.15 for x in rl_rows),
         "rl_must_use_008": all(x["d_must_use"][0] >= 0.08 for x in rl_rows),
         "rl_format_half": all(x["format"][1] >= 0.5 * x["format"][0] for x in rl_rows),
@@ -477,9 +543,11 @@ def analyse(out: Path, s: Settings, steps: list[Step], wall_s: float, quick: boo
             for st in steps
         },
         "cpu_s": sum(st.cpu_seconds for st in steps),
+        "critical_path_cpu_s": critical_path(steps),
         "cpu_count": os.cpu_count(),
         "load_avg": os.getloadavg(),
         "sft": rows,
+        "probe": probes,
         "rl": rl_rows,
         "criteria": criteria,
         "passed": all(criteria.values()),
@@ -502,8 +570,9 @@ def write_report(
     lines += [
         f"Wall time {summary['wall_s'] / 60:.1f} min on {summary['cpu_count']} CPU cores "
         f"(load average at the end {la[0]:.1f} / {la[1]:.1f} / {la[2]:.1f} over 1 / 5 / 15 min). The commands "
-        f"used {summary['cpu_s'] / 60:.1f} CPU-minutes in all: on two otherwise idle cores the proof needs at "
-        f"least {summary['cpu_s'] / 120:.1f} minutes.",
+        f"used {summary['cpu_s'] / 60:.1f} CPU-minutes in all and {summary['critical_path_cpu_s'] / 60:.1f} "
+        "along the longest chain of steps that wait on each other: on two otherwise idle cores the proof needs "
+        f"at least {max(summary['cpu_s'] / 120, summary['critical_path_cpu_s'] / 60):.1f} minutes.",
         "",
         "## SFT (held-out items, greedy; 95 % Wilson intervals)",
         "",
@@ -515,6 +584,21 @@ def write_report(
         lines.append(
             f"| {row['run']} | {_pct(op[0])} [{_pct(op[1])}, {_pct(op[2])}] | "
             f"{_pct(ans[0])} [{_pct(ans[1])}, {_pct(ans[2])}] | {op[3]} |"
+        )
+    lines += [
+        "",
+        "## Is the answer read from the tool's image? (`tool_image_probe.py`: held-out rotated items; the image",
+        "shown for the tool's result is swapped for one whose top-right square has the colour the item lacks)",
+        "",
+        "| run | episodes with the corrective call | answer = swapped tool image's colour % | answer = input "
+        "image's colour % |",
+        "|---|---|---|---|",
+    ]
+    for p in summary["probe"]:
+        t, i = p["follows_tool"], p["follows_input"]
+        lines.append(
+            f"| {p['run']} | {p['n']} | {_pct(t[0])} [{_pct(t[1])}, {_pct(t[2])}] | "
+            f"{_pct(i[0])} [{_pct(i[1])}, {_pct(i[2])}] |"
         )
     lines += [
         "",
@@ -537,17 +621,32 @@ def write_report(
     for k, v in summary["criteria"].items():
         lines.append(f"- {'PASS' if v else 'FAIL'} {k}")
     lines += ["", "## Curves", "", "![curves](curves.png)", ""]
+    keys = ("loss", "reward", "reward/must_use", "reward/format", "tools/tool_call_rate")
     for run, metrics in curves.items():
-        for key in ("loss", "reward", "reward/must_use", "reward/format", "tools/tool_call_rate"):
+        for key in keys:
             if metrics.get(key):
                 pts = metrics[key]
                 lines.append(
                     f"- {run} {key}: {spark(_downsample(pts))}  ({pts[0][1]:.3f} at step {pts[0][0]} -> "
                     f"{pts[-1][1]:.3f} at step {pts[-1][0]})"
                 )
+    lines += [
+        "",
+        f"Logged values at {CURVE_POINTS} points of each run, `value @step`: the first logged step, then the "
+        "mean over each following stretch (single RL steps of 2 prompts x 4 rollouts are noisy).",
+        "",
+    ]
+    lines += ["| run | metric | " + " | ".join(f"p{i}" for i in range(CURVE_POINTS)) + " |"]
+    lines += ["|---|---|" + "---|" * CURVE_POINTS]
+    for run, metrics in curves.items():
+        for key in keys:
+            if metrics.get(key):
+                cells = [f"{v:.3f} @{st}" for st, v in curve_table(metrics[key], CURVE_POINTS)]
+                lines.append(f"| {run} | {key} | " + " | ".join(cells) + " |")
     lines += ["", "## Step times (s, wall and CPU)", ""]
     lines += [
-        f"- {k}: {v['seconds']}{' (reused)' if v['reused'] else ''}" for k, v in summary["steps"].items()
+        f"- {k}: {v['seconds']} wall, {v['cpu_seconds']} CPU{' (reused)' if v['reused'] else ''}"
+        for k, v in summary["steps"].items()
     ]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     _plot(out / "curves.png", curves)
@@ -604,9 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"learning proof: {e}", file=sys.stderr)
         return 2
     wall_file = out / "logs" / "wall.json"
-    if any(not st.skipped for st in steps):  # a rerun that reused every step keeps the first run's time
+    if any(not st.skipped for st in steps):  # a rerun adds its own time to the earlier runs' (if any)
+        before = json.loads(wall_file.read_text())["seconds"] if wall_file.is_file() else 0.0
         wall_file.write_text(
-            json.dumps({"seconds": time.perf_counter() - t0, "reused": sum(st.skipped for st in steps)})
+            json.dumps(
+                {"seconds": before + time.perf_counter() - t0, "reused": sum(st.skipped for st in steps)}
+            )
         )
     wall = float(json.loads(wall_file.read_text())["seconds"])
     summary = analyse(out, s, steps, wall, args.quick)

@@ -90,6 +90,7 @@ def test_a_new_preset_is_just_data() -> None:
     [
         ("name", "", "registry name"),
         ("system_prompt", " ", "non-empty system_prompt"),
+        ("no_tool_prompt", "", "no_tool_prompt"),
         ("success_template", "Done.", r"must use \['index'\]"),
         (
             "success_template",
@@ -110,3 +111,9 @@ def test_preset_is_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         DEFAULT_PRESET.system_prompt = "x"  # type: ignore[misc]
     assert isinstance(DEFAULT_PRESET, Preset)
+
+
+def test_no_tool_prompt_keeps_the_answer_format_and_drops_the_tool() -> None:
+    p = DEFAULT_PRESET.no_tool_prompt
+    assert "<answer>" in p and "<think>" in p
+    assert "tool_call" not in p and "code_image_tool" not in p

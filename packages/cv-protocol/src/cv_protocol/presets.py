@@ -22,6 +22,7 @@ from .tool import TOOL_NAME, tool_schema
 
 __all__ = [
     "DEFAULT_PRESET",
+    "NO_TOOL_PROMPT",
     "PRESETS",
     "SYSTEM_PROMPT",
     "TOOL_SCHEMA",
@@ -64,6 +65,13 @@ class ToolCallError(Protocol):
     def message(self) -> str: ...
 
 
+#: The system prompt of a run without the tool (a no-tool baseline): same answer format, no tool.
+NO_TOOL_PROMPT = """You are a visual reasoning assistant. No tools are available: look at the image and answer the question.
+
+Answer format:
+1. Start your reply with your reasoning inside <think>...</think>.
+2. Then give the final answer once, at the end: <answer>...</answer>"""
+
 # Placeholders each text template may use; a template without its required ones is rejected.
 _TEMPLATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # name: (allowed, required)
@@ -90,6 +98,8 @@ class Preset:
         parse_error_template: Tool response to a call that could not be read; ``{message}`` is the
             parser's explanation.
         max_code_chars: Longest code the tool accepts (the sandbox's limit to configure).
+        no_tool_prompt: The system message when the tool is disabled (a no-tool baseline such as
+            ``cv-bench eval --no-tools``): the same answer format, no tool.
 
     Example:
         >>> p = get_preset("default")
@@ -105,12 +115,15 @@ class Preset:
     failure_template: str
     parse_error_template: str
     max_code_chars: int
+    no_tool_prompt: str = NO_TOOL_PROMPT
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("Preset.name is empty: give the preset a registry name such as 'default'")
-        if not self.system_prompt.strip() or not self.tool_description.strip():
-            raise ValueError(f"Preset {self.name!r}: set a non-empty system_prompt and tool_description")
+        if not self.system_prompt.strip() or not self.tool_description.strip() or not self.no_tool_prompt.strip():
+            raise ValueError(
+                f"Preset {self.name!r}: set a non-empty system_prompt, tool_description and no_tool_prompt"
+            )
         for attr, (allowed, required) in _TEMPLATE_FIELDS.items():
             used = {f for _, f, _, _ in string.Formatter().parse(getattr(self, attr)) if f is not None}
             if used - allowed or required - used:

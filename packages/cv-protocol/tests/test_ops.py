@@ -90,7 +90,9 @@ def test_orientation_of_equivalent_spellings() -> None:
     assert orientation_of(["crop", "contrast"]) == IDENTITY_ORIENTATION
 
 
-@given(st.lists(st.sampled_from(["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"])))
+@given(
+    st.lists(st.sampled_from(["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"]))
+)
 def test_orientation_group_has_eight_elements_and_inverses(ops: list[str]) -> None:
     from cv_protocol import IDENTITY_ORIENTATION, orientation_of
 

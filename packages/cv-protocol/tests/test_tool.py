@@ -105,7 +105,9 @@ def test_tools_block_is_the_hermes_template_text() -> None:
     block = render_tools_block([TOOL_SCHEMA])
     assert block.startswith("# Tools\n\nYou may call one or more functions")
     assert "\n<tools>\n" + json.dumps(TOOL_SCHEMA, ensure_ascii=False) + "\n</tools>\n" in block
-    assert block.endswith('<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+    assert block.endswith(
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    )
     assert system_with_tools(SYSTEM_PROMPT, [TOOL_SCHEMA]) == SYSTEM_PROMPT + "\n\n" + block
     assert system_with_tools(None, [TOOL_SCHEMA]) == block
     assert system_with_tools("s", []) == "s"

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cv_protocol import (
-    SYSTEM_PROMPT,
+    TOOL_CALL_END,
+    TOOL_CALL_START,
     ParsedCall,
     ParseError,
+    Preset,
     extract_answer,
-    parse_error_text,
+    get_preset,
     parse_tool_calls,
 )
 from cv_sandbox import ImageWorkspace, Sandbox, ToolCall
@@ -37,7 +39,12 @@ class AgentConfig:
         max_pixels: Pixel budget of each image the model sees (reference RL: 8192·28·28).
         min_pixels: Lower pixel bound of model images (Qwen default 56·56).
         resize_factor: Side multiple of model images: 28 for Qwen2.5-VL, 32 for Qwen3-VL.
-        system_prompt: System message; ``None`` or ``""`` sends none.
+        preset: Name of the :mod:`cv_protocol.presets` preset: what the model is shown (system prompt, tool
+            schema, parse-error text).
+        tools: Show the model the tool. ``False`` is the no-tool baseline: the preset's ``no_tool_prompt``,
+            no tool schema, and one reply per episode (a tool call in it is not run: ``tools_disabled``).
+        system_prompt: System message; ``None`` = the preset's (``system_prompt``, or ``no_tool_prompt``
+            without tools); ``""`` sends none.
         temperature: Sampling temperature passed to the backend; ``None`` uses the backend's default.
         max_images: Most images per episode (inputs + tool outputs); further tool calls are refused with an
             error message, so prompts cannot grow without bound.
@@ -49,11 +56,14 @@ class AgentConfig:
     max_pixels: int = 8192 * 28 * 28
     min_pixels: int = 56 * 56
     resize_factor: int = 28
-    system_prompt: str | None = SYSTEM_PROMPT
+    preset: str = "default"
+    tools: bool = True
+    system_prompt: str | None = None
     temperature: float | None = None
     max_images: int = 32
 
     def __post_init__(self) -> None:
+        get_preset(self.preset)  # an unknown name says which ones exist
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.max_new_tokens < 1:
@@ -72,6 +82,22 @@ class AgentConfig:
             raise ValueError(f"temperature must be >= 0 or None, got {self.temperature}")
         if self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
+
+    @property
+    def prompt_preset(self) -> Preset:
+        """The :class:`cv_protocol.Preset` named by :attr:`preset`."""
+        return get_preset(self.preset)
+
+    def system_text(self) -> str | None:
+        """The system message the model gets (``None``: none)."""
+        if self.system_prompt is not None:
+            return self.system_prompt or None
+        p = self.prompt_preset
+        return p.system_prompt if self.tools else p.no_tool_prompt
+
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The tool schemas shown to the model (``None`` without tools)."""
+        return [self.prompt_preset.tool_schema()] if self.tools else None
 
 
 class _Episode:
@@ -167,8 +193,9 @@ class Agent:
             image_to_parent=[None] * len(full),
             meta=dict(meta or {}),
         )
-        if self.config.system_prompt:
-            traj.messages.append({"role": "system", "content": self.config.system_prompt})
+        system = self.config.system_text()
+        if system:
+            traj.messages.append({"role": "system", "content": system})
         content: list[dict[str, Any]] = [{"type": "image", "image_index": k} for k in range(len(full))]
         content.append({"type": "text", "text": question})
         traj.messages.append({"role": "user", "content": content})
@@ -221,6 +248,7 @@ class Agent:
         for im in traj.images[len(ep.model_images) :]:
             await ep.add_model_copy(im)
         model_s = sandbox_s = 0.0
+        tools = cfg.tool_schemas()
         try:
             while traj.stop_reason is None:
                 if traj.turns >= cfg.max_turns:
@@ -236,7 +264,11 @@ class Agent:
                 t0 = time.perf_counter()
                 try:
                     gen = await self.backend.complete(
-                        traj.messages, ep.model_images, max_new_tokens=max_new, temperature=cfg.temperature
+                        traj.messages,
+                        ep.model_images,
+                        max_new_tokens=max_new,
+                        temperature=cfg.temperature,
+                        tools=tools,
                     )
                 except Exception as e:  # noqa: BLE001 - any backend failure ends the episode, recorded
                     model_s += time.perf_counter() - t0
@@ -252,17 +284,7 @@ class Agent:
                 traj.final_text = text if not traj.final_text else traj.final_text + "\n" + text
                 turn = traj.turns
                 traj.turns += 1
-                parsed = parse_tool_calls(text)
-                answer = extract_answer(text)
-                if isinstance(parsed, ParsedCall):
-                    sandbox_s += await self._execute(ep, turn, parsed)
-                elif answer is not None:
-                    traj.answer = answer
-                    traj.stop_reason = "answer"
-                elif parsed.kind == "no_call":
-                    traj.stop_reason = "no_tool_call"
-                else:
-                    self._reject(traj, turn, parsed)
+                sandbox_s += await self._on_reply(ep, turn, gen)
                 if (
                     traj.stop_reason is None
                     and cfg.token_budget is not None
@@ -277,6 +299,34 @@ class Agent:
             tim["overhead_s"] += max(0.0, total - model_s - sandbox_s)
         return traj
 
+    async def _on_reply(self, ep: _Episode, turn: int, gen: Generation) -> float:
+        """Act on one reply: run its tool call, take its answer, or answer what could not be read. Returns the
+        seconds spent in the sandbox."""
+        traj = ep.traj
+        if gen.unreadable is not None:
+            self._reject(traj, turn, _unreadable(gen.unreadable), kind="unreadable")
+            return 0.0
+        parsed = parse_tool_calls(gen.text)
+        answer = extract_answer(gen.text)
+        if not self.config.tools:
+            # The no-tool baseline: one reply, answered or not; a call in it is not run.
+            traj.answer = answer
+            if answer is not None:
+                traj.stop_reason = "answer"
+            else:
+                called = isinstance(parsed, ParsedCall) or parsed.kind != "no_call"
+                traj.stop_reason = "tools_disabled" if called else "no_tool_call"
+        elif isinstance(parsed, ParsedCall):
+            return await self._execute(ep, turn, parsed)
+        elif answer is not None:
+            traj.answer = answer
+            traj.stop_reason = "answer"
+        elif parsed.kind == "no_call":
+            traj.stop_reason = "no_tool_call"
+        else:
+            self._reject(traj, turn, parsed)
+        return 0.0
+
     @staticmethod
     def _account(traj: Trajectory, gen: Generation) -> None:
         use = traj.usage
@@ -288,10 +338,12 @@ class Agent:
         if gen.prompt_tokens is not None:
             use["prompt_tokens"] += gen.prompt_tokens
 
-    def _reject(self, traj: Trajectory, turn: int, err: ParseError) -> None:
-        text = parse_error_text(err)
+    def _reject(self, traj: Trajectory, turn: int, err: ParseError, kind: str = "parse") -> None:
+        """Answer a call that could not be read (``kind``: ``parse``, or ``unreadable`` when the server could
+        not return the reply) with the preset's parse-error text; recorded as a failed call."""
+        text = self.config.prompt_preset.parse_error_text(err)
         traj.messages.append({"role": "tool", "content": [{"type": "text", "text": text}]})
-        traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
+        traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind=kind))
 
     async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
         notes = call_notes(call)
@@ -331,6 +383,19 @@ def call_notes(call: ParsedCall) -> list[str]:
     if any("image_index" in w for w in call.warnings):
         notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
     return notes
+
+
+def _unreadable(why: str) -> ParseError:
+    """The parse error fed back when the server could not return the model's reply."""
+    return ParseError(
+        kind="malformed",
+        message=(
+            f"the server could not return your reply ({why}); a tool call in it was probably malformed. "
+            f'Write exactly one call as {TOOL_CALL_START}{{"name": ..., "arguments": {{...}}}}{TOOL_CALL_END} '
+            "with valid JSON, or give the final answer in <answer></answer>."
+        ),
+        raw="",
+    )
 
 
 def _is_array(x: Any) -> bool:

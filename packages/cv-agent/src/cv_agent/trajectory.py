@@ -39,7 +39,9 @@ __all__ = [
 
 JSONL_NAME = "trajectories.jsonl"
 IMAGES_DIR = "images"
-STOP_REASONS: frozenset[str] = frozenset({"answer", "max_turns", "token_budget", "no_tool_call", "error"})
+STOP_REASONS: frozenset[str] = frozenset(
+    {"answer", "max_turns", "token_budget", "no_tool_call", "tools_disabled", "error"}
+)
 _FORMAT_VERSION = 1
 
 
@@ -59,8 +61,8 @@ class Trajectory:
         tool_calls: Every tool call, in order.
         final_text: All assistant text, turns joined by newlines.
         answer: Text of the last ``<answer>`` of the final reply, else ``None``.
-        stop_reason: ``"answer"``, ``"max_turns"``, ``"token_budget"``, ``"no_tool_call"``, ``"error"``, or
-            ``None`` while running.
+        stop_reason: ``"answer"``, ``"max_turns"``, ``"token_budget"``, ``"no_tool_call"``, ``"error"``,
+            ``"tools_disabled"`` (a tool call in a run without tools), or ``None`` while running.
         turns: Assistant turns generated.
         timings: Seconds: ``total_s``, ``model_s``, ``sandbox_s``, ``overhead_s`` (the loop's own work).
         usage: Token counts: ``prompt_tokens`` (sum over turns), ``completion_tokens``; ``estimated`` is 1

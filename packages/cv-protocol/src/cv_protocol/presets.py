@@ -120,7 +120,11 @@ class Preset:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("Preset.name is empty: give the preset a registry name such as 'default'")
-        if not self.system_prompt.strip() or not self.tool_description.strip() or not self.no_tool_prompt.strip():
+        if (
+            not self.system_prompt.strip()
+            or not self.tool_description.strip()
+            or not self.no_tool_prompt.strip()
+        ):
             raise ValueError(
                 f"Preset {self.name!r}: set a non-empty system_prompt, tool_description and no_tool_prompt"
             )

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cv_protocol import TOOL_SCHEMA
 from PIL import Image
 
 from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template
@@ -65,9 +64,10 @@ def render_prompt(
     messages: list[dict[str, Any]],
     images: list[Image.Image],
     *,
-    pass_tools: bool,
+    tools: list[dict[str, Any]] | None,
 ) -> tuple[str, list[Image.Image]]:
-    """Prompt text (tool schema in the system turn when ``pass_tools``) and the images in placeholder order.
+    """Prompt text (``tools`` rendered into the system turn by the template) and the images in placeholder
+    order.
 
     Raises:
         BackendError: The template dropped image placeholders (the invariant whose violation breaks vision
@@ -77,7 +77,7 @@ def render_prompt(
     text = apply_chat_template(
         hf_messages,
         chat_template=template,
-        tools=[TOOL_SCHEMA] if pass_tools else None,
+        tools=tools or None,
         add_generation_prompt=True,
         tokenize=False,
     )

@@ -22,12 +22,17 @@ class Generation:
         prompt_tokens: Tokens in the prompt, when the backend knows.
         completion_tokens: Tokens generated, when the backend knows.
         finish_reason: ``"stop"``, ``"length"`` or backend specific, when known.
+        unreadable: Set when the server generated a reply but could not return it (e.g. HTTP 500 from a
+            server whose tool parser chokes on a malformed call, as ``transformers serve`` does); ``text``
+            is then empty and this says what happened. The agent treats it like an unreadable tool call:
+            it answers with a parse error and the episode goes on (the model's mistake is scored).
     """
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    unreadable: str | None = None
 
 
 class ModelBackend:
@@ -37,6 +42,10 @@ class ModelBackend:
     ``{"type": "text", "text": ...}`` / ``{"type": "image", "image_index": k}``; ``images[k]`` is the image a
     placeholder refers to (already resized to the model's pixel budget). Roles: ``system``, ``user``,
     ``assistant`` (raw reply text, tool calls inline) and ``tool`` (the tool response).
+
+    ``tools`` are the tool schemas the model is shown (``None``: no tool). Backends that render prompts put
+    them where the model was trained to see them (the hermes ``# Tools`` block of the system turn), so
+    every backend shows the model the same tokens; text-level fakes may ignore them.
     """
 
     name: str = "backend"
@@ -53,10 +62,16 @@ class ModelBackend:
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         """Generate the next assistant reply with usage information."""
         text = await self.generate(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
         return Generation(text=text)
+
+    async def check(self) -> None:
+        """Fail early, with a one-line :class:`BackendError` (or ``ImportError`` naming the extra), when the
+        model cannot be used: a missing checkpoint, a missing library, a dead or hung server. Called once
+        before a run; the default does nothing."""
 
     async def generate(
         self,

@@ -1,9 +1,11 @@
 """``cv-bench eval``: run a model over a suite through the agent loop and sandbox, score, append, resume.
 
-Every finished ``(item, sample)`` episode is appended to ``results.jsonl`` at once (fsynced), so a rerun with
-the same ``--out`` skips what is done and a killed run loses nothing. Model calls and judge calls have
-separate concurrency limits. Episodes that fail inside the harness (endpoint down, backend crash) are NOT
-recorded as wrong answers: they go to ``errors.jsonl`` and are retried by the next rerun.
+The model is checked once before anything is written (a missing checkpoint, a missing library, a dead or
+hung server fail in one line). The run's item set goes to ``items.jsonl``; every finished ``(item, sample)``
+episode is appended to ``results.jsonl`` at once (fsynced), so a rerun with the same ``--out`` skips what is
+done and a killed run loses nothing. Model calls and judge calls have separate concurrency limits. Episodes
+that fail inside the harness (endpoint down, context too long, backend crash) go to ``errors.jsonl`` and are
+retried by the next rerun; until then every report counts them as wrong and lists them with their reason.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from typing import Any
 from cv_data import base_id_of, load_suite, variant_of
 from cv_protocol import parse_model_spec
 
-from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
+from .results import (
+    ERRORS_FILE,
+    RESULTS_FILE,
+    ExpectedItem,
+    ItemResult,
+    ResultStore,
+    ToolCallSummary,
+    write_items,
+)
 
 MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   reference               scripted policy built from each item's metadata (writes the corrective code, crops
@@ -36,11 +46,12 @@ MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   vllm:PATH               in-process vLLM engine on a GPU; needs `pip install cv-bench[vllm]`
 Example: cv-bench eval --model reference --suite orientation --out runs/demo"""
 
-ERRORS_FILE = "errors.jsonl"
 RUN_INFO_FILE = "run.json"
 
 #: Settings that define which episodes a run directory holds; a rerun must agree on them to resume.
-_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels")
+_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "no_tools", "preset")
+#: What a ``run.json`` written before a key existed meant by it.
+_IDENTITY_DEFAULTS: dict[str, Any] = {"no_tools": False, "preset": "default"}
 
 
 @dataclass
@@ -63,6 +74,14 @@ class EvalConfig:
         max_new_tokens: Tokens per assistant turn.
         temperature: Sampling temperature passed to the agent; ``None`` = the agent's default.
         max_pixels: Pixel budget of the images the model sees; ``None`` = the agent's default (8192*28*28).
+        no_tools: The no-tool baseline: the same items, the preset's no-tool prompt, no tool schema, one
+            reply per item. Compare it with a tool run (``baseline``) to see what the tool buys.
+        preset: Name of the :mod:`cv_protocol.presets` preset (what the model is shown).
+        timeout: Seconds per model request (``openai:`` models); ``None`` = the backend's default (120).
+        max_retries: Retries per model request on 429/5xx/connection errors (``openai:`` models).
+        extra_body: JSON fields merged into every request (``openai:`` models), e.g. vLLM sampling options
+            ``{"top_k": 20}`` or ``{"chat_template_kwargs": {"enable_thinking": false}}``.
+        baseline: A ``--no-tools`` run directory over the same items: the reports add the tool necessity.
         trajectories: Per episode under ``trajectories/``: ``page`` (viewer page + JSON record without
             pixels), ``full`` (also the full-resolution images, cv_agent's JSONL layout) or ``none``.
         sandbox_workers: Worker processes of the shared sandbox.
@@ -85,6 +104,12 @@ class EvalConfig:
     max_new_tokens: int = 2048
     temperature: float | None = None
     max_pixels: int | None = None
+    no_tools: bool = False
+    preset: str = "default"
+    timeout: float | None = None
+    max_retries: int | None = None
+    extra_body: dict[str, Any] | None = None
+    baseline: str | None = None
     trajectories: str = "page"
     sandbox_workers: int = 2
     progress: bool = True
@@ -118,10 +143,39 @@ class EvalConfig:
             raise ValueError(f"trajectories must be one of {TRAJECTORY_MODES}, got {self.trajectories!r}")
         if self.judge is not None:
             parse_model_spec(self.judge, kinds=("openai",))  # the judge is an OpenAI-compatible endpoint
+        from cv_protocol import get_preset
+
+        get_preset(self.preset)
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds; leave it unset for the backend default")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.extra_body is not None and not isinstance(self.extra_body, dict):
+            raise ValueError('extra_body must be a JSON object, e.g. {"top_k": 20}')
+        http_only = {"timeout": self.timeout, "max_retries": self.max_retries, "extra_body": self.extra_body}
+        used = [k for k, v in http_only.items() if v is not None]
+        if used and not self.model.startswith("openai:"):
+            raise ValueError(f"{', '.join(used)} apply to openai:URL#MODEL models only, not {self.model!r}")
+        if self.baseline is not None and not (Path(self.baseline) / "results.jsonl").exists():
+            raise ValueError(f"baseline {self.baseline!r} is not a cv-bench run directory (no results.jsonl)")
         self.out = Path(self.out)
 
     def identity(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _IDENTITY_KEYS}
+
+    def backend_options(self) -> dict[str, Any]:
+        """Settings for :func:`cv_agent.make_backend` from this run's flags."""
+        if not self.model.startswith("openai:"):
+            return {}
+        opts: dict[str, Any] = {"max_concurrency": self.concurrency}
+        for name, key in (
+            ("timeout", "timeout_s"),
+            ("max_retries", "max_retries"),
+            ("extra_body", "extra_body"),
+        ):
+            if getattr(self, name) is not None:
+                opts[key] = getattr(self, name)
+        return opts
 
 
 @dataclass
@@ -147,16 +201,20 @@ class EvalOutcome:
 BackendFactory = Callable[[Any], Any]
 
 
-def make_backend_factory(model: str, agent_config: Any = None, sandbox: Any = None) -> BackendFactory:
+def make_backend_factory(
+    model: str, agent_config: Any = None, sandbox: Any = None, **options: Any
+) -> BackendFactory:
     """``item -> backend``: one scripted backend per item for ``reference`` (its checks run their planned
-    calls in ``sandbox``, the run's), one shared backend otherwise."""
+    calls in ``sandbox``, the run's; without tools it answers at once), one shared backend otherwise
+    (``options`` go to :func:`cv_agent.make_backend`)."""
     if model == "reference":
         from .reference import ReferencePolicy
 
-        return lambda item: ReferencePolicy.for_item(item, agent_config, sandbox=sandbox)
+        no_tools = agent_config is not None and not agent_config.tools
+        return lambda item: ReferencePolicy.for_item(item, agent_config, sandbox=sandbox, direct=no_tools)
     from cv_agent import make_backend
 
-    return _SharedBackend(make_backend(model))
+    return _SharedBackend(make_backend(model, **options))
 
 
 class _SharedBackend:
@@ -167,6 +225,9 @@ class _SharedBackend:
 
     def __call__(self, _item: Any) -> Any:
         return self.backend
+
+    async def check(self) -> None:
+        await self.backend.check()
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -231,8 +292,22 @@ def episode_name(item_id: str, sample: int) -> str:
 def _tool_summaries(traj: Any) -> list[ToolCallSummary]:
     out = []
     for c in getattr(traj, "tool_calls", []) or []:
-        ops = [o["name"] if isinstance(o, dict) else getattr(o, "name", str(o)) for o in (c.ops or [])]
-        out.append(ToolCallSummary(ok=bool(c.ok), error_kind=c.error_kind, ops=ops))
+        ops = [o if isinstance(o, dict) else {"name": getattr(o, "name", str(o))} for o in (c.ops or [])]
+        crops = [
+            [round(float(v), 2) for v in o["box_input"]]
+            for o in ops
+            if o.get("name") == "crop" and o.get("box_input") is not None
+        ]
+        out.append(
+            ToolCallSummary(
+                ok=bool(c.ok),
+                error_kind=c.error_kind,
+                ops=[o["name"] for o in ops],
+                image_index=int(c.image_index),
+                output_index=c.output_index,
+                crops=crops,
+            )
+        )
     return out
 
 
@@ -246,48 +321,85 @@ TRAJECTORY_MODES = ("page", "full", "none")
 PAGE_MAX_SIDE = 384
 
 
-def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str) -> str | None:
-    """Write the episode's viewer page and JSON record (``full``: also the JSONL + full-resolution PNGs)."""
+def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str, verdict: Any = None) -> str | None:
+    """Write the episode's viewer page (with its verdict) and JSON record, and the full-resolution images the
+    page's thumbnails open (``full``: as cv_agent's JSONL layout, with the trajectory line)."""
     from cv_agent import render_trajectory_html
+    from cv_agent.trajectory import IMAGES_DIR
 
     if mode == "none":
         return None
     d = run_dir / "trajectories"
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{name}.json").write_text(json.dumps(traj.to_dict(), ensure_ascii=False), encoding="utf-8")
+    full = d / name
+    if full.exists():
+        # Left by a run killed after saving but before recording the result: replace, never append twice.
+        shutil.rmtree(full)
     if mode == "full":
-        full = d / name
-        if full.exists():
-            # Left by a run killed after saving but before recording the result: replace, never append twice.
-            shutil.rmtree(full)
         traj.save(full)
+    else:
+        _save_images(traj.images, full / IMAGES_DIR / "000000")
+    links = [f"{name}/{IMAGES_DIR}/000000/{k}.png" for k in range(len(traj.images))]
     page = d / f"{name}.html"
-    render_trajectory_html(traj, page, max_side=PAGE_MAX_SIDE)
+    render_trajectory_html(traj, page, max_side=PAGE_MAX_SIDE, verdict=verdict, image_links=links)
     return page.relative_to(run_dir).as_posix()
 
 
-def _check_run_info(run_dir: Path, config: EvalConfig) -> dict[str, Any]:
+def _save_images(images: Sequence[Any], directory: Path) -> None:
+    """Full-resolution PNGs ``<k>.png`` (the paths :meth:`cv_agent.Trajectory.save` uses)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for k, im in enumerate(images):
+        if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+            im = im.convert("RGB")
+        im.save(directory / f"{k}.png", format="PNG", compress_level=1)
+
+
+def _identity(config: EvalConfig) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in config.identity().items()}
+
+
+def _check_run_identity(run_dir: Path, config: EvalConfig) -> None:
+    """Refuse a directory that holds another run (read only: nothing is written before the model check)."""
     path = run_dir / RUN_INFO_FILE
-    ident = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.identity().items()}
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), ident[k]) for k in _IDENTITY_KEYS if old.get(k) != ident[k]}
-        if diff and (run_dir / RESULTS_FILE).exists():
-            lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
-            raise ValueError(
-                f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume"
-            )
+    if not path.exists() or not (run_dir / RESULTS_FILE).exists():
+        return
+    old = json.loads(path.read_text())
+    ident = _identity(config)
+    diff = {
+        k: (old.get(k, _IDENTITY_DEFAULTS.get(k)), ident[k])
+        for k in _IDENTITY_KEYS
+        if old.get(k, _IDENTITY_DEFAULTS.get(k)) != ident[k]
+    }
+    if diff:
+        lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume"
+        )
+
+
+def _write_run_files(run_dir: Path, config: EvalConfig, items: Sequence[Any]) -> dict[str, Any]:
+    """``run.json`` (identity and settings), ``items.jsonl`` (the item set) and an empty ``results.jsonl``."""
     info = {
-        **ident,
+        **_identity(config),
         "label": config.label or config.model,
         "samples": config.samples,
         "limit": config.limit,
+        "n_items": len(items),
         "judge": config.judge,
         "temperature": config.temperature,
         "max_new_tokens": config.max_new_tokens,
+        "timeout": config.timeout,
+        "extra_body": config.extra_body,
+        "baseline": str(Path(config.baseline).resolve()) if config.baseline else None,
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2) + "\n")
+    (run_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_items(
+        run_dir,
+        (ExpectedItem(it.id, variant_of(it), base_id_of(it), getattr(it, "data_source", "")) for it in items),
+    )
+    (run_dir / RESULTS_FILE).touch()  # an empty run still has a (empty) results file, so reports work
     return info
 
 
@@ -333,7 +445,6 @@ def _suite_items(config: EvalConfig, items: Sequence[Any] | None) -> list[Any]:
 def _resume_plan(run_dir: Path, items: Sequence[Any], samples: int) -> _ResumePlan:
     """Split the run's episodes into finished (in ``results.jsonl``) and still to do."""
     store = ResultStore(run_dir / RESULTS_FILE)
-    store.path.touch()  # an empty run still has a (empty) results file, so reports work
     prior = store.load()
     done = {r.key for r in prior}
     keys = {(it.id, s) for it in items for s in range(samples)}
@@ -351,7 +462,12 @@ def _agent_config(config: EvalConfig) -> Any:
     """The ``cv_agent.AgentConfig`` of the run; unset options keep the agent's defaults."""
     from cv_agent import AgentConfig
 
-    kw: dict[str, Any] = {"max_turns": config.max_turns, "max_new_tokens": config.max_new_tokens}
+    kw: dict[str, Any] = {
+        "max_turns": config.max_turns,
+        "max_new_tokens": config.max_new_tokens,
+        "tools": not config.no_tools,
+        "preset": config.preset,
+    }
     if config.temperature is not None:
         kw["temperature"] = config.temperature
     if config.max_pixels is not None:
@@ -365,7 +481,7 @@ def _backend_factory(
     """The model's backend factory; a finished run that is only re-reported loads no model."""
     if not plan.todo:
         return lambda _item: None
-    return make_backend_factory(config.model, agent_config, sandbox)
+    return make_backend_factory(config.model, agent_config, sandbox, **config.backend_options())
 
 
 def _sandbox_for(config: EvalConfig, plan: _ResumePlan) -> Any:
@@ -443,9 +559,14 @@ class _EpisodeRunner:
             raise HarnessError(traj.error or "backend failed")
         async with self.judge_sem:
             scored = await asyncio.to_thread(score_answer, traj.answer, item, self.judge)
+        from cv_agent import Verdict
+
         name = episode_name(item.id, sample)
         run_dir = self.outcome.run_dir
-        page = await asyncio.to_thread(_save_trajectory, traj, run_dir, name, self.config.trajectories)
+        verdict = Verdict(str(item.answer), scored[0], scored[1], scored[2])
+        page = await asyncio.to_thread(
+            _save_trajectory, traj, run_dir, name, self.config.trajectories, verdict
+        )
         return traj, scored, page
 
     def _record_failure(self, item: Any, sample: int, error: Exception) -> None:
@@ -504,6 +625,9 @@ def _item_result(
         duration_s=round(duration_s, 4),
         model=config.model,
         trajectory=page,
+        bbox=[float(v) for v in item.bbox] if getattr(item, "bbox", None) else None,
+        completion_tokens=None if traj.usage.get("estimated") else traj.usage.get("completion_tokens"),
+        model_s=round(float(traj.timings.get("model_s", 0.0)), 4),
     )
 
 
@@ -552,7 +676,7 @@ async def aevaluate(
     from .report import write_report
 
     run_dir = Path(config.out)
-    _check_run_info(run_dir, config)
+    _check_run_identity(run_dir, config)
     items = _suite_items(config, items)
     plan = _resume_plan(run_dir, items, config.samples)
     agent_config = _agent_config(config)
@@ -561,9 +685,18 @@ async def aevaluate(
     with _sandbox_for(config, plan) as sandbox:
         factory = backend_factory or _backend_factory(config, agent_config, plan, sandbox)
         async with _EpisodeRunner(config, plan, outcome, factory, agent_config, judge, sandbox) as runner:
+            await _check_model(factory, plan)  # before anything is written into the run directory
+            _write_run_files(run_dir, config, items)
             await _run_all(runner.run, plan.todo)
     outcome.summary = write_report(run_dir)
     return outcome
+
+
+async def _check_model(factory: BackendFactory, plan: _ResumePlan) -> None:
+    """One check of the model before the run (missing checkpoint or library, dead or hung server)."""
+    check = getattr(factory, "check", None)
+    if plan.todo and check is not None:
+        await check()
 
 
 def evaluate(

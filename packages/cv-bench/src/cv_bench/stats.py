@@ -290,6 +290,7 @@ def unscored_summary(episodes: Sequence[Episode], *, listed: int = 200) -> dict[
 
 def _short(reason: str, limit: int = 160) -> str:
     first = reason.strip().splitlines()[0] if reason.strip() else reason
+    first = first.removeprefix("HarnessError: ")  # every unscored episode is one
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 

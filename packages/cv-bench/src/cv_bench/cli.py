@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pixels", type=int, default=None, help="pixel budget of model images (default 8192*28*28)"
     )
     e.add_argument(
+        "--resize-factor", type=int, default=None, help="side multiple of model images: 28 Qwen2.5-VL, 32 Qwen3-VL"
+    )
+    e.add_argument(
         "--no-tools",
         action="store_true",
         help="no-tool baseline: the same items without the tool (no tool prompt or schema, one reply)",
@@ -212,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             max_pixels=args.max_pixels,
+            resize_factor=args.resize_factor,
             no_tools=args.no_tools,
             baseline=args.baseline,
             preset=args.preset,

@@ -49,9 +49,11 @@ Example: cv-bench eval --model reference --suite orientation --out runs/demo"""
 RUN_INFO_FILE = "run.json"
 
 #: Settings that define which episodes a run directory holds; a rerun must agree on them to resume.
-_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "no_tools", "preset")
+_IDENTITY_KEYS = (
+    "model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "resize_factor", "no_tools", "preset",
+)  # fmt: skip
 #: What a ``run.json`` written before a key existed meant by it.
-_IDENTITY_DEFAULTS: dict[str, Any] = {"no_tools": False, "preset": "default"}
+_IDENTITY_DEFAULTS: dict[str, Any] = {"no_tools": False, "preset": "default", "resize_factor": None}
 
 
 @dataclass
@@ -74,6 +76,8 @@ class EvalConfig:
         max_new_tokens: Tokens per assistant turn.
         temperature: Sampling temperature passed to the agent; ``None`` = the agent's default.
         max_pixels: Pixel budget of the images the model sees; ``None`` = the agent's default (8192*28*28).
+        resize_factor: Side multiple of the model's images: 28 for Qwen2.5-VL, 32 for Qwen3-VL; ``None`` = the
+            agent's default (28).
         no_tools: The no-tool baseline: the same items, the preset's no-tool prompt, no tool schema, one
             reply per item. Compare it with a tool run (``baseline``) to see what the tool buys.
         preset: Name of the :mod:`cv_protocol.presets` preset (what the model is shown).
@@ -104,6 +108,7 @@ class EvalConfig:
     max_new_tokens: int = 2048
     temperature: float | None = None
     max_pixels: int | None = None
+    resize_factor: int | None = None
     no_tools: bool = False
     preset: str = "default"
     timeout: float | None = None
@@ -139,6 +144,8 @@ class EvalConfig:
             raise ValueError(
                 "max_pixels must be >= 784 (one 28x28 patch); leave it unset for the agent default"
             )
+        if self.resize_factor is not None and self.resize_factor not in (14, 16, 28, 32):
+            raise ValueError("resize_factor must be 28 (Qwen2.5-VL), 32 (Qwen3-VL), 14 or 16")
         if self.trajectories not in TRAJECTORY_MODES:
             raise ValueError(f"trajectories must be one of {TRAJECTORY_MODES}, got {self.trajectories!r}")
         if self.judge is not None:
@@ -472,6 +479,8 @@ def _agent_config(config: EvalConfig) -> Any:
         kw["temperature"] = config.temperature
     if config.max_pixels is not None:
         kw["max_pixels"] = config.max_pixels
+    if config.resize_factor is not None:
+        kw["resize_factor"] = config.resize_factor
     return AgentConfig(**kw)
 
 

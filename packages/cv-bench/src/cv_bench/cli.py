@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pixels", type=int, default=None, help="pixel budget of model images (default 8192*28*28)"
     )
     e.add_argument(
-        "--resize-factor", type=int, default=None, help="side multiple of model images: 28 Qwen2.5-VL, 32 Qwen3-VL"
+        "--resize-factor",
+        type=int,
+        default=None,
+        help="side multiple of model images: 28 Qwen2.5-VL, 32 Qwen3-VL",
     )
     e.add_argument(
         "--no-tools",

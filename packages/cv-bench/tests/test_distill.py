@@ -144,3 +144,22 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys) -> None:
     assert main(["distill", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("cv-bench distill: ") and err.count("\n") == 1
+
+
+def test_a_teacher_reply_the_server_lost_is_not_kept(item, tmp_path: Path) -> None:
+    """transformers serve answers HTTP 500 on a malformed call: the episode goes on (and may be right), but
+    the lost reply has no text, so the trajectory is not training data."""
+    broken = '<tool_call>\n{"name": "code_image_tool", "arguments": {"code": </tool_call>'
+
+    def reply(body: dict) -> str:
+        turn = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        return (
+            "OK"
+            if body.get("max_tokens") == 1
+            else [broken, FIX, f"<answer>{item.answer}</answer>"][min(turn, 2)]
+        )
+
+    with StubOpenAIServer(reply, parse_tool_calls=True) as server:
+        out = distill(_config(server, tmp_path), items=[item])
+    assert out.evaluation is not None and out.evaluation.failed == 0 and out.records == []
+    assert out.report.total == 1 and [e.stage for e in out.report.errors] == ["unreadable"]

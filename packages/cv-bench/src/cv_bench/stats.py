@@ -542,7 +542,11 @@ def summarize(
         "tool_necessity": None,
     }
     if baseline is not None:
-        summary["tool_necessity"] = tool_necessity(episodes, baseline)
+        try:
+            summary["tool_necessity"] = tool_necessity(episodes, baseline)
+        except ValueError as e:  # the results stand; the comparison does not
+            note = f"tool necessity not computed: {e}"
+            summary["warning"] = f"{summary['warning']}. {note}" if summary["warning"] else note
     return summary
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "ToolCall",
     "Trajectory",
     "load_trajectories",
+    "save_images",
     "save_trajectories",
 ]
 
@@ -228,19 +229,31 @@ def save_trajectories(
     indices: list[int] = []
     with jsonl.open("a", encoding="utf-8") as f:
         for traj in trajectories:
-            img_dir = root / IMAGES_DIR / f"{line:06d}"
-            img_dir.mkdir(parents=True, exist_ok=True)
-            paths = []
-            for k, im in enumerate(traj.images):
-                rel = f"{IMAGES_DIR}/{line:06d}/{k}.png"
-                if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-                    im = im.convert("RGB")  # PNG cannot hold e.g. float images
-                im.save(root / rel, format="PNG", compress_level=1)
-                paths.append(rel)
+            saved = save_images(traj.images, root / IMAGES_DIR / f"{line:06d}")
+            paths = [p.relative_to(root).as_posix() for p in saved]
             f.write(json.dumps(traj.to_dict(image_paths=paths), ensure_ascii=False) + "\n")
             indices.append(line)
             line += 1
     return indices
+
+
+def save_images(images: Iterable[Image.Image], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write full-resolution, lossless ``<k>.png`` files (the layout :func:`save_trajectories` uses per line).
+
+    Example:
+        >>> save_images([Image.new("RGB", (4, 4))], "/tmp/imgs")  # doctest: +SKIP
+        [PosixPath('/tmp/imgs/0.png')]
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, im in enumerate(images):
+        if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+            im = im.convert("RGB")  # PNG cannot hold e.g. float images
+        path = out / f"{k}.png"
+        im.save(path, format="PNG", compress_level=1)
+        paths.append(path)
+    return paths
 
 
 def load_trajectories(directory: str | os.PathLike[str]) -> list[Trajectory]:

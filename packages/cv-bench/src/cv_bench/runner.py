@@ -332,7 +332,7 @@ def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str, verdict: An
     """Write the episode's viewer page (with its verdict) and JSON record, and the full-resolution images the
     page's thumbnails open (``full``: as cv_agent's JSONL layout, with the trajectory line)."""
     from cv_agent import render_trajectory_html
-    from cv_agent.trajectory import IMAGES_DIR
+    from cv_agent.trajectory import IMAGES_DIR, save_images
 
     if mode == "none":
         return None
@@ -346,20 +346,11 @@ def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str, verdict: An
     if mode == "full":
         traj.save(full)
     else:
-        _save_images(traj.images, full / IMAGES_DIR / "000000")
+        save_images(traj.images, full / IMAGES_DIR / "000000")
     links = [f"{name}/{IMAGES_DIR}/000000/{k}.png" for k in range(len(traj.images))]
     page = d / f"{name}.html"
     render_trajectory_html(traj, page, max_side=PAGE_MAX_SIDE, verdict=verdict, image_links=links)
     return page.relative_to(run_dir).as_posix()
-
-
-def _save_images(images: Sequence[Any], directory: Path) -> None:
-    """Full-resolution PNGs ``<k>.png`` (the paths :meth:`cv_agent.Trajectory.save` uses)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for k, im in enumerate(images):
-        if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-            im = im.convert("RGB")
-        im.save(directory / f"{k}.png", format="PNG", compress_level=1)
 
 
 def _identity(config: EvalConfig) -> dict[str, Any]:

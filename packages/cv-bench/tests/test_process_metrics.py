@@ -71,7 +71,16 @@ def test_crop_faithfulness_in_input_coordinates() -> None:
     )
     none = _result("crop", ["crop"], [], bbox=box)
     p = process_metrics([tight, loose, none])
-    assert p["crop"] == {"episodes": 3, "crop_rate": round(200 / 3, 2), "coverage": 100.0, "iou": 75.0}
+    assert p["crop"] == {"episodes": 2, "crop_rate": round(200 / 3, 2), "coverage": 100.0, "iou": 75.0}
+    # a voluntary crop on an item that needs none: measured against the box, not counted in the rate
+    extra = _result(
+        "rot90",
+        ["rotate_90"],
+        [ToolCallSummary(True, None, ["crop"], 0, 1, [[100, 100, 150, 200]])],
+        bbox=box,
+    )
+    q = process_metrics([tight, extra])
+    assert q["crop"] == {"episodes": 2, "crop_rate": 100.0, "coverage": 75.0, "iou": 75.0}
 
 
 def test_reference_runs_show_perfect_process_metrics(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ TOOL_STAT_DEFINITIONS: dict[str, str] = {
 PROCESS_DEFINITIONS: dict[str, str] = {
     "op_accuracy": "% of episodes on rotated/flipped items whose final view is upright (corrective op applied)",
     "op_n": "episodes on rotated/flipped items",
-    "crop_rate": "% of episodes on items with an answer box in which the model cropped",
+    "crop_rate": "% of episodes on items that need a zoom (transform crop) in which the model cropped",
+    "crop_episodes": "episodes on items with an answer box in which the model cropped (coverage and IoU are over these)",
     "crop_coverage": "mean share (%) of the answer box inside the model's best crop (input-image pixels)",
     "crop_iou": "mean IoU (%) of the model's best crop with the answer box",
     "latency_s_per_correct": "wall-clock seconds per correct answer (all episodes' time / correct answers)",

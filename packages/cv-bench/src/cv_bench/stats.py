@@ -410,9 +410,10 @@ def process_metrics(results: Sequence[ItemResult]) -> dict[str, Any]:
     - ``op_accuracy``: share of episodes on rotated/flipped items whose final view is upright (the model
       applied the corrective op); ``op_accuracy_by_variant`` also has untransformed (``source``) items,
       where the right op is none. ``op_n``: episodes on transformed items.
-    - ``crop``: on items with an answer box, ``crop_rate`` (episodes with a traced crop, %), and the mean
-      ``coverage`` (share of the answer box inside the crop, %) and ``iou`` (%) of each episode's best crop,
-      boxes in input-image pixels (``box_input``).
+    - ``crop``: ``crop_rate`` (on items that need a zoom, transform ``crop``: episodes with a traced crop,
+      %); on items with an answer box where the model cropped (``episodes``), the mean ``coverage`` (share
+      of the answer box inside the crop, %) and ``iou`` (%) of each episode's best crop, boxes in input-image
+      pixels (``box_input``).
     - ``latency_s_per_episode`` / ``latency_s_per_correct``: wall-clock seconds per episode and per correct
       answer; ``tokens_per_episode`` / ``tokens_per_correct``: generated tokens (``None`` when unknown).
 
@@ -433,6 +434,8 @@ def process_metrics(results: Sequence[ItemResult]) -> dict[str, Any]:
         if boxes:
             stats = [_box_stats(b, r.bbox) for b in boxes]  # type: ignore[arg-type]
             best.append((max(s[0] for s in stats), max(s[1] for s in stats)))
+    need_crop = [r for r in results if "crop" in r.transform]
+    cropped = sum(1 for r in need_crop if any(c.ok and "crop" in c.ops for c in r.calls))
     n_correct = sum(r.correct for r in results)
     tokens = [r.completion_tokens for r in results]
     known_tokens = all(t is not None for t in tokens) and bool(tokens)
@@ -444,8 +447,8 @@ def process_metrics(results: Sequence[ItemResult]) -> dict[str, Any]:
             v: _pct(sum(by_variant[v]), len(by_variant[v])) for v in ordered_variants(list(by_variant))
         },
         "crop": {
-            "episodes": len(with_box),
-            "crop_rate": _pct(len(best), len(with_box)),
+            "episodes": len(best),
+            "crop_rate": _pct(cropped, len(need_crop)),
             "coverage": round(100 * mean(b[0] for b in best), 2) if best else None,
             "iou": round(100 * mean(b[1] for b in best), 2) if best else None,
         },

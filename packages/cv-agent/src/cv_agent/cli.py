@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from cv_protocol import parse_model_spec
+
 from .agent import Agent, AgentConfig
 from .backends.base import BackendError
 from .backends.factory import make_backend
@@ -92,7 +94,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _backend_options(args: argparse.Namespace) -> dict:
     """Backend settings from the flags that apply to the spec's kind (``--timeout`` etc. are HTTP-only)."""
-    if not args.model.startswith("openai:"):
+    try:
+        kind = parse_model_spec(args.model).kind
+    except ValueError:
+        return {}  # make_backend reports the bad spec
+    if kind != "openai":
         return {}
     opts: dict = {}
     if args.timeout is not None:

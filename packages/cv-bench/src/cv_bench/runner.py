@@ -161,7 +161,7 @@ class EvalConfig:
             raise ValueError('extra_body must be a JSON object, e.g. {"top_k": 20}')
         http_only = {"timeout": self.timeout, "max_retries": self.max_retries, "extra_body": self.extra_body}
         used = [k for k, v in http_only.items() if v is not None]
-        if used and not self.model.startswith("openai:"):
+        if used and self.model_kind != "openai":
             raise ValueError(f"{', '.join(used)} apply to openai:URL#MODEL models only, not {self.model!r}")
         if self.baseline is not None and not (Path(self.baseline) / "results.jsonl").exists():
             raise ValueError(f"baseline {self.baseline!r} is not a cv-bench run directory (no results.jsonl)")
@@ -170,9 +170,14 @@ class EvalConfig:
     def identity(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _IDENTITY_KEYS}
 
+    @property
+    def model_kind(self) -> str:
+        """``reference``, or the spec's kind (``openai``, ``hf``, ``vllm``)."""
+        return "reference" if self.model == "reference" else parse_model_spec(self.model).kind
+
     def backend_options(self) -> dict[str, Any]:
         """Settings for :func:`cv_agent.make_backend` from this run's flags."""
-        if not self.model.startswith("openai:"):
+        if self.model_kind != "openai":
             return {}
         opts: dict[str, Any] = {"max_concurrency": self.concurrency}
         for name, key in (

@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "--trajectories",
         choices=["page", "full", "none"],
         default="page",
-        help="per episode: viewer page + JSON (page), plus full-resolution images (full), or nothing",
+        help="per episode: viewer page + JSON + full-resolution images (page), plus cv-agent's JSONL (full), or nothing",
     )
     e.add_argument("--label", default=None, help="row label in tables (default: the model spec)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -86,8 +86,9 @@ class EvalConfig:
         extra_body: JSON fields merged into every request (``openai:`` models), e.g. vLLM sampling options
             ``{"top_k": 20}`` or ``{"chat_template_kwargs": {"enable_thinking": false}}``.
         baseline: A ``--no-tools`` run directory over the same items: the reports add the tool necessity.
-        trajectories: Per episode under ``trajectories/``: ``page`` (viewer page + JSON record without
-            pixels), ``full`` (also the full-resolution images, cv_agent's JSONL layout) or ``none``.
+        trajectories: Per episode under ``trajectories/``: ``page`` (viewer page with the verdict, JSON record,
+            and the full-resolution PNGs the page's images open), ``full`` (also cv_agent's JSONL line, for
+            ``Trajectory.load``) or ``none``.
         sandbox_workers: Worker processes of the shared sandbox.
         progress: Show a tqdm progress bar with running accuracy.
         label: Row label in tables (default: the model spec).

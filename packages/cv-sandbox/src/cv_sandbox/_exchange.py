@@ -175,12 +175,13 @@ def serve_calls(
     max_calls: int,
     after_reply: Callable[[], None] = lambda: None,
 ) -> None:
-    """The child's side: answer up to ``max_calls`` requests with ``handle(request)``, one reply each.
+    """The child's side: answer up to ``max_calls`` requests with ``handle(request)``, one reply each
+    (``after_reply`` runs after each reply that another call may follow).
 
     Returns when the caller goes away, after a reply that ends the child's use (:func:`is_reusable`), or
     after anything ``handle`` raises (reported as the reply; the child's state is not trusted after it).
     """
-    for _ in range(max_calls):
+    for left in range(max_calls - 1, -1, -1):
         try:
             request, _ = recv_frame(req_r)
         except (WireError, OSError):
@@ -188,7 +189,8 @@ def serve_calls(
         try:
             reply = handle(request)
             send_frame(res_w, reply)
-            after_reply()
+            if left and is_reusable(reply):
+                after_reply()  # only before another call (nothing to tidy up in a child about to end)
         except BaseException as exc:  # noqa: BLE001 - report and end; never return into the zygote's loop
             try:
                 kind = "memory" if isinstance(exc, MemoryError) else "crash"

@@ -26,6 +26,7 @@ import math
 import mmap
 import os
 import resource
+import select
 import signal
 import sys
 import tempfile
@@ -67,17 +68,12 @@ _MADV_HUGEPAGE = 14
 _MADV_POPULATE_READ = 22  # Linux >= 5.14; not in Python 3.11's mmap module
 _MADV_POPULATE_WRITE = 23
 _HUGE = 2 << 20
-#: Compiled in each spare (the zygote's compile cache never holds user code, so without this the first
-#: compile of a call would copy the compiler's pages on write): every construct the policy rewrites.
+#: Compiled in each spare (the zygote's compile cache never holds user code, so a call's compile would
+#: otherwise copy the compiler's pages on write): what typical calls contain.
 _COMPILE_WARM = (
     "w, h = image.size\n"
     "a = np.asarray(image)[h // 4 : h // 2, ::-1]\n"
-    "k = [x * 2 for x in (1, 2.5) if x > 0]\n"
-    "k[0] += 1\n"
-    "f = lambda v: max(v, 0)\n"
-    "for i, (p, q) in enumerate([(1, 2)]):\n"
-    "    print(f'{i} {p!r}', q, f(k[i]))\n"
-    "result = Image.fromarray(a).rotate(90, expand=True) if a.size else image.crop((0, 0, w, h))\n"
+    "result = Image.fromarray(a).rotate(90, expand=True).crop((0, 0, w, h))\n"
 )
 
 
@@ -325,7 +321,7 @@ class Zygote:
                     landlock_fd=self.landlock_fd,
                 )
             gc.disable()  # short-lived; cycles die with the process, the address-space cap bounds them
-            self._prewarm()
+            self._prewarm(req_r)
         except (WireError, OSError):
             return
 
@@ -371,28 +367,42 @@ class Zygote:
         }
         return header
 
-    def _prewarm(self) -> None:
+    def _prewarm(self, req_r: int) -> None:
         """Before the request arrives, move the page faults a fresh fork would take during its call off the
-        critical path: compile and run small representative snippets (the first run in a fresh fork copies
-        every interpreter page it writes), map a heap big enough for a call's image buffers (it stays in the
-        heap once freed, see :func:`_tune_malloc`) and map this child's pixel regions."""
+        critical path, most useful first: map a heap big enough for a call's image buffers (it stays in the
+        heap once freed, see :func:`_tune_malloc`), map this child's pixel regions, run and compile small
+        representative snippets (the first run in a fresh fork copies every interpreter page it writes).
+        Stops as soon as a request is waiting: the call would wait for the rest, which costs more than the
+        faults it saves (calls arriving faster than spares are warmed)."""
+        for step in (self._prefault_heap, self._populate, self._run_warm, self._compile_warm):
+            if select.select([req_r], [], [], 0)[0]:
+                return
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
+                pass
+
+    @staticmethod
+    def _prefault_heap() -> None:
+        _prefault_heap(PREFAULT_BYTES)
+
+    def _run_warm(self) -> None:
         from PIL import Image
 
-        from ._execute import compile_code
         from ._shared_image import map_image
 
-        try:
-            compile_code(_COMPILE_WARM)
-            # Private scratch memory: the shared regions belong to the call in flight.
-            scratch = mmap.mmap(-1, 32 * 24 * 4)
-            meta, n = write_image(scratch, Image.new("RGB", (32, 24), (90, 60, 30)))
-            _, out = self.executor.run(_PREWARM_CODE, map_image(scratch, meta, n))
-            if out is not None:
-                write_image(scratch, out)
-            _prefault_heap(PREFAULT_BYTES)
-            self._populate()
-        except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
-            pass
+        # Private scratch memory: the shared regions belong to the call in flight.
+        scratch = mmap.mmap(-1, 32 * 24 * 4)
+        meta, n = write_image(scratch, Image.new("RGB", (32, 24), (90, 60, 30)))
+        _, out = self.executor.run(_PREWARM_CODE, map_image(scratch, meta, n))
+        if out is not None:
+            write_image(scratch, out)
+
+    @staticmethod
+    def _compile_warm() -> None:
+        from ._execute import compile_code
+
+        compile_code(_COMPILE_WARM)
 
     def _populate(self) -> None:
         """Map the start of this child's input and result regions into its page tables without touching a
@@ -500,7 +510,6 @@ class Zygote:
         ``kill``: its deadline passed; ``reap``: its pipe closed, report why). It reports every child it
         has reaped (``gone``), so the caller knows when no earlier child can see the shared regions.
         """
-        import select
         import socket
 
         if self.ctl_fd < 0:

@@ -10,7 +10,8 @@ Two stages:
 - :func:`harden_child` locks down each freshly forked child before it can see any code: chroot into an
   empty deleted directory, rlimits, uid ``nobody`` (root) or no capabilities (user namespace),
   ``no_new_privs``, a Landlock domain with no file, network or signal rights outside itself, and a seccomp
-  filter that allows only the syscalls the interpreter and the image libraries need once they are loaded.
+  filter that allows only the syscalls the interpreter and the image libraries need once they are loaded
+  (:func:`restrict_syscalls`; the sandbox installs it after the child's warm-up, before it reads a request).
 
 Every step is best effort and reported; :func:`isolation_level` turns the report into a level, and
 :func:`missing_for` says what is missing for a level and how to enable it
@@ -515,8 +516,14 @@ def harden_child(
     if landlock_fd is not None:
         status["landlock"] = status["no_new_privs"] and _landlock_restrict(landlock_fd)
         os.close(landlock_fd)
-    status["seccomp"] = bool(seccomp) and status["no_new_privs"] and install_seccomp(seccomp)  # type: ignore[arg-type]
+    status["seccomp"] = restrict_syscalls(seccomp, status)
     return status
+
+
+def restrict_syscalls(seccomp: bytes | None, status: dict[str, bool]) -> bool:
+    """Install the seccomp allow-list (the last step of :func:`harden_child`, which a caller may defer: pass
+    ``seccomp=None`` there and call this once the child's own preparation is done)."""
+    return bool(seccomp) and bool(status.get("no_new_privs")) and install_seccomp(seccomp)  # type: ignore[arg-type]
 
 
 def _open_fds() -> list[int]:

@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any
 
+from . import _harden
 from ._exchange import (
     call_child,
     error_reply,
@@ -61,9 +62,10 @@ SPARES = 2
 #: faults instead of 4096).
 PREFAULT_BYTES = 16 << 20
 #: How much of its slot's shared regions each spare maps into its page tables ahead (a fork inherits none
-#: of a shared mapping's page-table entries; faulting them in during the call costs ~1-2 us per 4 KiB
-#: page, mapping them ahead ~0.3 us). 8 MiB: a 2 MP image each way.
-POPULATE_BYTES = 8 << 20
+#: of a shared mapping's page-table entries; write-faulting them in during the call costs ~1-2 us per 4 KiB
+#: page, mapping them ahead ~0.3 us). 4 MiB: a 1 MP image each way; a bigger result's tail is mapped in
+#: one call before it is written.
+POPULATE_BYTES = 4 << 20
 _MADV_HUGEPAGE = 14
 _MADV_POPULATE_READ = 22  # Linux >= 5.14; not in Python 3.11's mmap module
 _MADV_POPULATE_WRITE = 23
@@ -76,7 +78,16 @@ _COMPILE_WARM = (
     "result = Image.fromarray(a).rotate(90, expand=True).crop((0, 0, w, h))\n"
 )
 
+#: Run in each spare: the path every call takes (the executor, the facades and tracer of all three
+#: libraries, the result's conversion) with a few common operations. Measured on the benchmark's op mix:
+#: ~30 page faults left in the call (600 without it) for 2 ms; running all of :data:`_PREWARM_CODE` leaves
+#: ~10 for 5.5 ms.
+_SPARE_WARM_CODE = (
+    "a = np.asarray(image)\n"
+    "result = Image.fromarray(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)).rotate(90, expand=True).crop((1, 1, 9, 9))\n"
+)
 
+#: Run once in the worker before it forks anything: every lazy import and first-use cache of the libraries.
 _PREWARM_CODE = (
     "a = np.asarray(image)\n"
     "b = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)\n"
@@ -158,7 +169,7 @@ class Zygote:
     ) -> None:
         from PIL import Image
 
-        from . import _harden, _shared_image  # noqa: F401 - children cannot import after hardening
+        from . import _shared_image  # noqa: F401 - children cannot import after hardening
         from ._execute import Executor, Limits
 
         _tune_malloc()
@@ -268,9 +279,14 @@ class Zygote:
             slot, self.next_slot = self.next_slot, (self.next_slot + 1) % len(self.slots)
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child: never returns
             try:
+                # Dies with the worker (even outside a PID namespace, and out of its process group).
+                _harden.prctl(_harden.PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != parent:
+                    os._exit(0)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.close(req_w)
@@ -299,8 +315,6 @@ class Zygote:
         self.in_view, self.out_map = self.slots[slot].in_view, self.slots[slot].out_map
 
     def _child_main(self, req_r: int, res_w: int) -> None:
-        from . import _harden
-
         try:
             status: dict[str, bool] = {}
             if self.harden:
@@ -315,13 +329,21 @@ class Zygote:
                     self.root_fd,
                     memory_mb=self.memory_mb,
                     cpu_s=cpu_s,
-                    seccomp=self.seccomp,
+                    seccomp=None,  # last, below: the warm-up needs a few more syscalls (setsid)
                     drop_uid=True,
                     keep_fds=(req_r,),
                     landlock_fd=self.landlock_fd,
                 )
             gc.disable()  # short-lived; cycles die with the process, the address-space cap bounds them
             self._prewarm(req_r)
+            # Its own session: on kernels that group CPU time by session (autogroup), the call then does not
+            # share a scheduling group with the worker's background work (forking and warming spares).
+            try:
+                os.setsid()
+            except OSError:
+                pass
+            if self.harden:
+                status["seccomp"] = _harden.restrict_syscalls(self.seccomp, status)
         except (WireError, OSError):
             return
 
@@ -353,6 +375,7 @@ class Zygote:
         del image
         if header.get("ok") and out is not None:
             try:
+                _map_ahead(self.out_map, POPULATE_BYTES, out.width * out.height * 4)
                 header["image"], header["nbytes"] = write_image(self.out_map, out)
             except WireError:
                 return error_reply("output_too_large", "result does not fit the output buffer")
@@ -394,7 +417,7 @@ class Zygote:
         # Private scratch memory: the shared regions belong to the call in flight.
         scratch = mmap.mmap(-1, 32 * 24 * 4)
         meta, n = write_image(scratch, Image.new("RGB", (32, 24), (90, 60, 30)))
-        _, out = self.executor.run(_PREWARM_CODE, map_image(scratch, meta, n))
+        _, out = self.executor.run(_SPARE_WARM_CODE, map_image(scratch, meta, n))
         if out is not None:
             write_image(scratch, out)
 
@@ -405,18 +428,10 @@ class Zygote:
         compile_code(_COMPILE_WARM)
 
     def _populate(self) -> None:
-        """Map the start of this child's input and result regions into its page tables without touching a
-        byte (the regions may belong to a call in flight). Reading is enough for both: shared memory is
-        mapped 16 pages per fault when read, and a shared writable mapping needs no fault to be written."""
+        """Map the start of this child's input and result regions into its page tables without changing a
+        byte (the regions may belong to a call in flight)."""
         for region in (self.in_view, self.out_map):
-            n = min(len(region), POPULATE_BYTES)
-            try:
-                region.madvise(_MADV_POPULATE_READ, 0, n)
-            except OSError:  # an older kernel: read-fault them in instead
-                view = memoryview(region)
-                for off in range(0, n, 16 * mmap.PAGESIZE):
-                    _ = view[off]
-                view.release()
+            _map_ahead(region, 0, POPULATE_BYTES)
 
     # ------------------------------------------------------------------ supervising children
 
@@ -477,8 +492,6 @@ class Zygote:
         """Run one request through a child end to end, as the caller will, and report what hardening
         worked."""
         from PIL import Image
-
-        from . import _harden
 
         meta, nbytes = write_image(self.in_map, Image.new("RGB", (8, 8)))
         child = self._fork_child(slot=0)
@@ -583,6 +596,21 @@ class Zygote:
             child.req_w = child.res_r = -1
 
 
+def _map_ahead(region: mmap.mmap, start: int, end: int) -> None:
+    """Map ``region[start:end]`` (page-aligned ``start``) into the page tables by reading it: shared memory is
+    mapped 16 pages per fault when read, and a shared writable mapping then needs no fault to be written."""
+    end = min(end, len(region))
+    if end <= start:
+        return
+    try:
+        region.madvise(_MADV_POPULATE_READ, start, end - start)
+    except OSError:  # before Linux 5.14: read-fault them in
+        view = memoryview(region)
+        for off in range(start, end, 16 * mmap.PAGESIZE):
+            _ = view[off]
+        view.release()
+
+
 def _prefault_heap(nbytes: int) -> None:
     """Map ``nbytes`` of heap into this process's page tables, then free them (they stay in the heap).
 
@@ -594,18 +622,19 @@ def _prefault_heap(nbytes: int) -> None:
     libc.malloc.argtypes = [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    p = libc.malloc(nbytes)
+    p = libc.malloc(nbytes + _HUGE)
     if not p:
         return
-    try:
-        lo, hi = -(-p // _HUGE) * _HUGE, (p + nbytes) // _HUGE * _HUGE
-        if hi > lo:
-            libc.madvise(lo, hi - lo, _MADV_HUGEPAGE)  # refused where THP is off: 4 KiB pages then
-        lo, hi = -(-p // mmap.PAGESIZE) * mmap.PAGESIZE, (p + nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
-        if libc.madvise(lo, hi - lo, _MADV_POPULATE_WRITE) != 0:
-            ctypes.memset(p, 0, nbytes)
-    finally:
-        libc.free(p)
+    lo = -(-p // _HUGE) * _HUGE  # huge pages must be aligned
+    libc.madvise(lo, nbytes, _MADV_HUGEPAGE)  # refused where THP is off: 4 KiB pages then
+    if libc.madvise(lo - mmap.PAGESIZE, nbytes + mmap.PAGESIZE, _MADV_POPULATE_WRITE) != 0:
+        ctypes.memset(lo - mmap.PAGESIZE, 0, nbytes + mmap.PAGESIZE)
+    libc.free(p)
+    # The block went back to the top of the heap, where the call's big buffers will come from. Keep its
+    # unaligned head (not mapped ahead) allocated for the child's life, so they start at ``lo`` (malloc
+    # puts a 16-byte header before each block; the page before ``lo``, mapped, holds it).
+    if lo - p > mmap.PAGESIZE - 16:
+        libc.malloc(lo - p - 8)
 
 
 def _classify(status: int) -> tuple[str, str]:
@@ -622,8 +651,6 @@ def _classify(status: int) -> tuple[str, str]:
 
 def main() -> None:
     """Entry point of a worker process (started by :mod:`cv_sandbox._pool`)."""
-    from . import _harden
-
     chan_in = os.dup(0)
     chan_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)

@@ -21,7 +21,6 @@ Every step is best effort and reported; :func:`isolation_level` turns the report
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -64,7 +63,9 @@ DISABLE_ENV = "CV_SANDBOX_DISABLE"
 def libc() -> Any:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The C library is loaded already (not ctypes.util.find_library: it imports shutil, subprocess,
+        # bz2 and lzma, mappings every fork of the worker would copy).
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

@@ -68,7 +68,13 @@ _REAP_S = 2.0
 #: Pairs of pixel regions per worker (children take them in turn; see the module docstring).
 SLOTS = 2
 
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from cv_sandbox._zygote import main; main()"
+# The worker imports only the internals it runs, not the package's public API (asyncio, ssl, cv_protocol,
+# ... : ~100 more memory mappings, which every fork copies and every child's exit tears down again).
+_BOOTSTRAP = (
+    "import os, sys, types; pkg = types.ModuleType('cv_sandbox'); "
+    "pkg.__path__ = [os.path.join(sys.argv[1], 'cv_sandbox')]; sys.modules['cv_sandbox'] = pkg; "
+    "from cv_sandbox._zygote import main; main()"
+)
 
 _WORKER_ENV = {
     "PATH": "/usr/bin:/bin",

@@ -29,7 +29,6 @@ import resource
 import select
 import signal
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -203,7 +202,9 @@ class Zygote:
         self.root_fd: int | None = None
         self._warm_up()
         if self.harden and (os.getuid() == 0 or self.status.get("userns")):
-            d = tempfile.mkdtemp(prefix="cvs-root-")
+            # Not tempfile: it imports shutil, bz2 and lzma (more mappings for every fork to copy).
+            d = os.path.join("/tmp", "cvs-root-" + os.urandom(8).hex())
+            os.mkdir(d, 0o700)
             os.chmod(d, 0o555)
             self.root_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
             os.rmdir(d)  # children chroot into a deleted, empty directory

@@ -237,7 +237,9 @@ def read_control(fd: int) -> tuple[str | None, int | None]:
 def offer_child(sock: socket.socket, child_id: int, slot: int, req_w: int, res_r: int) -> None:
     """Worker -> caller: a new child (with the pixel slot it maps) and its request-write and reply-read ends
     (the worker then closes its own); one ``sendmsg``."""
-    socket.send_fds(sock, [_OFFER + frame_bytes({"op": "child", "id": child_id, "slot": slot})], [req_w, res_r])
+    socket.send_fds(
+        sock, [_OFFER + frame_bytes({"op": "child", "id": child_id, "slot": slot})], [req_w, res_r]
+    )
 
 
 def send_status(sock: socket.socket, child_id: int | None, kind: str, msg: str = "") -> None:

@@ -318,11 +318,11 @@ class Worker:
             self.dirty.pop(msg.get("id"), None)  # type: ignore[arg-type]
         return msg
 
-    def _drain(self) -> None:
+    def _drain(self, deadline: float) -> None:
         """Take in the messages the worker has already sent (offers, children gone), without waiting."""
         assert self.ctl is not None
         while select.select([self.ctl], [], [], 0)[0]:
-            self._recv(self._backstop)
+            self._recv(deadline)
 
     def _ask(self, op: ControlOp, link: ChildLink, deadline: float) -> dict[str, Any]:
         """Have the worker kill or reap ``link``'s child; returns its status message."""
@@ -385,7 +385,7 @@ class Worker:
             raise WireError("the worker is not running")
         timeout_s = self.config.timeout_s
         self._backstop = time.monotonic() + timeout_s + _BACKSTOP_S
-        self._drain()
+        self._drain(self._backstop)
         link, taken = self._child(self._backstop)
         slot = self.slots[link.slot]
         self._await_clean(link.slot, self._backstop)  # no earlier child may see this call's pixels

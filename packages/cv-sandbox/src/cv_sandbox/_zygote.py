@@ -77,6 +77,9 @@ _COMPILE_WARM = (
     "result = Image.fromarray(a).rotate(90, expand=True).crop((0, 0, w, h))\n"
 )
 
+#: What a spare does ahead of its call, most useful first (see :meth:`Zygote._prewarm`).
+_WARM_STEPS = ("_prefault_heap", "_populate", "_run_warm", "_compile_warm")
+
 #: Run in each spare: the path every call takes (the executor, the facades and tracer of all three
 #: libraries, the result's conversion) with a few common operations. Measured on the benchmark's op mix:
 #: ~30 page faults left in the call (600 without it) for 2 ms; running all of :data:`_PREWARM_CODE` leaves
@@ -185,7 +188,10 @@ class Zygote:
         )
         self.calls_per_child = max(1, int(cfg.get("calls_per_child", 1)))
         in_bytes, out_bytes = int(cfg["in_bytes"]), int(cfg["out_bytes"])
-        self.slots = [_Slot(int(i), int(o), in_bytes, out_bytes) for i, o in zip(cfg["in_fds"], cfg["out_fds"])]
+        self.slots = [
+            _Slot(int(i), int(o), in_bytes, out_bytes)
+            for i, o in zip(cfg["in_fds"], cfg["out_fds"], strict=True)
+        ]
         if not self.slots:
             raise ValueError("no pixel slots")
         self.next_slot = 0
@@ -398,11 +404,11 @@ class Zygote:
         representative snippets (the first run in a fresh fork copies every interpreter page it writes).
         Stops as soon as a request is waiting: the call would wait for the rest, which costs more than the
         faults it saves (calls arriving faster than spares are warmed)."""
-        for step in (self._prefault_heap, self._populate, self._run_warm, self._compile_warm):
+        for step in _WARM_STEPS:
             if select.select([req_r], [], [], 0)[0]:
                 return
             try:
-                step()
+                getattr(self, step)()
             except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
                 pass
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from cv_protocol import Preset, get_preset
 from cv_sandbox import Sandbox, SandboxConfig, shared_sandbox
 
 from cv_data._parallel import pmap
@@ -29,6 +30,8 @@ class SFTBuildConfig:
         progress: Show a progress bar.
         sandbox: Configuration of the sandbox that executes every call (one per worker process; calls
             within a trajectory are sequential, so one warm sandbox worker is enough).
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name or a :class:`cv_protocol.Preset`):
+            the system prompt and tool-response texts of every record; train and evaluate with the same one.
     """
 
     num: int = 100
@@ -37,8 +40,10 @@ class SFTBuildConfig:
     num_proc: int = 1
     progress: bool = True
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(workers=1))
+    preset: Preset | str = "default"
 
     def __post_init__(self) -> None:
+        get_preset(self.preset)  # an unknown name fails here, listing the registry
         if self.num < 0:
             raise ValueError(f"num must be >= 0, got {self.num}")
         bad = set(self.kinds) - set(SFT_KINDS)
@@ -50,8 +55,11 @@ class SFTBuildConfig:
             raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
 
 
-def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | None = None) -> dict[str, Any]:
-    """Build and execute one trajectory of ``kind`` (deterministic in ``(seed, index, kind)``).
+def make_trajectory(
+    index: int, kind: str, seed: int = 0, sandbox: Sandbox | None = None, preset: Preset | str = "default"
+) -> dict[str, Any]:
+    """Build and execute one trajectory of ``kind`` (deterministic in ``(seed, index, kind)``), with
+    ``preset``'s system prompt and tool-response texts.
 
     Example:
         >>> rec = make_trajectory(0, "single_tool", seed=1)
@@ -62,7 +70,8 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
         raise ValueError(f"unknown kind {kind!r}; choose from {SFT_KINDS}")
     sb = sandbox or shared_sandbox()
     rng = np.random.default_rng([seed, index, SFT_KINDS.index(kind), 5])
-    item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question), rng, index, seed)
+    pre = get_preset(preset)
+    item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question, pre), rng, index, seed)
     return conv.record(
         id=f"sft-{kind}-s{seed}-{index:06d}",
         kind=kind,
@@ -73,9 +82,9 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
     )
 
 
-def _sft_one(args: tuple[int, str, int, SandboxConfig]) -> dict[str, Any]:
-    i, kind, seed, sbcfg = args
-    return make_trajectory(i, kind, seed, shared_sandbox(sbcfg))
+def _sft_one(args: tuple[int, str, int, SandboxConfig, Preset]) -> dict[str, Any]:
+    i, kind, seed, sbcfg, preset = args
+    return make_trajectory(i, kind, seed, shared_sandbox(sbcfg), preset)
 
 
 def build_sft(
@@ -96,9 +105,10 @@ def build_sft(
     w = np.array([cfg.kinds[k] for k in names], dtype=float)
     rng = np.random.default_rng([cfg.seed, 99])
     plan = [str(names[j]) for j in rng.choice(len(names), size=cfg.num, p=w / w.sum())]
-    args = [(i, plan[i], cfg.seed, cfg.sandbox) for i in range(cfg.num)]
+    preset = get_preset(cfg.preset)
+    args = [(i, plan[i], cfg.seed, cfg.sandbox, preset) for i in range(cfg.num)]
     out: list[dict[str, Any]] = []
-    for (i, kind, _, _), (res, err) in zip(
+    for (i, kind, *_), (res, err) in zip(
         args,
         pmap(_sft_one, args, num_proc=cfg.num_proc, desc="build-sft", total=cfg.num, progress=cfg.progress),
         strict=True,

@@ -1,5 +1,5 @@
 # The two commands of the README. Both work on a fresh machine (they install uv and the locked workspace).
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench readme-check
 
 demo:
 	bash scripts/demo.sh
@@ -13,3 +13,6 @@ lint:
 
 bench:
 	uv run --frozen python benchmarks/sandbox_bench.py
+
+readme-check:
+	bash scripts/readme_check.sh

@@ -122,6 +122,17 @@ def fresh_interpreter(code: str, image: Image.Image) -> Image.Image:
     return Image.frombytes(mode, (int(w), int(h)), body)
 
 
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used by processes ``pids`` and every child they have reaped (Linux ``/proc``): the workers
+    of a sandbox and all the children they forked, warmed and reaped."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def throughput(image: Image.Image, args: argparse.Namespace) -> dict[str, float]:
     """Calls per second with ``throughput_workers`` threads calling back to back (all workers busy)."""
     n, w = args.throughput_calls, args.throughput_workers
@@ -191,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "paced_in_process": [],
         "paced_sandbox": [],
     }
+    cpu = {"in_process": 0.0, "caller": 0.0, "workers": 0.0}  # CPU seconds over the back-to-back rounds
     per_op: dict[str, dict[str, list[float]]] = {
         name: {"in_process": [], "sandbox": [], "code_in_child": []} for name, _ in OP_MIX
     }
@@ -206,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
         # Each round runs every snippet three ways, in a shuffled order: which call goes first changes what
         # is in the CPU caches, and a fixed order would hand that advantage to one side every time.
         order = random.Random(0)
+        time.sleep(0.2)  # the warm-up's children are reaped
+        workers_cpu0 = tree_cpu_s(sb.worker_pids())
         for k in range(args.rounds):
             for name, code in OP_MIX:
                 ways = ["in_process", "sandbox", "sandbox_new_code"]
                 order.shuffle(ways)
                 for way in ways:
+                    c0 = time.process_time()
                     t0 = time.perf_counter()
                     if way == "in_process":
                         in_process(code, image)
@@ -230,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                         dt = time.perf_counter() - t0
                         assert r.ok
                     times[way].append(dt)
+                    cpu["in_process" if way == "in_process" else "caller"] += time.process_time() - c0
+        n_sandbox_calls = len(times["sandbox"]) + len(times["sandbox_new_code"])
+        time.sleep(0.3)  # the last children are reaped (their CPU time then counts)
+        cpu["workers"] = tree_cpu_s(sb.worker_pids()) - workers_cpu0
         # Paced like an agent loop: model time passes between calls (both ways wait the same).
         for _k in range(max(1, args.rounds // 2)):
             for _name, code in OP_MIX:
@@ -278,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
         f"cv-sandbox with new code every call (no compile-cache hits): p50 {new_code:.1f} ms "
         f"= {new_code / ip:.2f}x in-process"
     )
+    cpu_ip = cpu["in_process"] / len(times["in_process"]) * 1000
+    cpu_caller = cpu["caller"] / n_sandbox_calls * 1000
+    cpu_workers = cpu["workers"] / n_sandbox_calls * 1000
+    cpu_sb = cpu_caller + cpu_workers
+    print(
+        f"CPU time per call: in-process {cpu_ip:.1f} ms | cv-sandbox {cpu_sb:.1f} ms (caller {cpu_caller:.1f} + "
+        f"workers and their children {cpu_workers:.1f}) = {cpu_sb / cpu_ip:.1f}x"
+    )
     pip, psb = p50(times["paced_in_process"]), p50(times["paced_sandbox"])
     print(f"cv-sandbox / in-process = {sbx / ip:.2f}x back to back (target <= 1.5x)")
     print(
@@ -308,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio_sandbox_in_process": sbx / ip,
                     "paced_p50_ms": {"in_process": pip, "sandbox": psb},
                     "ratio_paced_sandbox_in_process": psb / pip,
+                    "cpu_ms_per_call": {"in_process": cpu_ip, "sandbox": cpu_sb, "caller": cpu_caller},
                     "throughput_calls_per_s": thr,
                     "load_average_1min": os.getloadavg()[0],
                     "ratio_fresh_sandbox": fr / sbx,

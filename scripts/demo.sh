@@ -7,3 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 export PATH="$HOME/.cache/cv-bootstrap-uv/bin:$PATH"
 uv run --frozen cv-bench eval --model reference --suite orientation --out runs/demo "$@"
+if ! command -v uv >/dev/null 2>&1 || [ "$(command -v uv)" = "$HOME/.cache/cv-bootstrap-uv/bin/uv" ]; then
+    echo
+    echo "Next: source .venv/bin/activate   # puts uv and the cv-* commands on your PATH (see README: Using it)"
+fi

@@ -27,7 +27,7 @@ chmod -R a+rX "$dir"
 chmod 755 "$dir"
 tests=("$dir/cv-sandbox/tests/test_adversarial.py" "$dir/cv-sandbox/tests/test_hardening.py"
        "$dir/cv-sandbox/tests/test_escapes.py" "$dir/cv-sandbox/tests/test_trace_integrity.py"
-       "$dir/cv-sandbox/tests/test_conventions.py")
+       "$dir/cv-sandbox/tests/test_conventions.py" "$dir/cv-sandbox/tests/test_fresh_children.py")
 as_user=(setpriv --reuid="$user" --regid="$user" --clear-groups --inh-caps=-all --bounding-set=-all
          env -i PATH=/usr/bin:/bin HOME="$dir" LC_ALL=C.UTF-8)
 status=0

@@ -119,7 +119,7 @@ async def test_token_budget_caps_last_turn() -> None:
     seen: list[int | None] = []
 
     class Rec(ScriptedPolicy):
-        async def complete(self, messages, images, *, max_new_tokens=None, temperature=None):
+        async def complete(self, messages, images, *, max_new_tokens=None, temperature=None, tools=None):
             seen.append(max_new_tokens)
             return await super().complete(
                 messages, images, max_new_tokens=max_new_tokens, temperature=temperature
@@ -301,3 +301,46 @@ def test_box_input_with_the_real_sandbox_trace() -> None:
     assert np.array_equal(
         np.array(traj.images[0].crop((120, 10, 180, 50)).rotate(90, expand=True)), np.array(traj.images[2])
     )
+
+
+async def test_the_preset_decides_what_the_model_is_shown() -> None:
+    from cv_protocol import TOOL_SCHEMA
+
+    policy = ScriptedPolicy([ANSWER])
+    traj = await Agent(policy, sandbox=FakeSandbox()).arun(gradient(), "q")  # type: ignore[arg-type]
+    assert traj.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert policy.calls[0]["tools"] == [TOOL_SCHEMA]
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \['default'"):
+        AgentConfig(preset="nope")
+    custom = await Agent(ScriptedPolicy([ANSWER]), AgentConfig(system_prompt=""), sandbox=FakeSandbox()).arun(  # type: ignore[arg-type]
+        gradient(), "q"
+    )
+    assert custom.messages[0]["role"] == "user"
+
+
+async def test_no_tools_is_one_reply_without_tool_schema_or_tool_prompt() -> None:
+    from cv_protocol import DEFAULT_PRESET
+
+    for reply, stop, answer in [
+        (ANSWER, "answer", "B"),
+        (call("rotate90"), "tools_disabled", None),
+        ("<think>hmm</think>", "no_tool_call", None),
+    ]:
+        policy = ScriptedPolicy([reply, ANSWER])
+        sb = FakeSandbox()
+        traj = await Agent(policy, AgentConfig(tools=False), sandbox=sb).arun(gradient(), "q")  # type: ignore[arg-type]
+        assert (traj.stop_reason, traj.answer, traj.turns) == (stop, answer, 1)
+        assert traj.messages[0]["content"] == DEFAULT_PRESET.no_tool_prompt and policy.calls[0]["tools"] == []
+        assert not traj.tool_calls and len(traj.images) == 1
+
+
+async def test_unreadable_reply_is_answered_with_a_parse_error_and_the_episode_goes_on() -> None:
+    agent, _ = agent_with(
+        [Generation("", unreadable="HTTP 500 from the server: Internal Server Error"), ANSWER]
+    )
+    traj = await agent.arun(gradient(), "q")
+    assert traj.stop_reason == "answer" and traj.answer == "B" and traj.turns == 2
+    (c,) = traj.tool_calls
+    assert (c.ok, c.error_kind, c.turn) == (False, "unreadable", 0)
+    tool = traj.messages[3]
+    assert tool["role"] == "tool" and "could not return your reply (HTTP 500" in tool["content"][0]["text"]

@@ -65,20 +65,96 @@ async def test_retries_on_503_and_429_then_succeeds() -> None:
 
 
 async def test_gives_up_after_retries_and_agent_records_error() -> None:
-    with StubOpenAIServer([ANSWER], fail_first=100, fail_status=500) as server:
+    with StubOpenAIServer([ANSWER], fail_first=100, fail_status=503) as server:
         backend = backend_for(server, max_retries=2)
         traj = await Agent(backend, sandbox=FakeSandbox()).arun(Image.new("RGB", (64, 64)), "q")  # type: ignore[arg-type]
         await backend.aclose()
-    assert traj.stop_reason == "error" and "after 3 attempts" in traj.error and "HTTP 500" in traj.error
+    assert traj.stop_reason == "error" and "after 3 attempts" in traj.error and "HTTP 503" in traj.error
     assert server.n_received == 3
 
 
-async def test_timeout_is_retried() -> None:
-    with StubOpenAIServer([ANSWER], hang_first=1) as server:
-        backend = backend_for(server, timeout_s=0.3, max_retries=2)
-        text = await backend.generate([{"role": "user", "content": "hi"}], [])
+async def test_http_500_from_a_server_that_never_answered_is_an_error_after_one_retry() -> None:
+    with StubOpenAIServer([ANSWER], fail_first=100, fail_status=500) as server:
+        backend = backend_for(server, max_retries=4)
+        with pytest.raises(BackendError, match="after 2 attempts: HTTP 500"):
+            await backend.generate([{"role": "user", "content": "hi"}], [])
         await backend.aclose()
-    assert text == ANSWER and backend.stats["retries"] == 1
+    assert server.n_received == 2  # not 5: a 500 is rarely transient
+
+
+BROKEN_CALL = '<think>rotate</think>\n<tool_call>\n{"name": "code_image_tool", "arguments": {"code": "x", }\n</tool_call>'
+
+
+async def test_http_500_on_a_malformed_call_is_fed_back_as_a_parse_error() -> None:
+    # transformers serve parses tool calls on the server and answers 500 when the model's call is broken:
+    # the episode must go on, with the model told its call could not be read, and be scored.
+    with StubOpenAIServer([BROKEN_CALL, CALL, ANSWER], parse_tool_calls=True) as server:
+        backend = backend_for(server, max_retries=4)
+        agent = Agent(backend, sandbox=FakeSandbox())  # type: ignore[arg-type]
+        await backend.check()  # the server answered once: its 500s are about the reply, not the server
+        traj = await agent.arun(Image.new("RGB", (64, 64)), "q")
+        await backend.aclose()
+    assert traj.stop_reason == "answer" and traj.answer == "B" and traj.turns == 3
+    first = traj.tool_calls[0]
+    assert (first.ok, first.error_kind) == (False, "unreadable") and "HTTP 500" in first.error
+    assert traj.tool_calls[1].ok
+    tool_msg = traj.messages[3]
+    assert tool_msg["role"] == "tool" and tool_msg["content"][0]["text"].startswith(
+        "Tool call error: the server"
+    )
+    # check + (first turn + 1 retry) + 2 good turns; never 5 retries
+    assert server.n_received == 1 + 2 + 2 and backend.stats["unreadable"] == 1
+
+
+async def test_timeout_is_not_retried_and_a_hung_server_fails_fast() -> None:
+    with StubOpenAIServer([ANSWER], hang_first=100) as server:
+        backend = backend_for(server, timeout_s=0.3, max_retries=4, unresponsive_after=2)
+        for _ in range(2):
+            with pytest.raises(BackendError, match="no reply .* within 0.3 s"):
+                await backend.generate([{"role": "user", "content": "hi"}], [])
+        with pytest.raises(BackendError, match="stopped responding"):
+            await backend.generate([{"role": "user", "content": "hi"}], [])
+        await backend.aclose()
+    assert server.n_received == 2 and backend.stats["retries"] == 0
+
+
+async def test_check_fails_up_front_in_one_line() -> None:
+    dead = OpenAIBackend(OpenAIBackendConfig("http://127.0.0.1:9/v1", "m", max_retries=0))
+    with pytest.raises(BackendError, match="model check failed for 'm' at http://127.0.0.1:9/v1") as e:
+        await dead.check()
+    assert "\n" not in str(e.value)
+    await dead.aclose()
+    with StubOpenAIServer([ANSWER], hang_first=1) as server:
+        hung = backend_for(server, timeout_s=0.3)
+        with pytest.raises(BackendError, match="no reply"):
+            await hung.check()
+        await hung.aclose()
+    with StubOpenAIServer([ANSWER], errors=lambda body: (404, "The model `m` does not exist.")) as server:
+        wrong = backend_for(server)
+        with pytest.raises(BackendError, match="HTTP 404.*does not exist"):
+            await wrong.check()
+        await wrong.aclose()
+
+
+async def test_inline_tools_block_and_request_mode() -> None:
+    from cv_protocol import SYSTEM_PROMPT, TOOL_SCHEMA, system_with_tools
+
+    msgs = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "hi"}]
+    inline = OpenAIBackend(OpenAIBackendConfig("http://x/v1", "m"))
+    body = inline.build_request(msgs, [], tools=[TOOL_SCHEMA])
+    assert "tools" not in body and body["messages"][0]["content"] == system_with_tools(
+        SYSTEM_PROMPT, [TOOL_SCHEMA]
+    )
+    assert msgs[0]["content"] == SYSTEM_PROMPT  # the caller's messages are not changed
+    no_system = inline.build_request(msgs[1:], [], tools=[TOOL_SCHEMA])["messages"]
+    assert no_system[0] == {"role": "system", "content": system_with_tools(None, [TOOL_SCHEMA])}
+    request = OpenAIBackend(OpenAIBackendConfig("http://x/v1", "m", tool_prompt="request"))
+    body = request.build_request(msgs, [], tools=[TOOL_SCHEMA])
+    assert body["tools"] == [TOOL_SCHEMA] and body["messages"][0]["content"] == SYSTEM_PROMPT
+    assert (
+        "tools" not in inline.build_request(msgs, [], tools=None)
+        and inline.build_request(msgs, [])["messages"][0]["content"] == SYSTEM_PROMPT
+    )
 
 
 async def test_client_errors_are_not_retried() -> None:

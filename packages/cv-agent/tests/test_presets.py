@@ -90,6 +90,16 @@ async def test_system_prompt_override_and_a_preset_without_the_tool_block() -> N
     assert traj.messages[0]["content"] == "Mine."
 
 
+async def test_no_tools_baseline_takes_the_presets_no_tool_prompt_and_shows_no_tool() -> None:
+    # One flow: the preset is the source of truth, ``tools=False`` only switches its tool off.
+    policy = ScriptedPolicy([ANSWER])
+    cfg = AgentConfig(preset="release", tools=False)
+    assert cfg.tool_schemas() == [] and AgentConfig(preset="release").tool_schemas() == RELEASE_PRESET.tools()
+    traj = await Agent(policy, cfg).arun(Image.new("RGB", (8, 8)), "q")
+    assert traj.messages[0] == {"role": "system", "content": RELEASE_PRESET.no_tool_prompt}
+    assert policy.calls[0]["tools"] == [] and traj.stop_reason == "answer"
+
+
 def test_unknown_preset_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"unknown preset 'relase'; choose one of \[.*'release'.*\]"):
         AgentConfig(preset="relase")

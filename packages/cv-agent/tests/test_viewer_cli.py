@@ -46,6 +46,34 @@ def test_page_content(tmp_path: Path) -> None:
     assert (tmp_path / "html" / "traj_00000.html").is_file()
 
 
+def test_page_shows_the_verdict_and_links_full_size_images(tmp_path: Path) -> None:
+    from cv_agent import Verdict, save_trajectories
+
+    traj = _traj()
+    plain = render_trajectory_html(traj, tmp_path / "plain.html").read_text()
+    assert 'id="verdict"' not in plain and "full size" not in plain
+    (line,) = save_trajectories([traj], tmp_path / "saved")
+    links = [f"saved/images/{line:06d}/{k}.png" for k in range(len(traj.images))]
+    page = render_trajectory_html(
+        traj, tmp_path / "v.html", verdict=Verdict("B", True, "judge:qwen-72b", "same"), image_links=links
+    ).read_text()
+    assert "ground truth: <b>B</b>" in page and "decided by: <b>judge (qwen-72b)</b>" in page
+    assert 'class="verdict ok"' in page
+    for href in links:
+        assert f'href="{href}"' in page and (tmp_path / href).is_file()
+    wrong = render_trajectory_html(
+        traj, tmp_path / "w.html", verdict=Verdict("A", False, "choice")
+    ).read_text()
+    assert 'class="verdict bad"' in wrong and "<b>wrong</b>" in wrong and "rule (choice)" in wrong
+    # cv-agent view links its pages to the saved full-resolution PNGs
+    index = write_html_report(
+        load_trajectories(tmp_path / "saved"), tmp_path / "html", saved_in=tmp_path / "saved"
+    )
+    first = (index.parent / "traj_00000.html").read_text()
+    assert 'href="../saved/images/000000/0.png"' in first
+    assert Image.open(tmp_path / "saved/images/000000/0.png").size == (420, 300)
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -113,6 +141,52 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--model", "bogus", "--image", str(img), "q"]) == 2
     assert "bad model spec" in capsys.readouterr().err
     assert main(["view", str(tmp_path / "none")]) == 2
+
+
+def test_cli_run_bad_image_files_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "ok.png"
+    Image.new("RGB", (64, 64)).save(good)
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20_000, 10_000)).save(huge)  # 200 MP: over PIL's decompression-bomb limit, small file
+    cases = {
+        str(tmp_path / "missing.png"): "image file not found",
+        str(tmp_path): "it is a directory",
+        str(text): "not an image file",
+        str(truncated): "corrupt or truncated image",
+        str(huge): "image too large to decode safely",
+    }
+    for path, want in cases.items():
+        rc = main(
+            ["run", "--model", "openai:http://127.0.0.1:9/v1#m", "--image", str(good), "--image", path, "q"]
+        )
+        err = capsys.readouterr().err
+        assert rc == 2 and want in err and err.startswith("cv-agent run: ") and err.count("\n") == 1, err
+
+
+def test_cli_run_dead_server_fails_up_front(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "ok.png"
+    Image.new("RGB", (64, 64)).save(img)
+    out = tmp_path / "out"
+    argv = [
+        "run",
+        "--model",
+        "openai:http://127.0.0.1:9/v1#m",
+        "--image",
+        str(img),
+        "q",
+        "--max-retries",
+        "0",
+    ]
+    rc = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model check failed for 'm'" in err and err.count("\n") == 1, err
+    assert not out.exists()  # nothing written for a model that cannot answer
 
 
 def test_python_dash_m(tmp_path: Path) -> None:

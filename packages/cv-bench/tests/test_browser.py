@@ -76,3 +76,44 @@ def test_real_run_report_and_trajectory_page_render(tmp_path: Path) -> None:
     # background (the synthetic scene is colourful; the page background is near-white)
     colourful = (page.max(axis=-1).astype(int) - page.min(axis=-1).astype(int)) > 40
     assert colourful.sum() > 20_000, colourful.sum()
+
+
+def test_trajectory_page_shows_the_verdict_and_links_every_image_at_full_size(tmp_path: Path) -> None:
+    import re
+
+    from cv_bench import EvalConfig, evaluate, load_results, load_suite
+
+    run = tmp_path / "run"
+    evaluate(EvalConfig(model="reference", suite="orientation", size=1, limit=2, out=run, progress=False))
+    r = next(x for x in load_results(run) if x.tool_calls)
+    page = run / r.trajectory
+    text = page.read_text()
+    assert f"ground truth: <b>{r.gt}</b>" in text and "decided by: <b>rule (" in text
+    links = re.findall(r'<a class="full" href="([^"]+)"', text)
+    assert len(links) == 2  # the input and the tool output
+    item = next(it for it in load_suite("orientation", size=1) if it.id == r.item_id)
+    full = Image.open(page.parent / links[0])
+    assert full.size == item.images[0].size and max(full.size) > 384  # not the 384 px thumbnail
+    px = screenshot(page, tmp_path / "traj.png", tmp_path, size="1000,1200")
+    assert count_color(px, (0xE3, 0xFC, 0xEF), tol=3) > 2000  # the green "correct" verdict banner
+    # the linked file opens in the browser at full size
+    shot = screenshot(
+        page.parent / links[0], tmp_path / "full.png", tmp_path, size=f"{full.size[0]},{full.size[1]}"
+    )
+    assert shot.shape[1] == full.size[0]
+
+
+def test_report_with_unscored_items_shows_the_warning(run_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    line = {
+        "item_id": "b9/rot90",
+        "sample": 0,
+        "error": "b9/rot90#s0: HarnessError: context too long",
+        "time": 0,
+    }
+    (run_dir / "errors.jsonl").write_text(json.dumps(line) + "\n")
+    write_report(run_dir)
+    px = screenshot(run_dir / "report.html", tmp_path / "warn.png", tmp_path, size="1300,600")
+    assert count_color(px, (0xFF, 0xF4, 0xE0), tol=3) > 5000  # the orange warning box at the top
+    assert count_color(px, (0xE8, 0xA3, 0x3D), tol=10) > 500  # its border

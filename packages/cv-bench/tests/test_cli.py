@@ -58,7 +58,9 @@ def test_list_shows_suites_and_sizes(capsys: pytest.CaptureFixture[str]) -> None
 def test_report_and_compare_commands(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "| source | rot90 |" in out and "calls/item" in out
+    header = next(line for line in out.splitlines() if line.startswith("Model ") and "source" in line)
+    assert [c.strip() for c in header.split("|")][1:3] == ["source", "rot90"] and "calls/item" in out
+    assert out.startswith("accuracy 83.3 % (95 % CI 64.2-93.3), 24 items, all scored")
     assert (run_dir / "report.html").exists()
     assert main(["compare", str(run_dir), str(run_dir)]) == 0
     assert "delta (last - first)" in capsys.readouterr().out

@@ -45,7 +45,7 @@ def test_concurrency_bounds_episodes_in_flight(concurrency: int, tmp_path: Path)
         backend_factory=lambda item: Tracking(ReferencePolicy.for_item(item)),
         items=items,
     )
-    assert out.summary["overall"] == 100.0
+    assert out.summary["avg"] == 100.0
     assert Tracking.peak == concurrency
 
 

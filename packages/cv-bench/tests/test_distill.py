@@ -32,7 +32,7 @@ def test_teacher_keeps_only_verified(item, tmp_path: Path) -> None:
         ["<think>upside down</think>\n" + FIX, f"<think>read it</think>\n<answer>{item.answer}</answer>"]
     ) as server:
         good = distill(_config(server, tmp_path / "good"), items=[item])
-        bodies = list(server.requests)
+        bodies = list(server.requests)[1:]  # the first request is the model check
     assert bodies[0]["messages"][1]["content"][0]["type"] == "image_url"  # the teacher saw the image
     assert "Execution succeeded" in json.dumps(bodies[1]["messages"][-1])
     assert len(good.records) == 1 and good.records[0]["correct"] and good.records[0]["kind"] == "teacher"
@@ -65,7 +65,7 @@ def test_teacher_sloppy_call_executes_and_malformed_call_is_reported(item, tmp_p
     replies = [broken, sloppy, f"<think>read it</think>\n<answer>{item.answer}</answer>"]
     with StubOpenAIServer(replies) as server:
         out = distill(_config(server, tmp_path), items=[item])
-        seen = [b["messages"] for b in server.requests]
+        seen = [b["messages"] for b in server.requests[1:]]  # after the model check
     assert len(out.records) == 1 and len(out.records[0]["images"]) == 2
     msgs = out.records[0]["messages"]
     assert [m["role"] for m in msgs] == [
@@ -93,7 +93,7 @@ def test_the_agents_notes_on_a_rewritten_call_are_dropped(item, tmp_path: Path) 
     replies = ["<think>fix</think>\n" + FIX + "\n" + FIX, f"<answer>{item.answer}</answer>"]
     with StubOpenAIServer(replies) as server:
         out = distill(_config(server, tmp_path), items=[item])
-        seen = [b["messages"] for b in server.requests]
+        seen = [b["messages"] for b in server.requests[1:]]  # after the model check
     assert "only the first was executed" in json.dumps(seen[1][-1])
     tool = out.records[0]["messages"][3]["content"][-1]["text"]
     assert "Note:" not in tool and tool.startswith("Execution succeeded")
@@ -144,3 +144,22 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys) -> None:
     assert main(["distill", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("cv-bench distill: ") and err.count("\n") == 1
+
+
+def test_a_teacher_reply_the_server_lost_is_not_kept(item, tmp_path: Path) -> None:
+    """transformers serve answers HTTP 500 on a malformed call: the episode goes on (and may be right), but
+    the lost reply has no text, so the trajectory is not training data."""
+    broken = '<tool_call>\n{"name": "code_image_tool", "arguments": {"code": </tool_call>'
+
+    def reply(body: dict) -> str:
+        turn = sum(1 for m in body["messages"] if m["role"] == "assistant")
+        return (
+            "OK"
+            if body.get("max_tokens") == 1
+            else [broken, FIX, f"<answer>{item.answer}</answer>"][min(turn, 2)]
+        )
+
+    with StubOpenAIServer(reply, parse_tool_calls=True) as server:
+        out = distill(_config(server, tmp_path), items=[item])
+    assert out.evaluation is not None and out.evaluation.failed == 0 and out.records == []
+    assert out.report.total == 1 and [e.stage for e in out.report.errors] == ["unreadable"]

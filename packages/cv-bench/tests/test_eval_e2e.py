@@ -34,7 +34,7 @@ def test_reference_scores_100_on_builtin_suites(suite: str, tmp_path: Path) -> N
     )
     s = out.summary
     assert out.failed == 0 and out.new == s["n_results"] > 0
-    assert s["overall"] == 100.0 and s["avg"] == 100.0, s["accuracy"]
+    assert s["avg"] == 100.0 and s["n_unscored"] == 0, s["accuracy"]
     results = load_results(tmp_path / suite)
     # the policy really used the tool wherever the item was perturbed, and every call executed
     for r in results:
@@ -65,7 +65,8 @@ def test_orientation_cli_prints_paper_table_and_links_trajectories(
         == 0
     )
     text = capsys.readouterr().out
-    header, _, row = text.splitlines()[:3]
+    assert text.startswith("accuracy 100.0 % (95 % CI 75.8-100.0), 12 items, all scored")
+    header, _, row = text.splitlines()[2:5]
     assert [c.strip() for c in header.split("|")] == [
         "Model",
         "source",
@@ -74,7 +75,7 @@ def test_orientation_cli_prints_paper_table_and_links_trajectories(
         "rot270",
         "flip-h",
         "flip-v",
-        "Avg",
+        "All",
     ]
     assert row.split("|")[-1].strip() == "100.0"
     results = load_results(out)
@@ -145,7 +146,7 @@ def test_resume_after_simulated_crash_loses_and_duplicates_nothing(
     keys = [(r.item_id, r.sample) for r in results]
     assert len(keys) == len(set(keys)) == 6
     assert sorted(k[0] for k in keys) == sorted(it.id for it in items)
-    assert out.summary["overall"] == 100.0
+    assert out.summary["avg"] == 100.0
     # a third run has nothing left to do
     again = evaluate(EvalConfig(**cfg))
     assert (again.skipped, again.new) == (6, 0)

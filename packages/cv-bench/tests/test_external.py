@@ -65,7 +65,7 @@ def test_mvtoolbench_verl_parquet_reference_scores_100(tmp_path: Path) -> None:
             trajectories="none",
         )
     )
-    assert out.summary["overall"] == 100.0 and out.new == 2
+    assert out.summary["avg"] == 100.0 and out.new == 2
 
 
 def test_items_suite_reads_cv_data_files(tmp_path: Path) -> None:

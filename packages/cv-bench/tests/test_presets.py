@@ -12,7 +12,7 @@ from cv_bench import DistillConfig, EvalConfig, distill, evaluate
 from cv_bench.cli import main
 from cv_bench.runner import _agent_config
 from cv_data import SOURCES, replay_trajectory, transform_item
-from cv_protocol import RELEASE_PRESET, render_tool_call
+from cv_protocol import RELEASE_PRESET, render_tool_call, system_with_tools
 
 FIX = render_tool_call("result = image.rotate(180, expand=True)", "fix", 0)
 RELEASE_OK = "Here is the processed image. Now, analyze the returned results."
@@ -67,8 +67,11 @@ def test_distill_with_the_release_preset_writes_release_texts(tmp_path: Path) ->
             ),
             items=[item],
         )
-        seen = [b["messages"] for b in server.requests]
-    assert seen[0][0]["content"] == RELEASE_PRESET.system_prompt
+        # the episode's requests (the first one is the model check, a bare user message)
+        seen = [b["messages"] for b in server.requests if b["messages"][0]["role"] == "system"]
+    # the release's system prompt, with the release's tool schema inlined as the chat template's "# Tools" block
+    assert seen[0][0]["content"] == system_with_tools(RELEASE_PRESET.system_prompt, RELEASE_PRESET.tools())
+    assert seen[0][0]["content"].startswith(RELEASE_PRESET.system_prompt + "\n\n# Tools\n")
     (rec,) = out.records
     assert rec["messages"][0]["content"][0]["text"] == RELEASE_PRESET.system_prompt
     assert rec["messages"][3]["content"][-1]["text"].startswith(RELEASE_OK)

@@ -39,7 +39,7 @@ def test_tool_stats(make_results) -> None:
 
 def test_table_has_paper_columns(make_results) -> None:
     table = format_table([summarize(make_results(), {"label": "qwen"})])
-    header, _, row = table.splitlines()
+    header, _, row, ci, n = table.splitlines()
     assert [c.strip() for c in header.split("|")] == [
         "Model",
         "source",
@@ -48,8 +48,10 @@ def test_table_has_paper_columns(make_results) -> None:
         "rot270",
         "flip-h",
         "flip-v",
-        "Avg",
+        "All",
     ]
+    assert [c.strip() for c in n.split("|")] == ["n (items)", "4", "4", "4", "4", "4", "4", "24"]
+    assert [c.strip() for c in ci.split("|")][2] == "0.0-49.0"  # rot90: 0 of 4, Wilson
     assert [c.strip() for c in row.split("|")] == [
         "qwen",
         "100.0",

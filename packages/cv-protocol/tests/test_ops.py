@@ -68,3 +68,34 @@ def test_corrective_rotations_sum_to_whole_turns(transform: list[str]) -> None:
 def test_rotation_degrees() -> None:
     assert [rotation_degrees(o) for o in ("rotate_90", "rotate_180", "rotate_270")] == [90, 180, 270]
     assert rotation_degrees("crop") is None and rotation_degrees("rotate_45") is None
+
+
+# ------------------------------------------------------------------------------------ orientation
+
+
+def test_orientation_of_undo_is_identity_for_every_transform() -> None:
+    from cv_protocol import IDENTITY_ORIENTATION, orientation_of
+
+    for t in [["rotate_90"], ["rotate_270", "flip_horizontal"], ["flip_vertical", "rotate_180"], []]:
+        assert orientation_of(corrective_ops(t), start=orientation_of(t)) == IDENTITY_ORIENTATION, t
+
+
+def test_orientation_of_equivalent_spellings() -> None:
+    from cv_protocol import IDENTITY_ORIENTATION, orientation_of
+
+    assert orientation_of(["rotate_90"] * 3) == orientation_of(["rotate_270"])
+    assert orientation_of(["flip_horizontal", "flip_vertical"]) == orientation_of(["rotate_180"])
+    assert orientation_of(["transpose"]) == orientation_of(["rotate_90", "flip_vertical"])
+    assert orientation_of(["rotate_90"]) != orientation_of(["rotate_270"])
+    assert orientation_of(["crop", "contrast"]) == IDENTITY_ORIENTATION
+
+
+@given(
+    st.lists(st.sampled_from(["rotate_90", "rotate_180", "rotate_270", "flip_horizontal", "flip_vertical"]))
+)
+def test_orientation_group_has_eight_elements_and_inverses(ops: list[str]) -> None:
+    from cv_protocol import IDENTITY_ORIENTATION, orientation_of
+
+    m = orientation_of(ops)
+    assert sorted(map(abs, m)) in ([0, 0, 1, 1],)
+    assert orientation_of(corrective_ops(ops), start=m) == IDENTITY_ORIENTATION

@@ -97,6 +97,7 @@ def test_a_new_preset_is_just_data() -> None:
     [
         ("name", "", "registry name"),
         ("system_prompt", " ", "non-empty system_prompt"),
+        ("no_tool_prompt", "", "no_tool_prompt"),
         (
             "success_template",
             "image {index} {path}",
@@ -287,3 +288,9 @@ def test_adding_a_preset_is_one_entry() -> None:
 def test_bad_preset_parts_say_what_to_set(changes: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         dataclasses.replace(DEFAULT_PRESET, name="bad", **changes)
+
+
+def test_no_tool_prompt_keeps_the_answer_format_and_drops_the_tool() -> None:
+    p = DEFAULT_PRESET.no_tool_prompt
+    assert "<answer>" in p and "<think>" in p
+    assert "tool_call" not in p and "code_image_tool" not in p

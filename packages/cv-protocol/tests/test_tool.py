@@ -97,3 +97,17 @@ def test_closed_only_stripping_keeps_an_unclosed_response() -> None:
     assert extract_answer(cut, strip_unclosed=False) == "X"
     closed = wrap_tool_response("<answer>no</answer>") + "<answer>yes</answer>"
     assert extract_answer(closed, strip_unclosed=False) == extract_answer(closed) == "yes"
+
+
+def test_tools_block_is_the_hermes_template_text() -> None:
+    from cv_protocol import SYSTEM_PROMPT, render_tools_block, system_with_tools
+
+    block = render_tools_block([TOOL_SCHEMA])
+    assert block.startswith("# Tools\n\nYou may call one or more functions")
+    assert "\n<tools>\n" + json.dumps(TOOL_SCHEMA, ensure_ascii=False) + "\n</tools>\n" in block
+    assert block.endswith(
+        '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    )
+    assert system_with_tools(SYSTEM_PROMPT, [TOOL_SCHEMA]) == SYSTEM_PROMPT + "\n\n" + block
+    assert system_with_tools(None, [TOOL_SCHEMA]) == block
+    assert system_with_tools("s", []) == "s"

@@ -16,7 +16,7 @@ from .backends import (
 from .images import smart_resize
 from .templates import TEMPLATE_FAMILIES, chat_template_path, load_chat_template
 from .trajectory import ToolCall, Trajectory, load_trajectories, save_trajectories
-from .viewer import render_index_html, render_trajectory_html, write_html_report
+from .viewer import Verdict, render_index_html, render_trajectory_html, write_html_report
 
 __all__ = [
     "TEMPLATE_FAMILIES",
@@ -33,6 +33,7 @@ __all__ = [
     "TransformersBackendConfig",
     "VLLMBackend",
     "VLLMBackendConfig",
+    "Verdict",
     "call_notes",
     "chat_template_path",
     "load_chat_template",

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 ReplyFn = Callable[[dict[str, Any]], str]
+#: ``body -> (status, message)`` to fail a request, or ``None`` to answer it.
+ErrorFn = Callable[[dict[str, Any]], "tuple[int, str] | None"]
 
 
 class StubOpenAIServer:
@@ -25,6 +27,12 @@ class StubOpenAIServer:
         fail_first: Answer the first N requests with ``fail_status`` (tests of retries).
         fail_status: Status used for injected failures (429, 500, 503, ...).
         hang_first: Never answer the first N requests (until the client times out).
+        hang_after: Answer N requests, then never answer again (a server that hangs mid-run).
+        errors: ``body -> (status, message) | None``: fail chosen requests (e.g. HTTP 400 "context too
+            long" for some items) and answer the others.
+        parse_tool_calls: Behave like a server with a tool parser that fails on malformed calls
+            (``transformers serve``): a reply whose tool call cannot be read is answered with a plain-text
+            HTTP 500 instead of the reply.
 
     Example:
         >>> with StubOpenAIServer(["<answer>A</answer>"]) as server:  # doctest: +SKIP
@@ -39,6 +47,9 @@ class StubOpenAIServer:
         fail_first: int = 0,
         fail_status: int = 503,
         hang_first: int = 0,
+        hang_after: int | None = None,
+        errors: ErrorFn | None = None,
+        parse_tool_calls: bool = False,
         host: str = "127.0.0.1",
     ) -> None:
         self.replies = replies
@@ -46,6 +57,9 @@ class StubOpenAIServer:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.hang_first = hang_first
+        self.hang_after = hang_after
+        self.errors = errors
+        self.parse_tool_calls = parse_tool_calls
         self.host = host
         self.port = 0
         self.requests: list[dict[str, Any]] = []
@@ -84,9 +98,13 @@ class StubOpenAIServer:
                     headers[k.strip().lower()] = v.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, payload = await self._respond(method, path, raw)
-                data = json.dumps(payload).encode()
+                ctype = "application/json"
+                if isinstance(payload, str):
+                    data, ctype = payload.encode(), "text/plain; charset=utf-8"
+                else:
+                    data = json.dumps(payload).encode()
                 writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                    f"HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
                     + data
                 )
                 await writer.drain()
@@ -95,7 +113,7 @@ class StubOpenAIServer:
         finally:
             writer.close()
 
-    async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    async def _respond(self, method: str, path: str, raw: bytes) -> tuple[int, dict[str, Any] | str]:
         if method != "POST" or path.rstrip("/") != "/v1/chat/completions":
             return 404, {"error": {"message": f"no route {method} {path}"}}
         n = self.n_received
@@ -106,18 +124,25 @@ class StubOpenAIServer:
             return 400, {"error": {"message": "invalid JSON"}}
         if self.record_bodies:
             self.requests.append(body)
-        if n < self.hang_first:
+        if n < self.hang_first or (self.hang_after is not None and n >= self.hang_after):
             await asyncio.sleep(3600)
         if n < self.hang_first + self.fail_first:
             return self.fail_status, {"error": {"message": "injected failure"}}
+        failure = self.errors(body) if self.errors is not None else None
+        if failure is not None:
+            return failure[0], {"error": {"message": failure[1], "type": "BadRequestError"}}
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             text = self._reply(body)
+            if isinstance(body.get("max_tokens"), int):
+                text = text[: 4 * body["max_tokens"]]  # ~4 characters a token, as the usage below counts
         finally:
             self._in_flight -= 1
+        if self.parse_tool_calls and _malformed_call(text):
+            return 500, "Internal Server Error"  # what an unhandled parser exception looks like
         return 200, {
             "id": f"cmpl-{n}",
             "object": "chat.completion",
@@ -177,6 +202,13 @@ class StubOpenAIServer:
         self.stop()
 
 
+def _malformed_call(text: str) -> bool:
+    from cv_protocol import ParseError, parse_tool_calls
+
+    parsed = parse_tool_calls(text)
+    return isinstance(parsed, ParseError) and parsed.kind != "no_call"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a stub server in this process until stdin closes (for benchmarks: a separate process, like a
     real ``vllm serve``). Prints ``PORT <n>`` once listening.
@@ -190,8 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="stub OpenAI-compatible chat server")
     p.add_argument("--latency", type=float, default=0.0)
     p.add_argument("--replies-json", default='["<answer>A</answer>"]')
+    p.add_argument("--hang-after", type=int, default=None, help="stop answering after N requests")
+    p.add_argument("--parse-tool-calls", action="store_true", help="HTTP 500 on malformed tool calls")
     args = p.parse_args(argv)
-    server = StubOpenAIServer(json.loads(args.replies_json), latency_s=args.latency)
+    server = StubOpenAIServer(
+        json.loads(args.replies_json),
+        latency_s=args.latency,
+        hang_after=args.hang_after,
+        parse_tool_calls=args.parse_tool_calls,
+    )
     server.record_bodies = False
     server.start()
     print(f"PORT {server.port}", flush=True)

@@ -11,6 +11,8 @@ from typing import Any
 
 from cv_protocol import (
     DEFAULT_PRESET,
+    TOOL_CALL_END,
+    TOOL_CALL_START,
     ParsedCall,
     ParseError,
     Preset,
@@ -39,10 +41,14 @@ class AgentConfig:
         min_pixels: Lower pixel bound of model images (Qwen default 56·56).
         resize_factor: Side multiple of model images: 28 for Qwen2.5-VL, 32 for Qwen3-VL.
         preset: What the model is shown (:class:`cv_protocol.Preset` or a registry name such as
-            ``"default"`` or ``"release"``): the system prompt, the tool schema the backend renders, the
-            tool-response and parse-error texts and the code length limit enforced before a call runs. Given
-            as a name, it is resolved to the :class:`~cv_protocol.Preset` on construction.
-        system_prompt: Replaces the preset's system message; ``None`` keeps the preset's, ``""`` sends none.
+            ``"default"`` or ``"release"``): the system prompt, the tool schemas the backend renders
+            (:meth:`cv_protocol.Preset.tools`), the tool-response and parse-error texts and the code length
+            limit enforced before a call runs. Given as a name, it is resolved to the
+            :class:`~cv_protocol.Preset` on construction.
+        tools: Show the model the tool. ``False`` is the no-tool baseline: the preset's ``no_tool_prompt``,
+            no tool schema, and one reply per episode (a tool call in it is not run: ``tools_disabled``).
+        system_prompt: Replaces the preset's system message; ``None`` keeps the preset's (``system_prompt``,
+            or ``no_tool_prompt`` without tools), ``""`` sends none.
         temperature: Sampling temperature passed to the backend; ``None`` uses the backend's default.
         max_images: Most images per episode (inputs + tool outputs); further tool calls are refused with an
             error message, so prompts cannot grow without bound.
@@ -55,12 +61,13 @@ class AgentConfig:
     min_pixels: int = 56 * 56
     resize_factor: int = 28
     preset: Preset | str = "default"
+    tools: bool = True
     system_prompt: str | None = None
     temperature: float | None = None
     max_images: int = 32
 
     def __post_init__(self) -> None:
-        self.preset = get_preset(self.preset)
+        self.preset = get_preset(self.preset)  # an unknown name says which ones exist
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.max_new_tokens < 1:
@@ -79,6 +86,28 @@ class AgentConfig:
             raise ValueError(f"temperature must be >= 0 or None, got {self.temperature}")
         if self.max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {self.max_images}")
+
+    def system_text(self) -> str | None:
+        """The system message the model gets (``None``: none).
+
+        Example:
+            >>> AgentConfig(tools=False).system_text() == DEFAULT_PRESET.no_tool_prompt
+            True
+        """
+        if self.system_prompt is not None:
+            return self.system_prompt or None
+        p = get_preset(self.preset)
+        return p.system_prompt if self.tools else p.no_tool_prompt
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """The tool schemas the backend shows the model: the preset's (:meth:`cv_protocol.Preset.tools`;
+        ``[]`` for a preset that describes the tool in its system prompt alone), ``[]`` without tools.
+
+        Example:
+            >>> AgentConfig().tool_schemas() == DEFAULT_PRESET.tools(), AgentConfig(tools=False).tool_schemas()
+            (True, [])
+        """
+        return get_preset(self.preset).tools() if self.tools else []
 
 
 class _Episode:
@@ -183,9 +212,7 @@ class Agent:
             image_to_parent=[None] * len(full),
             meta=dict(meta or {}),
         )
-        system = self.config.system_prompt
-        if system is None:
-            system = self.preset.system_prompt
+        system = self.config.system_text()
         if system:
             traj.messages.append({"role": "system", "content": system})
         content: list[dict[str, Any]] = [{"type": "image", "image_index": k} for k in range(len(full))]
@@ -241,7 +268,7 @@ class Agent:
             await ep.add_model_copy(im)
         model_s = sandbox_s = 0.0
         # A backend written before presets (complete() without ``tools``) is called as it was.
-        tools = {"tools": self.preset.tools()} if takes_tools(self.backend) else {}
+        tools = {"tools": cfg.tool_schemas()} if takes_tools(self.backend) else {}
         try:
             while traj.stop_reason is None:
                 if traj.turns >= cfg.max_turns:
@@ -277,17 +304,7 @@ class Agent:
                 traj.final_text = text if not traj.final_text else traj.final_text + "\n" + text
                 turn = traj.turns
                 traj.turns += 1
-                parsed = parse_tool_calls(text)
-                answer = extract_answer(text)
-                if isinstance(parsed, ParsedCall):
-                    sandbox_s += await self._execute(ep, turn, parsed)
-                elif answer is not None:
-                    traj.answer = answer
-                    traj.stop_reason = "answer"
-                elif parsed.kind == "no_call":
-                    traj.stop_reason = "no_tool_call"
-                else:
-                    self._reject(traj, turn, parsed)
+                sandbox_s += await self._on_reply(ep, turn, gen)
                 if (
                     traj.stop_reason is None
                     and cfg.token_budget is not None
@@ -302,6 +319,34 @@ class Agent:
             tim["overhead_s"] += max(0.0, total - model_s - sandbox_s)
         return traj
 
+    async def _on_reply(self, ep: _Episode, turn: int, gen: Generation) -> float:
+        """Act on one reply: run its tool call, take its answer, or answer what could not be read. Returns the
+        seconds spent in the sandbox."""
+        traj = ep.traj
+        if gen.unreadable is not None:
+            self._reject(traj, turn, _unreadable(gen.unreadable), kind="unreadable")
+            return 0.0
+        parsed = parse_tool_calls(gen.text)
+        answer = extract_answer(gen.text)
+        if not self.config.tools:
+            # The no-tool baseline: one reply, answered or not; a call in it is not run.
+            traj.answer = answer
+            if answer is not None:
+                traj.stop_reason = "answer"
+            else:
+                called = isinstance(parsed, ParsedCall) or parsed.kind != "no_call"
+                traj.stop_reason = "tools_disabled" if called else "no_tool_call"
+        elif isinstance(parsed, ParsedCall):
+            return await self._execute(ep, turn, parsed)
+        elif answer is not None:
+            traj.answer = answer
+            traj.stop_reason = "answer"
+        elif parsed.kind == "no_call":
+            traj.stop_reason = "no_tool_call"
+        else:
+            self._reject(traj, turn, parsed)
+        return 0.0
+
     @staticmethod
     def _account(traj: Trajectory, gen: Generation) -> None:
         use = traj.usage
@@ -313,10 +358,12 @@ class Agent:
         if gen.prompt_tokens is not None:
             use["prompt_tokens"] += gen.prompt_tokens
 
-    def _reject(self, traj: Trajectory, turn: int, err: ParseError) -> None:
+    def _reject(self, traj: Trajectory, turn: int, err: ParseError, kind: str = "parse") -> None:
+        """Answer a call that could not be read (``kind``: ``parse``, or ``unreadable`` when the server could
+        not return the reply) with the preset's parse-error text; recorded as a failed call."""
         text = self.preset.parse_error_text(err)
         traj.messages.append({"role": "tool", "content": [{"type": "text", "text": text}]})
-        traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
+        traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind=kind))
 
     async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
         notes = call_notes(call, self.preset)
@@ -354,6 +401,19 @@ def call_notes(call: ParsedCall, preset: Preset | str = DEFAULT_PRESET) -> list[
     """
     defaulted = any("image_index" in w for w in call.warnings)
     return get_preset(preset).call_notes(call.n_calls, call.image_index if defaulted else None)
+
+
+def _unreadable(why: str) -> ParseError:
+    """The parse error fed back when the server could not return the model's reply."""
+    return ParseError(
+        kind="malformed",
+        message=(
+            f"the server could not return your reply ({why}); a tool call in it was probably malformed. "
+            f'Write exactly one call as {TOOL_CALL_START}{{"name": ..., "arguments": {{...}}}}{TOOL_CALL_END} '
+            "with valid JSON, or give the final answer in <answer></answer>."
+        ),
+        raw="",
+    )
 
 
 def _is_array(x: Any) -> bool:

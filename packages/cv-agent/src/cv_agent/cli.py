@@ -7,11 +7,13 @@ import asyncio
 import sys
 from pathlib import Path
 
-from cv_protocol import PRESETS
+from cv_protocol import PRESETS, parse_model_spec
 
 from .agent import Agent, AgentConfig
+from .backends.base import BackendError
 from .backends.factory import make_backend
-from .trajectory import Trajectory, load_trajectories, save_trajectories
+from .images import load_image_file
+from .trajectory import IMAGES_DIR, Trajectory, load_trajectories, save_trajectories
 from .viewer import render_trajectory_html, write_html_report
 
 
@@ -50,11 +52,8 @@ def format_trajectory(traj: Trajectory) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    for p in args.image:
-        if not Path(p).is_file():
-            print(f"error: image not found: {p}", file=sys.stderr)
-            return 2
     try:
+        images = [load_image_file(p) for p in args.image]
         config = AgentConfig(
             max_turns=args.max_turns,
             max_new_tokens=args.max_new_tokens,
@@ -63,29 +62,51 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resize_factor=args.resize_factor,
             temperature=args.temperature,
             preset=args.preset,
+            tools=not args.no_tools,
         )
-        backend = make_backend(args.model)
-    except (ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        backend = make_backend(args.model, **_backend_options(args))
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        print(f"cv-agent run: {e}", file=sys.stderr)
         return 2
     agent = Agent(backend, config)
 
     async def go() -> Trajectory:
         try:
-            return await agent.arun(args.image, args.question, item_id=args.item_id)
+            await backend.check()
+            return await agent.arun(images, args.question, item_id=args.item_id)
         finally:
             await backend.aclose()
 
     try:
         traj = asyncio.run(go())
+    except (BackendError, ImportError) as e:
+        print(f"cv-agent run: {e}", file=sys.stderr)
+        return 2
     finally:
         agent.close()
     print(format_trajectory(traj))
     out = Path(args.out)
-    save_trajectories([traj], out)
-    page = render_trajectory_html(traj, out / f"{args.item_id or 'episode'}.html")
+    (line,) = save_trajectories([traj], out)
+    links = [f"{IMAGES_DIR}/{line:06d}/{k}.png" for k in range(len(traj.images))]
+    page = render_trajectory_html(traj, out / f"{args.item_id or 'episode'}.html", image_links=links)
     print(f"wrote {out / 'trajectories.jsonl'} and {page}")
     return 0 if traj.stop_reason != "error" else 1
+
+
+def _backend_options(args: argparse.Namespace) -> dict:
+    """Backend settings from the flags that apply to the spec's kind (``--timeout`` etc. are HTTP-only)."""
+    try:
+        kind = parse_model_spec(args.model).kind
+    except ValueError:
+        return {}  # make_backend reports the bad spec
+    if kind != "openai":
+        return {}
+    opts: dict = {}
+    if args.timeout is not None:
+        opts["timeout_s"] = args.timeout
+    if args.max_retries is not None:
+        opts["max_retries"] = args.max_retries
+    return opts
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -94,7 +115,9 @@ def _cmd_view(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    index = write_html_report(trajs, Path(args.out) if args.out else Path(args.dir) / "html")
+    index = write_html_report(
+        trajs, Path(args.out) if args.out else Path(args.dir) / "html", saved_in=args.dir
+    )
     print(f"wrote {index} ({len(trajs)} trajectories)")
     return 0
 
@@ -146,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help=f"what the model is shown: system prompt, tool schema and texts, code limit (one of {sorted(PRESETS)})",
     )
+    r.add_argument("--no-tools", action="store_true", help="answer without the tool (one reply)")
+    r.add_argument("--timeout", type=float, default=None, help="seconds per request (openai: models)")
+    r.add_argument("--max-retries", type=int, default=None, help="retries per request (openai: models)")
     r.set_defaults(fn=_cmd_run)
     v = sub.add_parser("view", help="write HTML pages for a directory of saved trajectories")
     v.add_argument("dir", help="directory holding trajectories.jsonl")

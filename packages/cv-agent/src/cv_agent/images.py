@@ -58,6 +58,39 @@ def smart_resize(
     return h_bar, w_bar
 
 
+def load_image_file(path: str | os.PathLike[str]) -> Image.Image:
+    """Read an image file, fully decoded; every way it can fail is one readable line.
+
+    Raises:
+        FileNotFoundError: The file does not exist (or is a directory).
+        ValueError: It is not an image, it is corrupt or truncated, or it is too large to decode safely
+            (more than PIL's ``Image.MAX_IMAGE_PIXELS``, a decompression-bomb guard).
+
+    Example:
+        >>> load_image_file("/nonexistent.png")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: image file not found: /nonexistent.png
+    """
+    import warnings
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"image file not found: {p}" + (" (it is a directory)" if p.is_dir() else ""))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                im.load()
+                return im.copy() if im.mode in ("RGB", "RGBA", "L") else im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ValueError(f"{p}: image too large to decode safely ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ValueError(f"{p}: not an image file (PIL cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"{p}: corrupt or truncated image ({e})") from None
+
+
 def to_pil(image: ImageLike) -> Image.Image:
     """Load a path, array or PIL image as a PIL image (fully decoded, so files can be closed).
 
@@ -72,12 +105,7 @@ def to_pil(image: ImageLike) -> Image.Image:
             raise ValueError(f"array images must be uint8, got {image.dtype}; convert with .astype(np.uint8)")
         return Image.fromarray(image)
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-        with Image.open(path) as im:
-            im.load()
-            return im.copy() if im.mode in ("RGB", "RGBA", "L") else im.convert("RGB")
+        return load_image_file(image)
     raise TypeError(f"expected a PIL image, uint8 array or path, got {type(image).__name__}")
 
 

@@ -34,12 +34,15 @@ __all__ = [
     "ToolCall",
     "Trajectory",
     "load_trajectories",
+    "save_images",
     "save_trajectories",
 ]
 
 JSONL_NAME = "trajectories.jsonl"
 IMAGES_DIR = "images"
-STOP_REASONS: frozenset[str] = frozenset({"answer", "max_turns", "token_budget", "no_tool_call", "error"})
+STOP_REASONS: frozenset[str] = frozenset(
+    {"answer", "max_turns", "token_budget", "no_tool_call", "tools_disabled", "error"}
+)
 _FORMAT_VERSION = 1
 
 
@@ -59,8 +62,8 @@ class Trajectory:
         tool_calls: Every tool call, in order.
         final_text: All assistant text, turns joined by newlines.
         answer: Text of the last ``<answer>`` of the final reply, else ``None``.
-        stop_reason: ``"answer"``, ``"max_turns"``, ``"token_budget"``, ``"no_tool_call"``, ``"error"``, or
-            ``None`` while running.
+        stop_reason: ``"answer"``, ``"max_turns"``, ``"token_budget"``, ``"no_tool_call"``, ``"error"``,
+            ``"tools_disabled"`` (a tool call in a run without tools), or ``None`` while running.
         turns: Assistant turns generated.
         timings: Seconds: ``total_s``, ``model_s``, ``sandbox_s``, ``overhead_s`` (the loop's own work).
         usage: Token counts: ``prompt_tokens`` (sum over turns), ``completion_tokens``; ``estimated`` is 1
@@ -226,19 +229,31 @@ def save_trajectories(
     indices: list[int] = []
     with jsonl.open("a", encoding="utf-8") as f:
         for traj in trajectories:
-            img_dir = root / IMAGES_DIR / f"{line:06d}"
-            img_dir.mkdir(parents=True, exist_ok=True)
-            paths = []
-            for k, im in enumerate(traj.images):
-                rel = f"{IMAGES_DIR}/{line:06d}/{k}.png"
-                if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-                    im = im.convert("RGB")  # PNG cannot hold e.g. float images
-                im.save(root / rel, format="PNG", compress_level=1)
-                paths.append(rel)
+            saved = save_images(traj.images, root / IMAGES_DIR / f"{line:06d}")
+            paths = [p.relative_to(root).as_posix() for p in saved]
             f.write(json.dumps(traj.to_dict(image_paths=paths), ensure_ascii=False) + "\n")
             indices.append(line)
             line += 1
     return indices
+
+
+def save_images(images: Iterable[Image.Image], directory: str | os.PathLike[str]) -> list[Path]:
+    """Write full-resolution, lossless ``<k>.png`` files (the layout :func:`save_trajectories` uses per line).
+
+    Example:
+        >>> save_images([Image.new("RGB", (4, 4))], "/tmp/imgs")  # doctest: +SKIP
+        [PosixPath('/tmp/imgs/0.png')]
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, im in enumerate(images):
+        if im.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
+            im = im.convert("RGB")  # PNG cannot hold e.g. float images
+        path = out / f"{k}.png"
+        im.save(path, format="PNG", compress_level=1)
+        paths.append(path)
+    return paths
 
 
 def load_trajectories(directory: str | os.PathLike[str]) -> list[Trajectory]:

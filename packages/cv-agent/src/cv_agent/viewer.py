@@ -6,6 +6,7 @@ import html
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from cv_protocol import TOOL_CALL_END, TOOL_CALL_START, ParsedCall, extract_answ
 from PIL import Image
 
 from .images import data_url
-from .trajectory import ToolCall, Trajectory
+from .trajectory import IMAGES_DIR, ToolCall, Trajectory
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#f4f5f7;color:#1d2125}
@@ -32,7 +33,41 @@ img.shot{max-width:100%;max-height:520px;border:1px solid #dfe1e6;border-radius:
 .caption{font-size:12px;color:#5e6c84}table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border-bottom:1px solid #dfe1e6;padding:6px 10px;text-align:left;font-size:14px}
 .stop-answer{color:#006644}.stop-error{color:#bf2600}
+.verdict{margin-top:8px;padding:8px 12px;border-radius:6px;font-size:14px;display:inline-block}
+.verdict.ok{background:#e3fcef;color:#006644}.verdict.bad{background:#ffebe6;color:#bf2600}
+a.full{display:inline-block}a.full:hover img.shot{outline:2px solid #0052cc}
 """
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How an episode was scored, for the top of its page.
+
+    Attributes:
+        gt: The ground-truth answer.
+        correct: Whether the model's answer was accepted.
+        method: Who decided: a rule (``choice``, ``numeric``, ``text``, ``math``, ``none``) or
+            ``judge:<model>``.
+        detail: The matcher's explanation.
+    """
+
+    gt: str
+    correct: bool
+    method: str
+    detail: str = ""
+
+    @property
+    def decided_by(self) -> str:
+        """``"judge (<model>)"`` or ``"rule (<method>)"``.
+
+        Example:
+            >>> Verdict("4", True, "judge:gpt-4o").decided_by, Verdict("4", False, "numeric").decided_by
+            ('judge (gpt-4o)', 'rule (numeric)')
+        """
+        if self.method.startswith("judge:"):
+            return f"judge ({self.method.removeprefix('judge:')})"
+        return f"rule ({self.method or 'none'})"
+
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
 # Spans removed from the free text shown beside the parsed think / call / answer blocks.
@@ -81,7 +116,9 @@ def _assistant_html(text: str, call: ToolCall | None) -> str:
     return "".join(parts)
 
 
-def _content_html(content: Any, urls: dict[int, str], sizes: Sequence[tuple[int, int]]) -> str:
+def _content_html(
+    content: Any, urls: dict[int, str], sizes: Sequence[tuple[int, int]], links: Sequence[str | None] = ()
+) -> str:
     if isinstance(content, str):
         return f'<div class="text">{_esc(content)}</div>'
     out = []
@@ -90,9 +127,12 @@ def _content_html(content: Any, urls: dict[int, str], sizes: Sequence[tuple[int,
             k = p.get("image_index")
             if isinstance(k, int) and k in urls:
                 size = f"{sizes[k][0]}x{sizes[k][1]}" if k < len(sizes) else ""
-                out.append(
-                    f'<img class="shot" alt="image {k}" src="{urls[k]}"><div class="caption">image {k} {size}</div>'
-                )
+                img = f'<img class="shot" alt="image {k}" src="{urls[k]}">'
+                href = links[k] if k < len(links) else None
+                if href:
+                    img = f'<a class="full" href="{_esc(href)}" target="_blank" title="open at full size">{img}</a>'
+                    size += ' · <a href="' + _esc(href) + '" target="_blank">full size</a>'
+                out.append(f'{img}<div class="caption">image {k} {size}</div>')
             else:
                 out.append(f'<div class="error">[image {_esc(k)} missing]</div>')
         elif p.get("type") == "text":
@@ -100,8 +140,21 @@ def _content_html(content: Any, urls: dict[int, str], sizes: Sequence[tuple[int,
     return "".join(out)
 
 
-def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
+def trajectory_html(
+    traj: Trajectory,
+    *,
+    max_side: int = 1024,
+    verdict: Verdict | None = None,
+    image_links: Sequence[str | None] = (),
+) -> str:
     """The HTML page of one trajectory as a string (images embedded as PNG data URLs).
+
+    Args:
+        traj: The trajectory.
+        max_side: Longest side of the embedded copies.
+        verdict: How the episode was scored (ground truth, verdict, who decided), shown at the top.
+        image_links: Per image index, a link (relative to the page) to the full-resolution file; each
+            embedded copy opens it.
 
     Example:
         >>> "<html" in trajectory_html(Trajectory("a", "q"))
@@ -128,7 +181,7 @@ def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
                 + (
                     f'<div class="error">{_esc(call.error)}</div>'
                     if err and call is not None
-                    else _content_html(m["content"], urls, sizes)
+                    else _content_html(m["content"], urls, sizes, image_links)
                 )
                 + "</section>"
             )
@@ -139,7 +192,8 @@ def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
             )
         else:
             body.append(
-                f'<section class="msg {_esc(role)}"><div class="role">{_esc(role)}</div>{_content_html(m["content"], urls, sizes)}</section>'
+                f'<section class="msg {_esc(role)}"><div class="role">{_esc(role)}</div>'
+                f"{_content_html(m['content'], urls, sizes, image_links)}</section>"
             )
     if traj.error:
         body.append(
@@ -155,17 +209,40 @@ def trajectory_html(traj: Trajectory, *, max_side: int = 1024) -> str:
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
         f"<style>{_CSS}</style></head><body><header><h1>{_esc(title)}: {_esc(traj.question)}</h1>"
-        f'<div class="meta">{meta}</div></header><main>{"".join(body)}</main></body></html>'
+        f'<div class="meta">{meta}</div>{_verdict_html(verdict, traj.answer)}</header>'
+        f"<main>{''.join(body)}</main></body></html>"
     )
 
 
-def render_trajectory_html(traj: Trajectory, path: str | os.PathLike[str], *, max_side: int = 1024) -> Path:
+def _verdict_html(verdict: Verdict | None, answer: str | None) -> str:
+    if verdict is None:
+        return ""
+    mark = "correct" if verdict.correct else "wrong"
+    detail = f" · {_esc(verdict.detail)}" if verdict.detail else ""
+    return (
+        f'<div class="verdict {"ok" if verdict.correct else "bad"}" id="verdict">'
+        f"<b>{mark}</b> · ground truth: <b>{_esc(verdict.gt)}</b> · model answer: <b>{_esc(answer)}</b> · "
+        f"decided by: <b>{_esc(verdict.decided_by)}</b>{detail}</div>"
+    )
+
+
+def render_trajectory_html(
+    traj: Trajectory,
+    path: str | os.PathLike[str],
+    *,
+    max_side: int = 1024,
+    verdict: Verdict | None = None,
+    image_links: Sequence[str | None] = (),
+) -> Path:
     """Write one self-contained HTML page (thinking, code, errors, every image) for ``traj``.
 
     Args:
         traj: The trajectory.
         path: Output ``.html`` file (parent directories are created).
         max_side: Images larger than this are downscaled for display (the page stays small).
+        verdict: How the episode was scored, shown at the top (ground truth, verdict, who decided).
+        image_links: Per image, a link relative to the page to the full-resolution file (e.g. the PNGs
+            :func:`~cv_agent.save_trajectories` writes); the embedded copies open it.
 
     Returns:
         The written path.
@@ -175,7 +252,9 @@ def render_trajectory_html(traj: Trajectory, path: str | os.PathLike[str], *, ma
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(trajectory_html(traj, max_side=max_side), encoding="utf-8")
+    out.write_text(
+        trajectory_html(traj, max_side=max_side, verdict=verdict, image_links=image_links), encoding="utf-8"
+    )
     return out
 
 
@@ -208,8 +287,19 @@ def render_index_html(entries: Sequence[tuple[Trajectory, str]], path: str | os.
     return out
 
 
-def write_html_report(trajectories: Sequence[Trajectory], directory: str | os.PathLike[str]) -> Path:
+def write_html_report(
+    trajectories: Sequence[Trajectory],
+    directory: str | os.PathLike[str],
+    *,
+    saved_in: str | os.PathLike[str] | None = None,
+) -> Path:
     """Write ``directory/index.html`` plus one page per trajectory (``directory/traj_<n>.html``).
+
+    Args:
+        trajectories: The trajectories, in the order of their ``trajectories.jsonl`` lines.
+        directory: Where the pages go.
+        saved_in: The directory they were loaded from (:func:`~cv_agent.load_trajectories`): the pages then
+            link every image to its full-resolution PNG there.
 
     Example:
         >>> write_html_report(trajs, "out/html")  # doctest: +SKIP
@@ -218,6 +308,10 @@ def write_html_report(trajectories: Sequence[Trajectory], directory: str | os.Pa
     entries = []
     for n, traj in enumerate(trajectories):
         name = f"traj_{n:05d}.html"
-        render_trajectory_html(traj, root / name)
+        links: list[str | None] = []
+        if saved_in is not None:
+            rel = Path(os.path.relpath(Path(saved_in) / IMAGES_DIR / f"{n:06d}", root)).as_posix()
+            links = [f"{rel}/{k}.png" for k in range(len(traj.images))]
+        render_trajectory_html(traj, root / name, image_links=links)
         entries.append((traj, name))
     return render_index_html(entries, root / "index.html")

@@ -11,15 +11,25 @@ from .distill import DistillConfig, DistillOutcome, distill, trajectory_to_sft
 from .reference import ReferencePolicy, plan_calls
 from .report import (
     compare_runs,
+    format_process_table,
+    format_summary,
     format_table,
     format_tool_table,
     render_html_report,
     summarize_run,
     write_report,
 )
-from .results import SCHEMA_VERSION, ItemResult, ResultStore, ToolCallSummary, load_results
+from .results import (
+    SCHEMA_VERSION,
+    ExpectedItem,
+    ItemResult,
+    ResultStore,
+    ToolCallSummary,
+    load_items,
+    load_results,
+)
 from .runner import MODEL_HELP, EvalConfig, EvalOutcome, aevaluate, evaluate, score_answer
-from .stats import VARIANT_ORDER, accuracy_table, summarize, tool_stats
+from .stats import VARIANT_ORDER, accuracy_table, process_metrics, summarize, tool_necessity, tool_stats
 
 __all__ = [
     "MODEL_HELP",
@@ -30,6 +40,7 @@ __all__ = [
     "DistillOutcome",
     "EvalConfig",
     "EvalOutcome",
+    "ExpectedItem",
     "ItemResult",
     "ReferencePolicy",
     "ResultStore",
@@ -39,16 +50,21 @@ __all__ = [
     "compare_runs",
     "distill",
     "evaluate",
+    "format_process_table",
+    "format_summary",
     "format_table",
     "format_tool_table",
     "list_suites",
+    "load_items",
     "load_results",
     "load_suite",
     "plan_calls",
+    "process_metrics",
     "render_html_report",
     "score_answer",
     "summarize",
     "summarize_run",
+    "tool_necessity",
     "tool_stats",
     "trajectory_to_sft",
     "write_report",

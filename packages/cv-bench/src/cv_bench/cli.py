@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+from cv_agent import BackendError
 from cv_data import SUITES, list_suites
 from cv_protocol import PRESETS, parse_model_spec
 
-from .report import compare_runs, format_table, format_tool_table, write_report
+from .report import compare_runs, format_summary, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
 
 DISTILL_HELP = """The teacher plays every item through the agent loop and cv-sandbox (as `cv-bench eval` does);
@@ -55,10 +57,38 @@ def _parser() -> argparse.ArgumentParser:
         "--max-pixels", type=int, default=None, help="pixel budget of model images (default 8192*28*28)"
     )
     e.add_argument(
+        "--resize-factor",
+        type=int,
+        default=None,
+        help="side multiple of model images: 28 Qwen2.5-VL, 32 Qwen3-VL",
+    )
+    e.add_argument(
+        "--no-tools",
+        action="store_true",
+        help="no-tool baseline: the same items without the tool (no tool prompt or schema, one reply)",
+    )
+    e.add_argument(
+        "--baseline",
+        default=None,
+        help="a --no-tools run over the same items: reports add the tool necessity",
+    )
+    e.add_argument(
+        "--timeout", type=float, default=None, help="seconds per model request (openai: models; default 120)"
+    )
+    e.add_argument(
+        "--max-retries", type=int, default=None, help="retries on 429/5xx/connection errors (openai: models)"
+    )
+    e.add_argument(
+        "--extra-body",
+        default=None,
+        metavar="JSON",
+        help='JSON merged into every request (openai:), e.g. \'{"top_k": 20, "chat_template_kwargs": {...}}\'',
+    )
+    e.add_argument(
         "--trajectories",
         choices=["page", "full", "none"],
         default="page",
-        help="per episode: viewer page + JSON (page), plus full-resolution images (full), or nothing",
+        help="per episode: viewer page + JSON + full-resolution images (page), plus cv-agent's JSONL (full), or nothing",
     )
     e.add_argument("--label", default=None, help="row label in tables (default: the model spec)")
     _preset_arg(e)
@@ -88,11 +118,20 @@ def _parser() -> argparse.ArgumentParser:
     _preset_arg(d)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    r = sub.add_parser("report", help="rebuild summary.json and report.html of a run and print its tables")
+    r = sub.add_parser(
+        "report",
+        help="rebuild summary.json and report.html of a run and print its tables (exit 1: unscored episodes)",
+    )
     r.add_argument("run_dir")
+    r.add_argument("--baseline", default=None, help="a --no-tools run over the same items (tool necessity)")
 
-    c = sub.add_parser("compare", help="put two or more runs side by side")
+    c = sub.add_parser("compare", help="put two or more runs over the same items side by side")
     c.add_argument("run_dirs", nargs="+")
+    c.add_argument(
+        "--allow-different-items",
+        action="store_true",
+        help="compare runs over different item sets anyway (rows are flagged; the numbers are not comparable)",
+    )
 
     sub.add_parser("list", help="list suites and their sizes")
     return p
@@ -109,10 +148,14 @@ def _preset_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
-    print(format_table([summary]))
-    print()
-    print(format_tool_table([summary]))
-    print(f"\n{summary['n_results']} episodes in {run_dir}: results.jsonl, summary.json, report.html")
+    text = format_summary(summary)
+    warning = summary.get("warning")
+    if warning:
+        text = text.replace(f"\n\nWARNING: {warning}", "")  # printed once, on stderr
+    print(text)
+    print(f"\n{summary['n_episodes']} episodes in {run_dir}: results.jsonl, summary.json, report.html")
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,15 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd == "report":
         try:
-            summary = write_report(args.run_dir)
+            summary = write_report(args.run_dir, args.baseline)
         except (FileNotFoundError, ValueError) as e:
             print(f"cv-bench report: {e}", file=sys.stderr)
             return 2
         _print_summary(summary, Path(args.run_dir))
-        return 0
+        return 1 if summary.get("n_unscored") else 0
     if args.cmd == "compare":
         try:
-            print(compare_runs(args.run_dirs))
+            print(compare_runs(args.run_dirs, allow_different_items=args.allow_different_items))
         except (FileNotFoundError, ValueError) as e:
             print(f"cv-bench compare: {e}", file=sys.stderr)
             return 2
@@ -156,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     # eval
     if not args.model:
         print(MODEL_HELP, file=sys.stderr)
+        return 2
+    try:
+        extra_body = json.loads(args.extra_body) if args.extra_body is not None else None
+    except json.JSONDecodeError as e:
+        print(f"cv-bench eval: --extra-body is not valid JSON ({e})", file=sys.stderr)
         return 2
     out = args.out or _default_out(args.suite, args.model)
     if args.samples > 1 and not args.temperature and args.model != "reference":
@@ -181,14 +229,20 @@ def main(argv: list[str] | None = None) -> int:
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             max_pixels=args.max_pixels,
+            resize_factor=args.resize_factor,
+            no_tools=args.no_tools,
+            baseline=args.baseline,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            extra_body=extra_body,
             trajectories=args.trajectories,
             progress=not args.quiet,
             label=args.label,
             preset=args.preset,
         )
         outcome = evaluate(config)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"cv-bench eval: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:
+        print(f"cv-bench eval: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -210,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of an error (the model-spec help after it is in ``cv-bench eval --help``)."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first + (" (see `cv-bench eval --help` for model specs)" if "model spec" in first else "")
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -236,8 +297,8 @@ def _distill(args: argparse.Namespace) -> int:
             preset=args.preset,
         )
         outcome = distill(config)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"cv-bench distill: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ImportError, BackendError) as e:
+        print(f"cv-bench distill: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

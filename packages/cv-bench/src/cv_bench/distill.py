@@ -230,7 +230,8 @@ def kept_records(
         preset: The run's preset.
 
     Returns:
-        The records and a report: every finished episode counted, the wrong ones as ``verify`` errors.
+        The records and a report: every finished episode counted, the wrong ones as ``verify`` errors, the
+        ones with a reply the server could not return (its text is lost) as ``unreadable``.
     """
     run_dir = Path(run_dir)
     results = {(r.item_id, r.sample): r for r in load_results(run_dir)}
@@ -244,6 +245,10 @@ def kept_records(
             report.total += 1
             if not r.correct:
                 report.add_error(i, it.id, "verify", f"teacher answer {r.pred!r} != {r.gt!r}")
+                continue
+            if any(c.error_kind == "unreadable" for c in r.tool_calls):
+                # The server lost one of the teacher's replies (HTTP 500): its text is not in the trajectory.
+                report.add_error(i, it.id, "unreadable", "the server could not return a teacher reply")
                 continue
             traj = Trajectory.load(run_dir / "trajectories" / episode_name(it.id, s))
             rid = f"teacher-{it.id}" + (f"-s{s}" if samples > 1 else "")

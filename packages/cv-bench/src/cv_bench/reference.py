@@ -170,15 +170,20 @@ class ReferencePolicy(ModelBackend):
         self._expected: list[Image.Image] | str | None = None
 
     @classmethod
-    def for_item(cls, item: Any, agent_config: Any = None, **kw: Any) -> ReferencePolicy:
+    def for_item(
+        cls, item: Any, agent_config: Any = None, *, direct: bool = False, **kw: Any
+    ) -> ReferencePolicy:
         """Build from a ``cv_data.Item`` (``answer``, ``transform``, ``bbox``, ``meta["corruption"]``, image 0).
 
         Args:
             item: The item.
             agent_config: The ``cv_agent.AgentConfig`` of the run, whose pixel budget the checks reproduce
                 (default: ``AgentConfig()``).
+            direct: Answer at once without any call (a run without tools).
             **kw: Passed to the constructor (e.g. ``sandbox``, the run's).
         """
+        if direct:
+            return cls(item.answer, [], None, **kw)
         meta = getattr(item, "meta", None) or {}
         corr = meta.get("corruption") or meta.get("corruptions") or []
         if isinstance(corr, str | dict):

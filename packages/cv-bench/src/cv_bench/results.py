@@ -16,10 +16,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-#: Version of the JSONL line schema; bumped on incompatible changes.
-SCHEMA_VERSION = 1
+#: Version of the JSONL line schema (2: call lineage, crop boxes, the item's bbox, tokens). Older lines load
+#: with the new fields unset.
+SCHEMA_VERSION = 2
 
 RESULTS_FILE = "results.jsonl"
+#: The run's item set, written when a run starts: every item counts, scored or not.
+ITEMS_FILE = "items.jsonl"
+#: Harness failures (one line per failed attempt); the last one per episode is why it is unscored.
+ERRORS_FILE = "errors.jsonl"
+#: ``error_kind`` of a reply whose tool call could not be read (by the parser, or by the server).
+UNREAD_KINDS = frozenset({"parse", "unreadable"})
 
 
 @dataclass
@@ -28,13 +35,30 @@ class ToolCallSummary:
 
     Attributes:
         ok: The sandbox produced an image.
-        error_kind: One of ``cv_sandbox.ERROR_KINDS`` on failure, else ``None``.
+        error_kind: One of ``cv_sandbox.ERROR_KINDS`` on failure, ``parse`` for a reply whose call could not
+            be read, ``unreadable`` when the server could not return the reply; else ``None``.
         ops: Canonical names of the image ops that executed (``rotate_90``, ``crop``, ...).
+        image_index: The image the code operated on.
+        output_index: The index of the image it produced (``None`` on failure).
+        crops: The call's crop boxes in input image 0's pixels (``box_input``; untrackable ones left out).
     """
 
     ok: bool
     error_kind: str | None = None
     ops: list[str] = field(default_factory=list)
+    image_index: int = 0
+    output_index: int | None = None
+    crops: list[list[float]] = field(default_factory=list)
+
+    @property
+    def executed(self) -> bool:
+        """The reply held a readable call that was run (or refused by the executor): a real tool call."""
+        return self.error_kind not in UNREAD_KINDS
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ToolCallSummary:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -62,6 +86,9 @@ class ItemResult:
         duration_s: Wall-clock seconds for the episode including scoring.
         model: Model spec the run was made with.
         trajectory: Path of the saved trajectory directory, relative to the run directory.
+        bbox: The item's answer box in input image 0's pixels (``None`` when it has none).
+        completion_tokens: Tokens the model generated in the episode (``None``: the backend did not say).
+        model_s: Seconds spent waiting for the model.
         schema: :data:`SCHEMA_VERSION` of this line.
     """
 
@@ -85,6 +112,9 @@ class ItemResult:
     duration_s: float = 0.0
     model: str = ""
     trajectory: str | None = None
+    bbox: list[float] | None = None
+    completion_tokens: int | None = None
+    model_s: float | None = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -93,12 +123,23 @@ class ItemResult:
         return (self.item_id, self.sample)
 
     @property
+    def calls(self) -> list[ToolCallSummary]:
+        """The real tool calls (readable, run or refused); unreadable replies are not calls."""
+        return [c for c in self.tool_calls if c.executed]
+
+    @property
     def n_errors(self) -> int:
-        return sum(1 for c in self.tool_calls if not c.ok)
+        """Failed tool calls (readable calls whose execution failed)."""
+        return sum(1 for c in self.calls if not c.ok)
+
+    @property
+    def n_unread(self) -> int:
+        """Replies whose tool call could not be read (by the parser or the server)."""
+        return sum(1 for c in self.tool_calls if not c.executed)
 
     @property
     def n_recovered(self) -> int:
-        """Failed calls followed, later in the same episode, by a successful call."""
+        """Mistakes (failed calls and unreadable calls) followed, later in the episode, by a successful call."""
         n = 0
         for i, call in enumerate(self.tool_calls):
             if not call.ok and any(c.ok for c in self.tool_calls[i + 1 :]):
@@ -115,7 +156,7 @@ class ItemResult:
         if missing:
             raise ValueError(f"result line lacks required keys {sorted(missing)}")
         kw = {k: v for k, v in d.items() if k in known}
-        kw["tool_calls"] = [ToolCallSummary(**c) for c in d.get("tool_calls") or []]
+        kw["tool_calls"] = [ToolCallSummary.from_dict(c) for c in d.get("tool_calls") or []]
         for name in ("suite", "variant", "base_id", "data_source", "question", "gt", "match_method"):
             kw.setdefault(name, "")
         kw.setdefault("pred", None)
@@ -217,3 +258,75 @@ def load_results(run_dir: str | Path) -> list[ItemResult]:
     if not path.exists():
         raise FileNotFoundError(f"no {RESULTS_FILE} in {p}: run `cv-bench eval --out {p}` first")
     return ResultStore(path, repair=False).load()
+
+
+@dataclass(frozen=True)
+class ExpectedItem:
+    """One item of a run's item set (a line of ``items.jsonl``): what the summary counts, scored or not.
+
+    Attributes:
+        item_id: The item's id.
+        variant: Its table column.
+        base_id: The untransformed item it was made from.
+        data_source: Where it comes from.
+    """
+
+    item_id: str
+    variant: str = ""
+    base_id: str = ""
+    data_source: str = ""
+
+
+def write_items(run_dir: str | Path, items: Iterable[ExpectedItem]) -> Path:
+    """Write the run's item set (replacing an older one: the latest ``cv-bench eval`` defines the run)."""
+    path = Path(run_dir) / ITEMS_FILE
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for it in items:
+            f.write(json.dumps(asdict(it), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_items(run_dir: str | Path) -> list[ExpectedItem] | None:
+    """The run's item set, or ``None`` for a run made before cv-bench wrote one.
+
+    Example:
+        >>> load_items("/nonexistent-run") is None
+        True
+    """
+    path = Path(run_dir) / ITEMS_FILE
+    if not path.exists():
+        return None
+    known = {f.name for f in fields(ExpectedItem)}
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                out.append(ExpectedItem(**{k: v for k, v in d.items() if k in known}))
+    return out
+
+
+def load_errors(run_dir: str | Path) -> dict[tuple[str, int], str]:
+    """The last harness error of each ``(item_id, sample)`` in ``errors.jsonl`` (without the episode prefix).
+
+    Example:
+        >>> load_errors("/nonexistent-run")
+        {}
+    """
+    path = Path(run_dir) / ERRORS_FILE
+    out: dict[tuple[str, int], str] = {}
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                d = json.loads(line)
+                key = (str(d["item_id"]), int(d["sample"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a killed run
+            msg = str(d.get("error", ""))
+            prefix = f"{key[0]}#s{key[1]}: "
+            out[key] = msg.removeprefix(prefix)
+    return out

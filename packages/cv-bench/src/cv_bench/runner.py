@@ -1,9 +1,11 @@
 """``cv-bench eval``: run a model over a suite through the agent loop and sandbox, score, append, resume.
 
-Every finished ``(item, sample)`` episode is appended to ``results.jsonl`` at once (fsynced), so a rerun with
-the same ``--out`` skips what is done and a killed run loses nothing. Model calls and judge calls have
-separate concurrency limits. Episodes that fail inside the harness (endpoint down, backend crash) are NOT
-recorded as wrong answers: they go to ``errors.jsonl`` and are retried by the next rerun.
+The model is checked once before anything is written (a missing checkpoint, a missing library, a dead or
+hung server fail in one line). The run's item set goes to ``items.jsonl``; every finished ``(item, sample)``
+episode is appended to ``results.jsonl`` at once (fsynced), so a rerun with the same ``--out`` skips what is
+done and a killed run loses nothing. Model calls and judge calls have separate concurrency limits. Episodes
+that fail inside the harness (endpoint down, context too long, backend crash) go to ``errors.jsonl`` and are
+retried by the next rerun; until then every report counts them as wrong and lists them with their reason.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from typing import Any
 from cv_data import base_id_of, load_suite, variant_of
 from cv_protocol import get_preset, parse_model_spec
 
-from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
+from .results import (
+    ERRORS_FILE,
+    RESULTS_FILE,
+    ExpectedItem,
+    ItemResult,
+    ResultStore,
+    ToolCallSummary,
+    write_items,
+)
 
 MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   reference               scripted policy built from each item's metadata (writes the corrective code, crops
@@ -36,13 +46,14 @@ MODEL_HELP = """cv-bench eval needs a model: --model SPEC, one of
   vllm:PATH               in-process vLLM engine on a GPU; needs `pip install cv-bench[vllm]`
 Example: cv-bench eval --model reference --suite orientation --out runs/demo"""
 
-ERRORS_FILE = "errors.jsonl"
 RUN_INFO_FILE = "run.json"
 
 #: Settings that define which episodes a run directory holds; a rerun must agree on them to resume.
-_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "preset")
-# What a run.json written before a key existed meant by it.
-_IDENTITY_DEFAULTS: dict[str, Any] = {"preset": "default"}
+_IDENTITY_KEYS = (
+    "model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "resize_factor", "no_tools", "preset",
+)  # fmt: skip
+#: What a ``run.json`` written before a key existed meant by it.
+_IDENTITY_DEFAULTS: dict[str, Any] = {"no_tools": False, "preset": "default", "resize_factor": None}
 
 
 @dataclass
@@ -65,13 +76,24 @@ class EvalConfig:
         max_new_tokens: Tokens per assistant turn.
         temperature: Sampling temperature passed to the agent; ``None`` = the agent's default.
         max_pixels: Pixel budget of the images the model sees; ``None`` = the agent's default (8192*28*28).
-        trajectories: Per episode under ``trajectories/``: ``page`` (viewer page + JSON record without
-            pixels), ``full`` (also the full-resolution images, cv_agent's JSONL layout) or ``none``.
+        resize_factor: Side multiple of the model's images: 28 for Qwen2.5-VL, 32 for Qwen3-VL; ``None`` = the
+            agent's default (28).
+        no_tools: The no-tool baseline: the same items, the preset's no-tool prompt, no tool schema, one
+            reply per item. Compare it with a tool run (``baseline``) to see what the tool buys.
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name: ``"default"``, ``"release"``, ...):
+            system prompt, tool schema, tool-response texts, no-tool prompt and code limit. Part of the run's
+            identity.
+        timeout: Seconds per model request (``openai:`` models); ``None`` = the backend's default (120).
+        max_retries: Retries per model request on 429/5xx/connection errors (``openai:`` models).
+        extra_body: JSON fields merged into every request (``openai:`` models), e.g. vLLM sampling options
+            ``{"top_k": 20}`` or ``{"chat_template_kwargs": {"enable_thinking": false}}``.
+        baseline: A ``--no-tools`` run directory over the same items: the reports add the tool necessity.
+        trajectories: Per episode under ``trajectories/``: ``page`` (viewer page with the verdict, JSON record,
+            and the full-resolution PNGs the page's images open), ``full`` (also cv_agent's JSONL line, for
+            ``Trajectory.load``) or ``none``.
         sandbox_workers: Worker processes of the shared sandbox.
         progress: Show a tqdm progress bar with running accuracy.
         label: Row label in tables (default: the model spec).
-        preset: What the model is shown (a ``cv_protocol.PRESETS`` name: ``"default"``, ``"release"``, ...):
-            system prompt, tool schema, tool-response texts and code limit. Part of the run's identity.
     """
 
     model: str = ""
@@ -89,11 +111,17 @@ class EvalConfig:
     max_new_tokens: int = 2048
     temperature: float | None = None
     max_pixels: int | None = None
+    resize_factor: int | None = None
+    no_tools: bool = False
+    preset: str = "default"
+    timeout: float | None = None
+    max_retries: int | None = None
+    extra_body: dict[str, Any] | None = None
+    baseline: str | None = None
     trajectories: str = "page"
     sandbox_workers: int = 2
     progress: bool = True
     label: str | None = None
-    preset: str = "default"
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -120,14 +148,47 @@ class EvalConfig:
             raise ValueError(
                 "max_pixels must be >= 784 (one 28x28 patch); leave it unset for the agent default"
             )
+        if self.resize_factor is not None and self.resize_factor not in (14, 16, 28, 32):
+            raise ValueError("resize_factor must be 28 (Qwen2.5-VL), 32 (Qwen3-VL), 14 or 16")
         if self.trajectories not in TRAJECTORY_MODES:
             raise ValueError(f"trajectories must be one of {TRAJECTORY_MODES}, got {self.trajectories!r}")
         if self.judge is not None:
             parse_model_spec(self.judge, kinds=("openai",))  # the judge is an OpenAI-compatible endpoint
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds; leave it unset for the backend default")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if self.extra_body is not None and not isinstance(self.extra_body, dict):
+            raise ValueError('extra_body must be a JSON object, e.g. {"top_k": 20}')
+        http_only = {"timeout": self.timeout, "max_retries": self.max_retries, "extra_body": self.extra_body}
+        used = [k for k, v in http_only.items() if v is not None]
+        if used and self.model_kind != "openai":
+            raise ValueError(f"{', '.join(used)} apply to openai:URL#MODEL models only, not {self.model!r}")
+        if self.baseline is not None and not (Path(self.baseline) / "results.jsonl").exists():
+            raise ValueError(f"baseline {self.baseline!r} is not a cv-bench run directory (no results.jsonl)")
         self.out = Path(self.out)
 
     def identity(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in _IDENTITY_KEYS}
+
+    @property
+    def model_kind(self) -> str:
+        """``reference``, or the spec's kind (``openai``, ``hf``, ``vllm``)."""
+        return "reference" if self.model == "reference" else parse_model_spec(self.model).kind
+
+    def backend_options(self) -> dict[str, Any]:
+        """Settings for :func:`cv_agent.make_backend` from this run's flags."""
+        if self.model_kind != "openai":
+            return {}
+        opts: dict[str, Any] = {"max_concurrency": self.concurrency}
+        for name, key in (
+            ("timeout", "timeout_s"),
+            ("max_retries", "max_retries"),
+            ("extra_body", "extra_body"),
+        ):
+            if getattr(self, name) is not None:
+                opts[key] = getattr(self, name)
+        return opts
 
 
 @dataclass
@@ -153,16 +214,20 @@ class EvalOutcome:
 BackendFactory = Callable[[Any], Any]
 
 
-def make_backend_factory(model: str, agent_config: Any = None, sandbox: Any = None) -> BackendFactory:
+def make_backend_factory(
+    model: str, agent_config: Any = None, sandbox: Any = None, **options: Any
+) -> BackendFactory:
     """``item -> backend``: one scripted backend per item for ``reference`` (its checks run their planned
-    calls in ``sandbox``, the run's), one shared backend otherwise."""
+    calls in ``sandbox``, the run's; without tools it answers at once), one shared backend otherwise
+    (``options`` go to :func:`cv_agent.make_backend`)."""
     if model == "reference":
         from .reference import ReferencePolicy
 
-        return lambda item: ReferencePolicy.for_item(item, agent_config, sandbox=sandbox)
+        no_tools = agent_config is not None and not agent_config.tools
+        return lambda item: ReferencePolicy.for_item(item, agent_config, sandbox=sandbox, direct=no_tools)
     from cv_agent import make_backend
 
-    return _SharedBackend(make_backend(model))
+    return _SharedBackend(make_backend(model, **options))
 
 
 class _SharedBackend:
@@ -173,6 +238,9 @@ class _SharedBackend:
 
     def __call__(self, _item: Any) -> Any:
         return self.backend
+
+    async def check(self) -> None:
+        await self.backend.check()
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -237,8 +305,22 @@ def episode_name(item_id: str, sample: int) -> str:
 def _tool_summaries(traj: Any) -> list[ToolCallSummary]:
     out = []
     for c in getattr(traj, "tool_calls", []) or []:
-        ops = [o["name"] if isinstance(o, dict) else getattr(o, "name", str(o)) for o in (c.ops or [])]
-        out.append(ToolCallSummary(ok=bool(c.ok), error_kind=c.error_kind, ops=ops))
+        ops = [o if isinstance(o, dict) else {"name": getattr(o, "name", str(o))} for o in (c.ops or [])]
+        crops = [
+            [round(float(v), 2) for v in o["box_input"]]
+            for o in ops
+            if o.get("name") == "crop" and o.get("box_input") is not None
+        ]
+        out.append(
+            ToolCallSummary(
+                ok=bool(c.ok),
+                error_kind=c.error_kind,
+                ops=[o["name"] for o in ops],
+                image_index=int(c.image_index),
+                output_index=c.output_index,
+                crops=crops,
+            )
+        )
     return out
 
 
@@ -252,49 +334,76 @@ TRAJECTORY_MODES = ("page", "full", "none")
 PAGE_MAX_SIDE = 384
 
 
-def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str) -> str | None:
-    """Write the episode's viewer page and JSON record (``full``: also the JSONL + full-resolution PNGs)."""
+def _save_trajectory(traj: Any, run_dir: Path, name: str, mode: str, verdict: Any = None) -> str | None:
+    """Write the episode's viewer page (with its verdict) and JSON record, and the full-resolution images the
+    page's thumbnails open (``full``: as cv_agent's JSONL layout, with the trajectory line)."""
     from cv_agent import render_trajectory_html
+    from cv_agent.trajectory import IMAGES_DIR, save_images
 
     if mode == "none":
         return None
     d = run_dir / "trajectories"
     d.mkdir(parents=True, exist_ok=True)
     (d / f"{name}.json").write_text(json.dumps(traj.to_dict(), ensure_ascii=False), encoding="utf-8")
+    full = d / name
+    if full.exists():
+        # Left by a run killed after saving but before recording the result: replace, never append twice.
+        shutil.rmtree(full)
     if mode == "full":
-        full = d / name
-        if full.exists():
-            # Left by a run killed after saving but before recording the result: replace, never append twice.
-            shutil.rmtree(full)
         traj.save(full)
+    else:
+        save_images(traj.images, full / IMAGES_DIR / "000000")
+    links = [f"{name}/{IMAGES_DIR}/000000/{k}.png" for k in range(len(traj.images))]
     page = d / f"{name}.html"
-    render_trajectory_html(traj, page, max_side=PAGE_MAX_SIDE)
+    render_trajectory_html(traj, page, max_side=PAGE_MAX_SIDE, verdict=verdict, image_links=links)
     return page.relative_to(run_dir).as_posix()
 
 
-def _check_run_info(run_dir: Path, config: EvalConfig) -> dict[str, Any]:
+def _identity(config: EvalConfig) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in config.identity().items()}
+
+
+def _check_run_identity(run_dir: Path, config: EvalConfig) -> None:
+    """Refuse a directory that holds another run (read only: nothing is written before the model check)."""
     path = run_dir / RUN_INFO_FILE
-    ident = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.identity().items()}
-    if path.exists():
-        old = json.loads(path.read_text())
-        old = {k: old.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY_KEYS}
-        diff = {k: (old[k], ident[k]) for k in _IDENTITY_KEYS if old[k] != ident[k]}
-        if diff and (run_dir / RESULTS_FILE).exists():
-            lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
-            raise ValueError(
-                f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume"
-            )
+    if not path.exists() or not (run_dir / RESULTS_FILE).exists():
+        return
+    old = json.loads(path.read_text())
+    ident = _identity(config)
+    diff = {
+        k: (old.get(k, _IDENTITY_DEFAULTS.get(k)), ident[k])
+        for k in _IDENTITY_KEYS
+        if old.get(k, _IDENTITY_DEFAULTS.get(k)) != ident[k]
+    }
+    if diff:
+        lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"{run_dir} holds a different run ({lines}); use another --out, or the same settings to resume"
+        )
+
+
+def _write_run_files(run_dir: Path, config: EvalConfig, items: Sequence[Any]) -> dict[str, Any]:
+    """``run.json`` (identity and settings), ``items.jsonl`` (the item set) and an empty ``results.jsonl``."""
     info = {
-        **ident,
+        **_identity(config),
         "label": config.label or config.model,
         "samples": config.samples,
         "limit": config.limit,
+        "n_items": len(items),
         "judge": config.judge,
         "temperature": config.temperature,
         "max_new_tokens": config.max_new_tokens,
+        "timeout": config.timeout,
+        "extra_body": config.extra_body,
+        "baseline": str(Path(config.baseline).resolve()) if config.baseline else None,
     }
     run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=2) + "\n")
+    (run_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_items(
+        run_dir,
+        (ExpectedItem(it.id, variant_of(it), base_id_of(it), getattr(it, "data_source", "")) for it in items),
+    )
+    (run_dir / RESULTS_FILE).touch()  # an empty run still has a (empty) results file, so reports work
     return info
 
 
@@ -340,7 +449,6 @@ def _suite_items(config: EvalConfig, items: Sequence[Any] | None) -> list[Any]:
 def _resume_plan(run_dir: Path, items: Sequence[Any], samples: int) -> _ResumePlan:
     """Split the run's episodes into finished (in ``results.jsonl``) and still to do."""
     store = ResultStore(run_dir / RESULTS_FILE)
-    store.path.touch()  # an empty run still has a (empty) results file, so reports work
     prior = store.load()
     done = {r.key for r in prior}
     keys = {(it.id, s) for it in items for s in range(samples)}
@@ -361,12 +469,15 @@ def _agent_config(config: EvalConfig) -> Any:
     kw: dict[str, Any] = {
         "max_turns": config.max_turns,
         "max_new_tokens": config.max_new_tokens,
+        "tools": not config.no_tools,
         "preset": config.preset,
     }
     if config.temperature is not None:
         kw["temperature"] = config.temperature
     if config.max_pixels is not None:
         kw["max_pixels"] = config.max_pixels
+    if config.resize_factor is not None:
+        kw["resize_factor"] = config.resize_factor
     return AgentConfig(**kw)
 
 
@@ -376,7 +487,7 @@ def _backend_factory(
     """The model's backend factory; a finished run that is only re-reported loads no model."""
     if not plan.todo:
         return lambda _item: None
-    return make_backend_factory(config.model, agent_config, sandbox)
+    return make_backend_factory(config.model, agent_config, sandbox, **config.backend_options())
 
 
 def _sandbox_for(config: EvalConfig, plan: _ResumePlan) -> Any:
@@ -454,9 +565,14 @@ class _EpisodeRunner:
             raise HarnessError(traj.error or "backend failed")
         async with self.judge_sem:
             scored = await asyncio.to_thread(score_answer, traj.answer, item, self.judge)
+        from cv_agent import Verdict
+
         name = episode_name(item.id, sample)
         run_dir = self.outcome.run_dir
-        page = await asyncio.to_thread(_save_trajectory, traj, run_dir, name, self.config.trajectories)
+        verdict = Verdict(str(item.answer), scored[0], scored[1], scored[2])
+        page = await asyncio.to_thread(
+            _save_trajectory, traj, run_dir, name, self.config.trajectories, verdict
+        )
         return traj, scored, page
 
     def _record_failure(self, item: Any, sample: int, error: Exception) -> None:
@@ -515,6 +631,9 @@ def _item_result(
         duration_s=round(duration_s, 4),
         model=config.model,
         trajectory=page,
+        bbox=[float(v) for v in item.bbox] if getattr(item, "bbox", None) else None,
+        completion_tokens=None if traj.usage.get("estimated") else traj.usage.get("completion_tokens"),
+        model_s=round(float(traj.timings.get("model_s", 0.0)), 4),
     )
 
 
@@ -563,7 +682,7 @@ async def aevaluate(
     from .report import write_report
 
     run_dir = Path(config.out)
-    _check_run_info(run_dir, config)
+    _check_run_identity(run_dir, config)
     items = _suite_items(config, items)
     plan = _resume_plan(run_dir, items, config.samples)
     agent_config = _agent_config(config)
@@ -572,9 +691,18 @@ async def aevaluate(
     with _sandbox_for(config, plan) as sandbox:
         factory = backend_factory or _backend_factory(config, agent_config, plan, sandbox)
         async with _EpisodeRunner(config, plan, outcome, factory, agent_config, judge, sandbox) as runner:
+            await _check_model(factory, plan)  # before anything is written into the run directory
+            _write_run_files(run_dir, config, items)
             await _run_all(runner.run, plan.todo)
     outcome.summary = write_report(run_dir)
     return outcome
+
+
+async def _check_model(factory: BackendFactory, plan: _ResumePlan) -> None:
+    """One check of the model before the run (missing checkpoint or library, dead or hung server)."""
+    check = getattr(factory, "check", None)
+    if plan.todo and check is not None:
+        await check()
 
 
 def evaluate(

@@ -18,7 +18,10 @@ __all__ = [
     "ORIENTATION_OPS",
     "ROTATE_OPS",
     "TRANSFORM_NAMES",
+    "IDENTITY_ORIENTATION",
+    "Orientation",
     "corrective_ops",
+    "orientation_of",
     "rotation_degrees",
 ]
 
@@ -78,3 +81,44 @@ def corrective_ops(transform: Sequence[str]) -> list[str]:
     if isinstance(transform, str):
         raise ValueError(f"transform must be a list of names, got the string {transform!r}")
     return [_inverse(t) for t in reversed(transform) if t.startswith(_GEOMETRIC_PREFIXES)]
+
+
+#: An orientation: the 2x2 integer matrix ``(a, b, c, d)`` that maps a pixel offset ``(x, y)`` from the image
+#: centre (``y`` pointing down) to ``(a*x + b*y, c*x + d*y)``: one of the 8 rotations/flips of a rectangle.
+Orientation = tuple[int, int, int, int]
+#: The orientation of an image nothing was done to.
+IDENTITY_ORIENTATION: Orientation = (1, 0, 0, 1)
+# Each op's matrix. Rotations are counter-clockwise on screen (y down): the right edge moves to the top.
+_ORIENTATION_MATRIX: dict[str, Orientation] = {
+    "rotate_90": (0, 1, -1, 0),
+    "rotate_180": (-1, 0, 0, -1),
+    "rotate_270": (0, -1, 1, 0),
+    "flip_horizontal": (-1, 0, 0, 1),
+    "flip_vertical": (1, 0, 0, -1),
+    "transpose": (0, 1, 1, 0),  # PIL's Transpose.TRANSPOSE, numpy/cv2 transpose: swap x and y
+    "transverse": (0, -1, -1, 0),
+}
+
+
+def orientation_of(ops: Sequence[str], start: Orientation = IDENTITY_ORIENTATION) -> Orientation:
+    """The net rotation/flip of running ``ops`` in order (after ``start``); other ops (crop, contrast, ...)
+    do not change an orientation.
+
+    Two op lists that leave an image the same way up compare equal, whatever ops they spell it with, so
+    "did the model undo the transform" is ``orientation_of(model_ops) == orientation_of(corrective_ops(t))``.
+
+    Example:
+        >>> orientation_of(["flip_horizontal", "flip_vertical"]) == orientation_of(["rotate_180"])
+        True
+        >>> orientation_of(["rotate_90", "crop", "rotate_270"]) == IDENTITY_ORIENTATION
+        True
+    """
+    a, b, c, d = start
+    for op in ops:
+        m = _ORIENTATION_MATRIX.get(op)
+        if m is None:
+            continue
+        p, q, r, s = m
+        # Applying m after the current map: m @ current.
+        a, b, c, d = p * a + q * c, p * b + q * d, r * a + s * c, r * b + s * d
+    return (a, b, c, d)

@@ -27,6 +27,7 @@ from .tool import TOOL_NAME, TOOL_PARAMETERS, tool_schema
 __all__ = [
     "DEFAULT_PRESET",
     "MINIMAL_PRESET",
+    "NO_TOOL_PROMPT",
     "PRESETS",
     "RELEASE_PRESET",
     "SYSTEM_PROMPT",
@@ -101,6 +102,13 @@ def _fields(template: str) -> set[str]:
     return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
 
 
+#: The system prompt of a run without the tool (a no-tool baseline): same answer format, no tool.
+NO_TOOL_PROMPT = """You are a visual reasoning assistant. No tools are available: look at the image and answer the question.
+
+Answer format:
+1. Start your reply with your reasoning inside <think>...</think>.
+2. Then give the final answer once, at the end: <answer>...</answer>"""
+
 # Placeholders each text may use, and those it must use ("" is allowed where noted in Preset's docstring).
 _TEMPLATE_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # name: (allowed, required)
@@ -152,6 +160,8 @@ class Preset:
             used; ``{index}``. ``""``: nothing is said.
         tools_in_prompt: Render the tool schema into the prompt (the chat template's ``# Tools`` block) for
             inference, SFT and RL. ``False``: the system prompt alone describes the tool.
+        no_tool_prompt: The system message when the tool is disabled (a no-tool baseline such as
+            ``cv-bench eval --no-tools``): the same answer format, no tool.
 
     Example:
         >>> p = get_preset("default")
@@ -174,12 +184,19 @@ class Preset:
     extra_calls_note: str = ""
     default_index_note: str = ""
     tools_in_prompt: bool = True
+    no_tool_prompt: str = NO_TOOL_PROMPT
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("Preset.name is empty: give the preset a registry name such as 'default'")
-        if not self.system_prompt.strip() or not self.tool_description.strip():
-            raise ValueError(f"Preset {self.name!r}: set a non-empty system_prompt and tool_description")
+        if (
+            not self.system_prompt.strip()
+            or not self.tool_description.strip()
+            or not self.no_tool_prompt.strip()
+        ):
+            raise ValueError(
+                f"Preset {self.name!r}: set a non-empty system_prompt, tool_description and no_tool_prompt"
+            )
         for attr, (allowed, required) in _TEMPLATE_FIELDS.items():
             text = getattr(self, attr)
             if not isinstance(text, str):

@@ -20,7 +20,9 @@ __all__ = [
     "TOOL_RESPONSE_END",
     "TOOL_RESPONSE_START",
     "render_tool_call",
+    "render_tools_block",
     "strip_tool_responses",
+    "system_with_tools",
     "tool_schema",
     "wrap_tool_response",
     "wrap_tool_response_parts",
@@ -78,6 +80,55 @@ def tool_schema(description: str) -> dict[str, Any]:
             "parameters": json.loads(json.dumps(TOOL_PARAMETERS)),  # a copy callers may edit
         },
     }
+
+
+# What the hermes chat templates (Qwen2.5, Qwen3, Qwen2.5-VL/Qwen3-VL and ours in cv_agent/chat_templates) write
+# around the tool schemas in the system turn.
+_TOOLS_HEAD = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+_TOOLS_TAIL = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": '
+    "<args-json-object>}\n</tool_call>"
+)
+
+
+def render_tools_block(tools: list[dict[str, Any]]) -> str:
+    """The ``# Tools`` block a hermes chat template renders for ``tools``, character for character.
+
+    Each schema is written as transformers' ``tojson`` filter writes it (``json.dumps`` with
+    ``ensure_ascii=False``, default separators, keys in order).
+
+    Example:
+        >>> print(render_tools_block([{"name": "f"}]).splitlines()[6])
+        {"name": "f"}
+    """
+    if not tools:
+        raise ValueError("render_tools_block needs at least one tool schema")
+    body = "".join("\n" + json.dumps(t, ensure_ascii=False) for t in tools)
+    return _TOOLS_HEAD + body + _TOOLS_TAIL
+
+
+def system_with_tools(system: str | None, tools: list[dict[str, Any]] | None) -> str | None:
+    """The text of the system turn as a hermes chat template renders ``system`` with ``tools``.
+
+    Sending this as the system message (and no ``tools``) makes any chat template that renders a system
+    message verbatim produce the same prompt as the hermes template given ``tools``: how the
+    OpenAI-compatible backend shows the model the same tokens as the local backends and training. With no
+    ``system`` the block stands alone (Qwen3 templates; Qwen2.5 ones would add their default system prompt).
+
+    Example:
+        >>> system_with_tools("Be brief.", [{"name": "f"}]).startswith("Be brief.\\n\\n# Tools\\n")
+        True
+        >>> system_with_tools("Be brief.", None)
+        'Be brief.'
+    """
+    if not tools:
+        return system
+    block = render_tools_block(tools)
+    return f"{system}\n\n{block}" if system else block
 
 
 def render_tool_call(code: str, description: str, image_index: int = 0) -> str:

@@ -31,7 +31,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, TypeVar
 
-from ._wire import WireClosed, WireError, WireTimeout, _wait, recv_frame, send_frame
+from ._wire import WireClosed, WireError, WireTimeout, _wait, frame_bytes, recv_frame, send_frame, write_all
 
 # ------------------------------------------------------------------------------------------- replies
 
@@ -175,12 +175,13 @@ def serve_calls(
     max_calls: int,
     after_reply: Callable[[], None] = lambda: None,
 ) -> None:
-    """The child's side: answer up to ``max_calls`` requests with ``handle(request)``, one reply each.
+    """The child's side: answer up to ``max_calls`` requests with ``handle(request)``, one reply each
+    (``after_reply`` runs after each reply that another call may follow).
 
     Returns when the caller goes away, after a reply that ends the child's use (:func:`is_reusable`), or
     after anything ``handle`` raises (reported as the reply; the child's state is not trusted after it).
     """
-    for _ in range(max_calls):
+    for left in range(max_calls - 1, -1, -1):
         try:
             request, _ = recv_frame(req_r)
         except (WireError, OSError):
@@ -188,7 +189,8 @@ def serve_calls(
         try:
             reply = handle(request)
             send_frame(res_w, reply)
-            after_reply()
+            if left and is_reusable(reply):
+                after_reply()  # only before another call (nothing to tidy up in a child about to end)
         except BaseException as exc:  # noqa: BLE001 - report and end; never return into the zygote's loop
             try:
                 kind = "memory" if isinstance(exc, MemoryError) else "crash"
@@ -208,7 +210,15 @@ _OFFER, _MESSAGE = b"F", b"M"
 
 def send_control(fd: int, op: ControlOp, child_id: int | None = None, deadline: float | None = None) -> None:
     """Caller -> worker: one control request."""
-    send_frame(fd, {"op": op} if child_id is None else {"op": op, "id": child_id}, b"", deadline)
+    send_controls(fd, [(op, child_id)], deadline)
+
+
+def send_controls(
+    fd: int, requests: list[tuple[ControlOp, int | None]], deadline: float | None = None
+) -> None:
+    """Caller -> worker: several control requests in one write, so the worker wakes once for all of them."""
+    frames = [frame_bytes({"op": op} if cid is None else {"op": op, "id": cid}) for op, cid in requests]
+    write_all(fd, b"".join(frames), deadline)
 
 
 def read_control(fd: int) -> tuple[str | None, int | None]:
@@ -224,22 +234,22 @@ def read_control(fd: int) -> tuple[str | None, int | None]:
     )
 
 
-def offer_child(sock: socket.socket, child_id: int, req_w: int, res_r: int) -> None:
-    """Worker -> caller: a new child's request-write and reply-read ends (the worker then closes its own)."""
-    socket.send_fds(sock, [_OFFER], [req_w, res_r])
-    send_frame(sock.fileno(), {"op": "child", "id": child_id})
+def offer_child(sock: socket.socket, child_id: int, slot: int, req_w: int, res_r: int) -> None:
+    """Worker -> caller: a new child (with the pixel slot it maps) and its request-write and reply-read ends
+    (the worker then closes its own); one ``sendmsg``."""
+    socket.send_fds(
+        sock, [_OFFER + frame_bytes({"op": "child", "id": child_id, "slot": slot})], [req_w, res_r]
+    )
 
 
 def send_status(sock: socket.socket, child_id: int | None, kind: str, msg: str = "") -> None:
     """Worker -> caller: how a child the caller asked about ended (answers ``kill`` and ``reap``)."""
-    sock.sendall(_MESSAGE)
-    send_frame(sock.fileno(), {"op": "status", "id": child_id, "error_kind": kind, "error": msg})
+    sock.sendall(_MESSAGE + frame_bytes({"op": "status", "id": child_id, "error_kind": kind, "error": msg}))
 
 
 def send_gone(sock: socket.socket, child_id: int) -> None:
     """Worker -> caller: ``child_id`` has been reaped (sent once for every child, whatever its end)."""
-    sock.sendall(_MESSAGE)
-    send_frame(sock.fileno(), {"op": "gone", "id": child_id})
+    sock.sendall(_MESSAGE + frame_bytes({"op": "gone", "id": child_id}))
 
 
 def read_worker_message(
@@ -257,7 +267,14 @@ def read_worker_message(
             raise WireError("connection closed")
         msg, _ = recv_frame(fd, deadline, max_header=1 << 16, max_payload=0)
         if marker == _OFFER:
-            if len(fds) != 2 or msg.get("op") != "child" or not isinstance(msg.get("id"), int):
+            cid, slot = msg.get("id"), msg.get("slot")
+            if (
+                len(fds) != 2
+                or msg.get("op") != "child"
+                or not isinstance(cid, int)
+                or not isinstance(slot, int)
+                or isinstance(slot, bool)
+            ):
                 raise WireError("bad child offer from the worker")
             return msg, (fds[0], fds[1])
         if fds:

@@ -212,6 +212,11 @@ def _to_image(value: Any) -> Image.Image | str:
     return f"`result` must be a PIL image (or a uint8 image array), got {type(value).__name__}"
 
 
+def compile_code(code: str) -> Any:
+    """RestrictedPython's compile of ``code`` under the sandbox policy (``.code``, ``.errors``)."""
+    return compile_restricted_exec(code, filename=CODE_FILENAME, policy=ImagePolicy)
+
+
 class Executor:
     """Runs user code against a worker's shared :class:`Namespaces`."""
 
@@ -224,7 +229,7 @@ class Executor:
         # Models repeat snippets verbatim; code objects are immutable, so a child may reuse them.
         hit = self._cache.get(code)
         if hit is None:
-            hit = compile_restricted_exec(code, filename=CODE_FILENAME, policy=ImagePolicy)
+            hit = compile_code(code)
             if len(self._cache) >= 256:
                 self._cache.clear()
             self._cache[code] = hit

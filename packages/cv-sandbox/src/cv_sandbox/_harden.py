@@ -10,7 +10,8 @@ Two stages:
 - :func:`harden_child` locks down each freshly forked child before it can see any code: chroot into an
   empty deleted directory, rlimits, uid ``nobody`` (root) or no capabilities (user namespace),
   ``no_new_privs``, a Landlock domain with no file, network or signal rights outside itself, and a seccomp
-  filter that allows only the syscalls the interpreter and the image libraries need once they are loaded.
+  filter that allows only the syscalls the interpreter and the image libraries need once they are loaded
+  (:func:`restrict_syscalls`; the sandbox installs it after the child's warm-up, before it reads a request).
 
 Every step is best effort and reported; :func:`isolation_level` turns the report into a level, and
 :func:`missing_for` says what is missing for a level and how to enable it
@@ -20,7 +21,6 @@ Every step is best effort and reported; :func:`isolation_level` turns the report
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -63,7 +63,9 @@ DISABLE_ENV = "CV_SANDBOX_DISABLE"
 def libc() -> Any:
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # The C library is loaded already (not ctypes.util.find_library: it imports shutil, subprocess,
+        # bz2 and lzma, mappings every fork of the worker would copy).
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 
@@ -515,8 +517,14 @@ def harden_child(
     if landlock_fd is not None:
         status["landlock"] = status["no_new_privs"] and _landlock_restrict(landlock_fd)
         os.close(landlock_fd)
-    status["seccomp"] = bool(seccomp) and status["no_new_privs"] and install_seccomp(seccomp)  # type: ignore[arg-type]
+    status["seccomp"] = restrict_syscalls(seccomp, status)
     return status
+
+
+def restrict_syscalls(seccomp: bytes | None, status: dict[str, bool]) -> bool:
+    """Install the seccomp allow-list (the last step of :func:`harden_child`, which a caller may defer: pass
+    ``seccomp=None`` there and call this once the child's own preparation is done)."""
+    return bool(seccomp) and bool(status.get("no_new_privs")) and install_seccomp(seccomp)  # type: ignore[arg-type]
 
 
 def _open_fds() -> list[int]:

@@ -7,10 +7,12 @@ call on one of them with :func:`cv_sandbox._exchange.call_child`, acting as that
 order the calls asked (first come, first served), bounds the wait, and replaces a worker that fails or
 stops answering.
 
-Confidentiality between calls: by default a child serves one call and is then retired; the next call's
-pixels are written into the shared regions only after the worker has reported every earlier child gone
-(reaped), the unused tail of the input region is zeroed, and the result region is zeroed as soon as the
-result has been copied out. No process that ran earlier code is alive when a later call's data exists.
+Confidentiality between calls: by default a child serves one call and is then retired. Pixels travel
+through :data:`SLOTS` pairs of shared regions; each child maps only the pair (slot) the worker gave it, and
+consecutive children get different slots, so a call's pixels can be written while the child of the call
+before is still being reaped. A slot is written only once the worker has reported every child that ran code
+on it gone (reaped); the unused tail of the input region is zeroed, and the result region is zeroed as soon
+as the result has been copied out. No process that ran earlier code can see a later call's data.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -37,7 +40,7 @@ from ._exchange import (
     error_reply,
     read_ready,
     read_worker_message,
-    send_control,
+    send_controls,
     send_init,
     timeout_message,
 )
@@ -62,8 +65,16 @@ class SandboxConfig(Protocol):
 _BACKSTOP_S = 0.4
 #: How long a worker may take to reap a child whose pipe closed (freeing a big address space is slow).
 _REAP_S = 2.0
+#: Pairs of pixel regions per worker (children take them in turn; see the module docstring).
+SLOTS = 2
 
-_BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from cv_sandbox._zygote import main; main()"
+# The worker imports only the internals it runs, not the package's public API (asyncio, ssl, cv_protocol,
+# ... : ~100 more memory mappings, which every fork copies and every child's exit tears down again).
+_BOOTSTRAP = (
+    "import os, sys, types; pkg = types.ModuleType('cv_sandbox'); "
+    "pkg.__path__ = [os.path.join(sys.argv[1], 'cv_sandbox')]; sys.modules['cv_sandbox'] = pkg; "
+    "from cv_sandbox._zygote import main; main()"
+)
 
 _WORKER_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -77,15 +88,16 @@ _WORKER_ENV = {
 
 
 class ChildLink:
-    """The caller's ends of one sandbox child's request and reply pipes."""
+    """The caller's ends of one sandbox child's request and reply pipes, and the pixel slot it maps."""
 
-    __slots__ = ("id", "req_w", "res_r", "calls")
+    __slots__ = ("id", "req_w", "res_r", "calls", "slot")
 
-    def __init__(self, child_id: int, req_w: int, res_r: int) -> None:
+    def __init__(self, child_id: int, req_w: int, res_r: int, slot: int = 0) -> None:
         self.id = child_id
         self.req_w = req_w
         self.res_r = res_r
         self.calls = 0
+        self.slot = slot
 
     def close(self) -> None:
         for fd in (self.req_w, self.res_r):
@@ -108,6 +120,41 @@ def _zero(buf: mmap.mmap, start: int, end: int) -> None:
         del anchor
 
 
+class PixelSlot:
+    """One pair of shared-memory regions: a call's input pixels and its result's (sparse until written)."""
+
+    __slots__ = ("in_fd", "out_fd", "in_map", "out_map", "in_used")
+
+    def __init__(self, in_bytes: int, out_bytes: int) -> None:
+        self.in_fd = self.out_fd = -1
+        try:
+            self.in_fd = os.memfd_create("cv-sandbox-in", os.MFD_CLOEXEC)
+            self.out_fd = os.memfd_create("cv-sandbox-out", os.MFD_CLOEXEC)
+            os.ftruncate(self.in_fd, in_bytes)
+            os.ftruncate(self.out_fd, out_bytes)
+            self.in_map = mmap.mmap(self.in_fd, in_bytes)
+            self.out_map = mmap.mmap(self.out_fd, out_bytes)
+        except BaseException:
+            self.close()
+            raise
+        self.in_used = 0  # how much of the input region holds pixels (zeroed beyond)
+
+    def close(self) -> None:
+        for m in (getattr(self, "in_map", None), getattr(self, "out_map", None)):
+            try:
+                if m is not None:
+                    m.close()
+            except (BufferError, ValueError):
+                pass
+        for fd in (self.in_fd, self.out_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.in_fd = self.out_fd = -1
+
+
 class Worker:
     """One warm worker process and the pipes to it; used by one call at a time."""
 
@@ -117,20 +164,21 @@ class Worker:
         self.ctl: socket.socket | None = None
         self.cur: ChildLink | None = None  # the child serving calls (reuse mode only outlives a call)
         self.spares: deque[ChildLink] = deque()  # children the worker offered, forked and hardened
-        self.dirty: set[int] = set()  # children that may have run code and are not reported gone yet
+        self.dirty: dict[int, int] = {}  # child id -> slot: may have run code, not reported gone yet
         self.ready = False
         self.hardening: dict[str, bool] = {}
         self._backstop = 0.0  # the current call's last moment before the worker itself is given up on
-        # Pixels travel through two shared-memory regions (sparse until written), never through pipes.
+        # Pixels travel through shared-memory regions, never through pipes.
         self.in_bytes = config.max_input_pixels * 4
         self.out_bytes = config.max_output_pixels * 4 + 64
-        self.in_used = 0  # how much of the input region holds pixels (zeroed beyond)
-        self.in_fd = os.memfd_create("cv-sandbox-in", os.MFD_CLOEXEC)
-        self.out_fd = os.memfd_create("cv-sandbox-out", os.MFD_CLOEXEC)
-        os.ftruncate(self.in_fd, self.in_bytes)
-        os.ftruncate(self.out_fd, self.out_bytes)
-        self.in_map = mmap.mmap(self.in_fd, self.in_bytes)
-        self.out_map = mmap.mmap(self.out_fd, self.out_bytes)
+        self.slots: list[PixelSlot] = []
+        try:
+            for _ in range(SLOTS):
+                self.slots.append(PixelSlot(self.in_bytes, self.out_bytes))
+        except BaseException:
+            for slot in self.slots:
+                slot.close()
+            raise
         self.start()
 
     # ------------------------------------------------------------------ the worker process
@@ -154,12 +202,12 @@ class Worker:
                 cwd="/",
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=(self.in_fd, self.out_fd, theirs.fileno()),
+                pass_fds=(*(fd for s in self.slots for fd in (s.in_fd, s.out_fd)), theirs.fileno()),
             )
             cfg = dict(
                 asdict(self.config),  # type: ignore[call-overload]
-                in_fd=self.in_fd,
-                out_fd=self.out_fd,
+                in_fds=[s.in_fd for s in self.slots],
+                out_fds=[s.out_fd for s in self.slots],
                 in_bytes=self.in_bytes,
                 out_bytes=self.out_bytes,
                 ctl_fd=theirs.fileno(),
@@ -238,17 +286,8 @@ class Worker:
         except (OSError, WireError):
             pass
         self.kill()
-        for m in (self.in_map, self.out_map):
-            try:
-                m.close()
-            except (BufferError, ValueError):
-                pass
-        for fd in (self.in_fd, self.out_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.in_fd = self.out_fd = -1
+        for slot in self.slots:
+            slot.close()
 
     def pid(self) -> int | None:
         """The worker process's id (in a PID namespace: process 1 there, a child of the launcher here)."""
@@ -263,48 +302,58 @@ class Worker:
 
     def _send(self, op: ControlOp, child_id: int | None, deadline: float) -> None:
         assert self.ctl is not None
-        send_control(self.ctl.fileno(), op, child_id, deadline)
+        send_controls(self.ctl.fileno(), [(op, child_id)], deadline)
 
     def _recv(self, deadline: float) -> dict[str, Any]:
         """The worker's next message: a child offer becomes a spare, ``gone`` clears a child."""
         assert self.ctl is not None
         msg, ends = read_worker_message(self.ctl, deadline)
         if ends is not None:
-            self.spares.append(ChildLink(msg["id"], *ends))
+            link = ChildLink(msg["id"], *ends, slot=msg["slot"])
+            if not 0 <= link.slot < len(self.slots):
+                link.close()
+                raise WireError("child offer with an unknown pixel slot")
+            self.spares.append(link)
         elif msg.get("op") == "gone":
-            self.dirty.discard(msg.get("id"))  # type: ignore[arg-type]
+            self.dirty.pop(msg.get("id"), None)  # type: ignore[arg-type]
         return msg
+
+    def _drain(self, deadline: float) -> None:
+        """Take in the messages the worker has already sent (offers, children gone), without waiting."""
+        assert self.ctl is not None
+        while select.select([self.ctl], [], [], 0)[0]:
+            self._recv(deadline)
 
     def _ask(self, op: ControlOp, link: ChildLink, deadline: float) -> dict[str, Any]:
         """Have the worker kill or reap ``link``'s child; returns its status message."""
         if self.cur is link:
             self.cur = None
         link.close()
-        self.dirty.add(link.id)
+        self.dirty[link.id] = link.slot
         self._send(op, link.id, deadline)
         while True:
             msg = self._recv(deadline)
             if msg.get("op") == "status" and msg.get("id") == link.id:
                 return msg
 
-    def _await_clean(self, deadline: float) -> None:
-        """Wait until every child that may have run earlier code is gone (reaped by the worker)."""
-        while self.dirty:
+    def _await_clean(self, slot: int, deadline: float) -> None:
+        """Wait until every child that may have run earlier code on ``slot`` is gone (reaped)."""
+        while slot in self.dirty.values():
             self._recv(deadline)
 
     # ------------------------------------------------------------------ children (the exchange's supervisor)
 
-    def _child(self, deadline: float) -> ChildLink:
-        """The child for the next call: the current one while it may serve more calls, else a spare."""
+    def _child(self, deadline: float) -> tuple[ChildLink, bool]:
+        """The child for the next call: the current one while it may serve more calls, else a spare (then
+        also True: the worker must be told to fork the next spare)."""
         if self.cur is not None and self.cur.calls < self.config.calls_per_child:
-            return self.cur
+            return self.cur, False
         if self.cur is not None:
             self._retire(self.cur, deadline)
         while not self.spares:
             self._recv(deadline)
         self.cur = self.spares.popleft()
-        self._send("take", self.cur.id, deadline)  # the worker forks the next spare
-        return self.cur
+        return self.cur, True
 
     def kill_child(self, child: ChildLink) -> None:
         self._ask("kill", child, self._backstop)  # raises WireTimeout if the worker does not answer
@@ -316,12 +365,16 @@ class Worker:
     def retire_child(self, child: ChildLink) -> None:
         self._retire(child, self._backstop)
 
-    def _retire(self, child: ChildLink, deadline: float) -> None:
+    def _retire(self, child: ChildLink, deadline: float, then_take: int | None = None) -> None:
         if self.cur is child:
             self.cur = None
-        child.close()
-        self.dirty.add(child.id)
-        self._send("retire", child.id, deadline)
+        child.close()  # a child that replied waits for this end to close, then exits
+        self.dirty[child.id] = child.slot
+        requests: list[tuple[ControlOp, int | None]] = [("retire", child.id)]
+        if then_take is not None:
+            requests.append(("take", then_take))
+        assert self.ctl is not None
+        send_controls(self.ctl.fileno(), requests, deadline)
 
     # ------------------------------------------------------------------ one call
 
@@ -332,19 +385,21 @@ class Worker:
             raise WireError("the worker is not running")
         timeout_s = self.config.timeout_s
         self._backstop = time.monotonic() + timeout_s + _BACKSTOP_S
-        self._await_clean(self._backstop)  # no earlier child may see this call's pixels
-        meta, nbytes = write_image(self.in_map, im)  # one memcpy straight into shared memory
-        _zero(self.in_map, nbytes, self.in_used)
-        self.in_used = nbytes
-        link = self._child(self._backstop)
+        self._drain(self._backstop)
+        link, taken = self._child(self._backstop)
+        slot = self.slots[link.slot]
+        self._await_clean(link.slot, self._backstop)  # no earlier child may see this call's pixels
+        meta, nbytes = write_image(slot.in_map, im)  # one memcpy straight into shared memory
+        _zero(slot.in_map, nbytes, slot.in_used)
+        slot.in_used = nbytes
         link.calls += 1
 
         def load(image: Any, n: int) -> Image.Image:
             # One copy: the caller's image never aliases the buffer; then nothing of it stays there.
             try:
-                return read_image(self.out_map, image, n)
+                return read_image(slot.out_map, image, n)
             finally:
-                _zero(self.out_map, 0, n)
+                _zero(slot.out_map, 0, n)
 
         # Straight to the child and back: the worker is not woken on the way.
         reply = call_child(
@@ -359,8 +414,13 @@ class Worker:
             load_result=load,
             supervisor=self,
         )
+        # Only now (the result is safe) the worker hears about this call: it retires the child and forks
+        # the spare that replaces the one taken, in one wake-up and off this call's path.
+        take = link.id if taken else None
         if self.cur is link and link.calls >= self.config.calls_per_child:
-            self._retire(link, self._backstop)  # done: the worker kills and reaps it off the critical path
+            self._retire(link, self._backstop, then_take=take)
+        elif take is not None:
+            self._send("take", take, self._backstop)
         return reply
 
 

@@ -256,6 +256,12 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytearray:
     return buf
 
 
+def frame_bytes(header: dict[str, Any]) -> bytes:
+    """One frame without payload, ready to write (several can go out in one ``write``)."""
+    h = json.dumps(header, separators=(",", ":")).encode()
+    return _HDR.pack(len(h), 0) + h
+
+
 def send_frame(
     fd: int,
     header: dict[str, Any],

@@ -24,12 +24,17 @@ class Generation:
         prompt_tokens: Tokens in the prompt, when the backend knows.
         completion_tokens: Tokens generated, when the backend knows.
         finish_reason: ``"stop"``, ``"length"`` or backend specific, when known.
+        unreadable: Set when the server generated a reply but could not return it (e.g. HTTP 500 from a
+            server whose tool parser chokes on a malformed call, as ``transformers serve`` does); ``text``
+            is then empty and this says what happened. The agent treats it like an unreadable tool call:
+            it answers with a parse error and the episode goes on (the model's mistake is scored).
     """
 
     text: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    unreadable: str | None = None
 
 
 class ModelBackend:
@@ -40,10 +45,12 @@ class ModelBackend:
     placeholder refers to (already resized to the model's pixel budget). Roles: ``system``, ``user``,
     ``assistant`` (raw reply text, tool calls inline) and ``tool`` (the tool response).
 
-    ``tools`` is the list of tool schemas the prompt shows the model (the agent passes its preset's,
-    :meth:`cv_protocol.Preset.tools`; ``[]``: none); ``None`` leaves it to the backend (the local backends
-    render the default preset's schema). A subclass whose ``complete`` takes no ``tools`` argument is called
-    without it (:func:`takes_tools`).
+    ``tools`` are the tool schemas the model is shown: the agent passes its preset's
+    (:meth:`cv_protocol.Preset.tools`), ``[]`` for none (a no-tool baseline, or a preset whose system
+    prompt alone describes the tool); ``None`` is the same as ``[]``. Backends that render prompts put them
+    where the model was trained to see them (the hermes ``# Tools`` block of the system turn), so every
+    backend shows the model the same tokens; text-level fakes may ignore them. A subclass whose ``complete``
+    takes no ``tools`` argument is called without it (:func:`takes_tools`).
     """
 
     name: str = "backend"
@@ -68,6 +75,11 @@ class ModelBackend:
             messages, images, max_new_tokens=max_new_tokens, temperature=temperature, **extra
         )
         return Generation(text=text)
+
+    async def check(self) -> None:
+        """Fail early, with a one-line :class:`BackendError` (or ``ImportError`` naming the extra), when the
+        model cannot be used: a missing checkpoint, a missing library, a dead or hung server. Called once
+        before a run; the default does nothing."""
 
     async def generate(
         self,

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -42,8 +43,6 @@ class TransformersBackendConfig:
         chat_template: ``"auto"`` (the model's own template if it renders tool calls, else ours for its
             family), ``"model"`` (always the model's), a family name (``"qwen2_5_vl"``/``"qwen3_vl"``) or a
             path to a ``.jinja`` file.
-        pass_tools: Render the tool schemas into the system turn (hermes ``# Tools`` block): those the agent
-            passes (its preset's), else the default preset's. ``False``: never.
         max_new_tokens: Default generation length.
         temperature: ``0`` is greedy decoding; ``> 0`` samples.
         top_p: Nucleus sampling when sampling.
@@ -58,7 +57,6 @@ class TransformersBackendConfig:
     device: str = "auto"
     dtype: str = "auto"
     chat_template: str = "auto"
-    pass_tools: bool = True
     max_new_tokens: int = 2048
     temperature: float = 0.0
     top_p: float = 1.0
@@ -123,8 +121,9 @@ class TransformersBackend(ModelBackend):
             try:
                 processor = AutoProcessor.from_pretrained(self.config.path)
                 model = AutoModelForImageTextToText.from_pretrained(self.config.path, **kwargs).to(device)
-            except OSError as e:
-                raise BackendError(f"could not load model from {self.config.path!r}: {e}") from e
+            except (OSError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise BackendError(f"could not load model from {self.config.path!r}: {first}") from e
             model.eval()
             self._template = self._pick_template(processor, getattr(model.config, "model_type", ""))
             self._processor, self._model = processor, model
@@ -146,14 +145,13 @@ class TransformersBackend(ModelBackend):
         images: list[Image.Image],
         tools: list[dict[str, Any]] | None = None,
     ) -> tuple[str, list[Image.Image]]:
-        """The rendered prompt text and the images in placeholder order (``tools``: as :meth:`complete`)."""
+        """The rendered prompt text (``tools`` in the system turn) and the images in placeholder order."""
         self._load()
         return render_prompt(
             self._processor.apply_chat_template,
             self._template,
             messages,
             images,
-            pass_tools=self.config.pass_tools,
             tools=tools,
         )
 
@@ -205,6 +203,14 @@ class TransformersBackend(ModelBackend):
             max_new_tokens or self.config.max_new_tokens,
             self.config.temperature if temperature is None else temperature,
         )
+
+    async def check(self) -> None:
+        """Load the model now (once): a missing or broken checkpoint fails before any episode runs."""
+        path = self.config.path
+        looks_local = path.startswith(("/", ".", "~")) or Path(path).expanduser().exists()
+        if looks_local and not Path(path).expanduser().is_dir():
+            raise BackendError(f"hf:{path}: no such model directory")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

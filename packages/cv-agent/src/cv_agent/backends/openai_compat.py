@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cv_protocol import content_text
+from cv_protocol import content_text, system_with_tools
 from PIL import Image
 
 from ._messages import DataUrlCache, dumps_with_fragments, to_openai_messages
 from .base import BackendError, Generation, ModelBackend
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+#: Tool-schema placement: in the system message as text (what the model was trained on) or as ``tools``.
+TOOL_PROMPTS = ("inline", "request")
 _CONNECTIONS_PER_CLIENT = 1
 _JSON = {"Content-Type": "application/json"}
 
@@ -32,8 +34,9 @@ class OpenAIBackendConfig:
         model: Model name sent in each request.
         api_key_env: Environment variable holding the API key (unset or empty: no auth header).
         max_concurrency: Most requests in flight at once (a semaphore shared by all episodes).
-        timeout_s: Per-request timeout in seconds.
-        max_retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
+        timeout_s: Per-request timeout in seconds. A request that times out is not retried (a generation
+            that ran past the limit would again); raise it for slow servers.
+        max_retries: Retries after the first attempt on 429, 502-504 and connection errors.
         backoff_s: First retry delay; doubles each retry (with jitter), capped by ``max_backoff_s``.
         max_backoff_s: Upper bound of one retry delay (a server's ``Retry-After`` is honoured up to this).
         max_new_tokens: Default ``max_tokens`` per reply.
@@ -46,6 +49,18 @@ class OpenAIBackendConfig:
             render); ``"tool"`` keeps the ``tool`` role.
         extra_body: Extra JSON fields merged into every request (e.g. ``{"top_k": 20}`` for vLLM).
         seed: Request seed for servers that honour it; ``None`` sends none.
+        tool_prompt: Where the tool schemas go. ``"inline"`` (default): the hermes ``# Tools`` block is
+            written into the system message (:func:`cv_protocol.system_with_tools`) and no ``tools`` field
+            is sent, so the server's chat template renders exactly the tokens the local backends and
+            training render, and the server returns the raw reply (no server-side tool parsing).
+            ``"request"``: send ``tools=`` and let the server's template render them (for servers whose
+            template differs); structured ``tool_calls`` in replies are written back as text.
+        server_error_retries: Retries of an HTTP 500. A server whose tool parser fails on a malformed call
+            answers 500 every time; after these retries the reply counts as unreadable
+            (:attr:`Generation.unreadable`) and the agent feeds back a parse error, once the server has
+            answered at least one request (a server that never answers is an error, not a model mistake).
+        unresponsive_after: After this many requests in a row time out, the server is taken to hang: every
+            further request fails at once instead of waiting ``timeout_s`` each.
     """
 
     base_url: str
@@ -64,6 +79,9 @@ class OpenAIBackendConfig:
     tool_role: str = "user"
     extra_body: dict[str, Any] | None = None
     seed: int | None = None
+    tool_prompt: str = "inline"
+    server_error_retries: int = 1
+    unresponsive_after: int = 3
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
@@ -87,6 +105,12 @@ class OpenAIBackendConfig:
             raise ValueError(f"image_quality must be in 1..100, got {self.image_quality}")
         if self.tool_role not in ("user", "tool"):
             raise ValueError(f"tool_role must be 'user' or 'tool', got {self.tool_role!r}")
+        if self.tool_prompt not in TOOL_PROMPTS:
+            raise ValueError(f"tool_prompt must be one of {TOOL_PROMPTS}, got {self.tool_prompt!r}")
+        if self.server_error_retries < 0 or self.unresponsive_after < 1:
+            raise ValueError("server_error_retries must be >= 0 and unresponsive_after >= 1")
+        if self.extra_body is not None and not isinstance(self.extra_body, dict):
+            raise ValueError(f"extra_body must be a JSON object (dict), got {type(self.extra_body).__name__}")
 
 
 class OpenAIBackend(ModelBackend):
@@ -109,7 +133,9 @@ class OpenAIBackend(ModelBackend):
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Queue[int] | None = None
         self._encode = DataUrlCache(config.image_format, config.image_quality)
-        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        self.stats = {"requests": 0, "retries": 0, "failures": 0, "unreadable": 0, "timeouts": 0}
+        self._answered = False  # the server has returned at least one reply
+        self._timeouts_in_a_row = 0
 
     def _ensure_clients(self) -> asyncio.Queue[int]:
         loop = asyncio.get_running_loop()
@@ -155,9 +181,10 @@ class OpenAIBackend(ModelBackend):
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """The JSON body of one chat-completions request."""
-        return self._body(messages, images, self._encode, max_new_tokens, temperature)
+        return self._body(messages, images, self._encode, max_new_tokens, temperature, tools)
 
     def _body(
         self,
@@ -166,13 +193,19 @@ class OpenAIBackend(ModelBackend):
         encode: Callable[[Image.Image], str],
         max_new_tokens: int | None,
         temperature: float | None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        out = to_openai_messages(messages, images, encode=encode, tool_role=self.config.tool_role)
+        if tools and self.config.tool_prompt == "inline":
+            out = _inline_tools(out, tools)
         body: dict[str, Any] = {
             "model": self.config.model,
-            "messages": to_openai_messages(messages, images, encode=encode, tool_role=self.config.tool_role),
+            "messages": out,
             "max_tokens": max_new_tokens or self.config.max_new_tokens,
             "temperature": self.config.temperature if temperature is None else temperature,
         }
+        if tools and self.config.tool_prompt == "request":
+            body["tools"] = tools
         if self.config.top_p is not None:
             body["top_p"] = self.config.top_p
         if self.config.seed is not None:
@@ -187,6 +220,7 @@ class OpenAIBackend(ModelBackend):
         images: list[Image.Image],
         max_new_tokens: int | None,
         temperature: float | None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> bytes:
         """``json.dumps(build_request(...), ensure_ascii=False).encode()``, byte for byte, but each image's data
         URL is spliced in from the encoding cache as ready-made JSON instead of being re-serialised."""
@@ -198,12 +232,12 @@ class OpenAIBackend(ModelBackend):
             fragments[key] = self._encode.fragment(image)
             return key
 
-        body = self._body(messages, images, placeholder, max_new_tokens, temperature)
+        body = self._body(messages, images, placeholder, max_new_tokens, temperature, tools)
         try:
             return dumps_with_fragments(body, fragments)
         except ValueError:  # a placeholder collided with text (never in practice): serialise it all
             body = self.build_request(
-                messages, images, max_new_tokens=max_new_tokens, temperature=temperature
+                messages, images, max_new_tokens=max_new_tokens, temperature=temperature, tools=tools
             )
             return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
@@ -239,49 +273,112 @@ class OpenAIBackend(ModelBackend):
         temperature: float | None = None,
         tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
-        # The server's chat template renders the prompt; ``tools`` is not sent yet (the server would render
-        # its own tool block and parse calls itself).
-        slots = self._ensure_clients()
         # Encode before taking a connection slot (CPU work must not hold one). Encoding new images runs in
         # a thread so that it never stalls other episodes' event-loop work; with every image already
         # encoded the body is only spliced together (tens of microseconds), cheaper than the thread hop.
         if self._needs_encoding(messages, images):
-            payload = await asyncio.to_thread(self._payload, messages, images, max_new_tokens, temperature)
+            payload = await asyncio.to_thread(
+                self._payload, messages, images, max_new_tokens, temperature, tools
+            )
         else:
-            payload = self._payload(messages, images, max_new_tokens, temperature)
+            payload = self._payload(messages, images, max_new_tokens, temperature, tools)
+        return await self._post(payload)
+
+    async def _post(self, payload: bytes, *, timeout_s: float | None = None) -> Generation:
+        """Send one request with the retry policy: 429/502-504/connection errors up to ``max_retries``, 500 up
+        to ``server_error_retries`` (then an unreadable reply), a timeout never (and a hung server fails
+        every later request at once)."""
+        cfg = self.config
+        slots = self._ensure_clients()
         last_error = ""
-        for attempt in range(self.config.max_retries + 1):
+        server_errors = 0
+        for attempt in range(cfg.max_retries + 1):
+            if self._timeouts_in_a_row >= cfg.unresponsive_after:
+                self.stats["failures"] += 1
+                raise BackendError(
+                    f"the server at {cfg.base_url} stopped responding ({self._timeouts_in_a_row} requests in a "
+                    f"row timed out after {cfg.timeout_s:g} s); check it, or raise the timeout (--timeout)"
+                )
             response: httpx.Response | None = None
             shard = await slots.get()
             try:
                 self.stats["requests"] += 1
                 try:
                     response = await self._clients[shard].post(
-                        "/chat/completions", content=payload, headers=_JSON
+                        "/chat/completions",
+                        content=payload,
+                        headers=_JSON,
+                        timeout=httpx.Timeout(timeout_s)
+                        if timeout_s is not None
+                        else httpx.USE_CLIENT_DEFAULT,
                     )
-                except (httpx.TimeoutException, httpx.TransportError) as e:
+                except httpx.TimeoutException as e:
+                    self._timeouts_in_a_row += 1
+                    self.stats["timeouts"] += 1
+                    self.stats["failures"] += 1
+                    raise BackendError(
+                        f"no reply from {cfg.base_url} within {timeout_s or cfg.timeout_s:g} s "
+                        f"({type(e).__name__}); raise the timeout (--timeout) for slow servers"
+                    ) from e
+                except httpx.TransportError as e:
                     last_error = f"{type(e).__name__}: {e}"
                 else:
+                    self._timeouts_in_a_row = 0
                     if response.status_code == 200:
                         try:
-                            return self._parse_response(response.json())
+                            gen = self._parse_response(response.json())
                         except (ValueError, KeyError, IndexError, TypeError) as e:
                             last_error = f"malformed response: {type(e).__name__}: {e}"
                             response = None
+                        else:
+                            self._answered = True
+                            return gen
+                    elif response.status_code == 500:
+                        server_errors += 1
+                        last_error = f"HTTP 500: {response.text[:300]}"
+                        if server_errors > cfg.server_error_retries and self._answered:
+                            # The server answers other requests but fails on this reply, every time: the
+                            # model's output broke the server's parser. Score it as the model's mistake.
+                            self.stats["unreadable"] += 1
+                            return Generation(
+                                text="", unreadable=f"HTTP 500 from the server: {response.text[:300]}"
+                            )
+                        if server_errors > cfg.server_error_retries:
+                            break
                     elif response.status_code in _RETRY_STATUS:
                         last_error = f"HTTP {response.status_code}: {response.text[:300]}"
                     else:
                         self.stats["failures"] += 1
                         raise BackendError(
-                            f"HTTP {response.status_code} from {self.config.base_url}: {response.text[:500]}"
+                            f"HTTP {response.status_code} from {cfg.base_url}: {response.text[:500]}"
                         )
             finally:
                 slots.put_nowait(shard)
-            if attempt < self.config.max_retries:
+            if attempt < cfg.max_retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(self._delay(attempt, response))
         self.stats["failures"] += 1
-        raise BackendError(f"request failed after {self.config.max_retries + 1} attempts: {last_error}")
+        attempts = attempt + 1
+        raise BackendError(f"request failed after {attempts} attempts: {last_error}")
+
+    async def check(self) -> None:
+        """One tiny text request (``max_tokens=1``) with a short timeout: a dead server, a wrong URL or model
+        name, a missing API key or a hung server fail here, in one line, before any episode runs."""
+        body = {
+            "model": self.config.model,
+            "messages": [{"role": "user", "content": "Reply with OK."}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+        }
+        if self.config.extra_body:
+            body.update(self.config.extra_body)
+        payload = json.dumps(body).encode("utf-8")
+        try:
+            await self._post(payload, timeout_s=min(self.config.timeout_s, 60.0))
+        except BackendError as e:
+            raise BackendError(
+                f"model check failed for {self.config.model!r} at {self.config.base_url}: {e}"
+            ) from None
 
     @staticmethod
     def _parse_response(data: dict[str, Any]) -> Generation:
@@ -325,3 +422,15 @@ class OpenAIBackend(ModelBackend):
             except RuntimeError:  # the loop that owned it is gone
                 pass
         self._clients = []
+
+
+def _inline_tools(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with the tools block written into the system message (one added when there is none)."""
+    out = list(messages)
+    if out and out[0].get("role") == "system":
+        content = out[0].get("content")
+        text = content if isinstance(content, str) else content_text(content or [])
+        out[0] = {**out[0], "content": system_with_tools(text, tools)}
+    else:
+        out.insert(0, {"role": "system", "content": system_with_tools(None, tools)})
+    return out

@@ -21,8 +21,6 @@ class VLLMBackendConfig:
         path: Local model directory.
         chat_template: ``"auto"`` (ours for Qwen2.5-VL/Qwen2-VL, whose stock template has no tools; the
             model's otherwise), ``"model"``, a family name or a ``.jinja`` path.
-        pass_tools: Render the tool schemas into the system turn: those the agent passes (its preset's),
-            else the default preset's. ``False``: never.
         max_new_tokens: Default generation length.
         temperature: Sampling temperature (0 = greedy).
         top_p: Nucleus sampling.
@@ -36,7 +34,6 @@ class VLLMBackendConfig:
 
     path: str
     chat_template: str = "auto"
-    pass_tools: bool = True
     max_new_tokens: int = 2048
     temperature: float = 0.0
     top_p: float = 1.0
@@ -143,15 +140,14 @@ class VLLMBackend(ModelBackend):
         images: list[Image.Image],
         tools: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}`` (``tools``: as
-        :meth:`complete`)."""
+        """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}`` (``tools`` in the
+        system turn)."""
         self._ensure_engine()
         text, ordered = render_prompt(
             self._tokenizer.apply_chat_template,
             self._template,
             messages,
             images,
-            pass_tools=self.config.pass_tools,
             tools=tools,
         )
         if "<|image_pad|><|image_pad|>" in text:
@@ -241,6 +237,18 @@ class VLLMBackend(ModelBackend):
                         finish_reason=getattr(best, "finish_reason", None),
                     )
                 )
+
+    async def check(self) -> None:
+        """Import vLLM and build the engine now: a missing library or checkpoint fails before any episode."""
+        import importlib.util
+        from pathlib import Path
+
+        if self._llm is None and importlib.util.find_spec("vllm") is None:
+            raise ImportError("the vLLM backend needs vllm (and a GPU): pip install cv-agent[vllm]")
+        path = self.config.path
+        if self._llm is None and path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+            raise BackendError(f"vllm:{path}: no such model directory")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._ensure_engine)
 
     async def aclose(self) -> None:
         if self._worker is not None:

@@ -27,7 +27,7 @@ torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
 FAMILIES = ("qwen2_5_vl", "qwen3_vl")
-PRESET_NAMES = ("default", "release")
+PRESET_NAMES = ("default", "release", "minimal")
 
 
 def test_every_registered_preset_is_covered() -> None:
@@ -118,7 +118,7 @@ def prompts(
     from transformers import AutoProcessor
 
     tools = AgentConfig(preset=preset).tool_schemas()
-    assert tools == get_preset(preset).tools() and tools
+    assert tools == get_preset(preset).tools() and (bool(tools) == get_preset(preset).tools_in_prompt)
     hf, _ = TransformersBackend(TransformersBackendConfig(str(tiny))).build_prompt(messages, images, tools)
     engine = VLLMBackend(VLLMBackendConfig(str(tiny)), llm=_Engine(tiny), sampling_params_cls=dict)
     vllm = engine.build_prompt(messages, images, tools)["prompt"]
@@ -153,8 +153,13 @@ def test_every_backend_renders_the_trained_tokens(
         assert text == reference, f"{family}/{preset}: {path} differs from hf"
     assert reference.count("<|vision_start|><|image_pad|><|vision_end|>") == 3
     p = get_preset(preset)
-    assert "# Tools" in reference and '"name": "code_image_tool"' in reference
-    assert reference.startswith("<|im_start|>system\n" + p.system_prompt + "\n\n# Tools\n")
+    if get_preset(preset).tools_in_prompt:
+        assert "# Tools" in reference and '"name": "code_image_tool"' in reference
+    else:  # e.g. minimal: the system prompt describes the call, no schema is rendered
+        assert "# Tools" not in reference
+    assert reference.startswith(
+        "<|im_start|>system\n" + p.system_prompt + ("\n\n# Tools\n" if p.tools_in_prompt else "<|im_end|>")
+    )
     assert json.dumps(p.tool_schema(), ensure_ascii=False) in reference  # this preset's descriptions
 
     # cv-train SFT: the collator's tokens (what the model is trained on) are the prompt and the reply.

@@ -5,15 +5,29 @@ from ._expert import orientation_code
 from .bench import (
     BenchConfig,
     build_bench,
+    build_bench_dataset,
     corruption_variants,
     load_external,
     load_suite,
     orientation_variants,
 )
+from .inputs import INPUT_FORMATS, InputSpec
 from .item import TASK_TYPES, Item, check_bbox
-from .records import read_items, read_verl, write_items, write_parquet, write_verl
+from .records import (
+    LAYOUTS,
+    Layout,
+    item_row,
+    iter_items,
+    read_items,
+    read_verl,
+    verl_item,
+    verl_row,
+    write_items,
+    write_parquet,
+    write_verl,
+)
 from .report import BuildReport, RecordError
-from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl_items, sample_transform
+from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl, build_rl_items, rl_item, sample_transform
 from .sft import (
     SFT_KINDS,
     SFTBuildConfig,
@@ -25,6 +39,7 @@ from .sft import (
     replay_trajectory,
     save_sft,
 )
+from .shards import BuildResult, ShardConfig, parse_shard, write_card
 from .sources import (
     SOURCES,
     make_chart_item,
@@ -61,6 +76,8 @@ from .transforms import (
 
 __all__ = [
     "BUILTIN_SUITES",
+    "INPUT_FORMATS",
+    "LAYOUTS",
     "CODE_STYLES",
     "CORRUPTIONS",
     "CORRUPTION_SEVERITY",
@@ -74,11 +91,15 @@ __all__ = [
     "TRANSFORMS",
     "BenchConfig",
     "BuildReport",
+    "BuildResult",
     "ColumnMap",
+    "InputSpec",
     "Item",
+    "Layout",
     "RLBuildConfig",
     "RecordError",
     "SFTBuildConfig",
+    "ShardConfig",
     "SuiteInfo",
     "TeacherConfig",
     "TrajectoryError",
@@ -86,6 +107,8 @@ __all__ = [
     "apply_transforms",
     "base_id_of",
     "build_bench",
+    "build_bench_dataset",
+    "build_rl",
     "build_rl_items",
     "build_sft",
     "build_teacher_sft",
@@ -93,6 +116,8 @@ __all__ = [
     "corrupt",
     "corruption_variants",
     "get_suite",
+    "item_row",
+    "iter_items",
     "list_suites",
     "load_external",
     "load_hf",
@@ -109,17 +134,22 @@ __all__ = [
     "map_bbox",
     "orientation_code",
     "orientation_variants",
+    "parse_shard",
     "read_items",
     "read_rows",
     "read_sft",
     "read_verl",
     "replay_trajectory",
+    "rl_item",
     "rows_to_items",
     "sample_transform",
     "save_sft",
     "transform_item",
     "variant_name",
     "variant_of",
+    "verl_item",
+    "verl_row",
+    "write_card",
     "write_items",
     "write_parquet",
     "write_verl",

@@ -377,8 +377,8 @@ def _transform_names(v: Any) -> list[str]:
         return []
     if isinstance(v, str):
         v = [v] if v.strip() else []
-    elif isinstance(v, dict):
-        v = list(v)
+    elif isinstance(v, dict):  # parquet stores a dict as a struct of every row's keys: unset ones are null
+        v = [k for k, x in v.items() if x is not None]
     names = [str(t) for t in v]
     bad = [t for t in names if t not in TRANSFORM_NAMES]
     if bad:

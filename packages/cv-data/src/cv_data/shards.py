@@ -218,7 +218,18 @@ class _ShardWriter:
 
         self.tmp, self.cfg = tmp, cfg
         self.schema = layout.schema()
-        self.writer = pq.ParquetWriter(tmp, self.schema)
+        leaves = _leaf_paths(self.schema)
+        # Image bytes are PNG: compressing, dictionary-encoding or taking min/max statistics of them only
+        # costs time and memory (the dictionary encoder would hash every image before giving up).
+        images = {f"{c}.list.element.bytes" for c in layout.image_columns}
+        plain = [p for p in leaves if p not in images]
+        self.writer = pq.ParquetWriter(
+            tmp,
+            self.schema,
+            use_dictionary=plain,
+            write_statistics=plain,
+            compression={p: ("NONE" if p in images else "SNAPPY") for p in leaves},
+        )
         self.buf: list[dict[str, Any]] = []
         self.buf_bytes = 0
         self.rows = 0
@@ -240,6 +251,9 @@ class _ShardWriter:
         if self.buf:
             self.writer.write_table(pa.Table.from_pylist(self.buf, schema=self.schema))
             self.buf, self.buf_bytes = [], 0
+            # Arrow's allocator keeps freed pages for reuse; a row group of images is large and rare, so
+            # hand them back, or the process keeps the high-water mark of every flush.
+            pa.default_memory_pool().release_unused()
 
     def close(self, meta: dict[str, Any]) -> None:
         self.flush()
@@ -251,6 +265,22 @@ class _ShardWriter:
             self.writer.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def _leaf_paths(schema: Any) -> list[str]:
+    """Parquet column paths of every leaf (``images.list.element.bytes``, ``extra_info.index``, ...)."""
+    import pyarrow as pa
+
+    def walk(prefix: str, t: Any) -> Iterator[str]:
+        if pa.types.is_list(t):
+            yield from walk(f"{prefix}.list.element", t.value_type)
+        elif pa.types.is_struct(t):
+            for i in range(t.num_fields):
+                yield from walk(f"{prefix}.{t.field(i).name}", t.field(i).type)
+        else:
+            yield prefix
+
+    return [p for f in schema for p in walk(f.name, f.type)]
 
 
 class _JsonlShardWriter:

@@ -11,6 +11,7 @@ from .bench import (
     load_suite,
     orientation_variants,
 )
+from .importers import IMPORTERS, Importer
 from .inputs import INPUT_FORMATS, InputSpec
 from .item import TASK_TYPES, Item, check_bbox
 from .records import (
@@ -76,6 +77,7 @@ from .transforms import (
 
 __all__ = [
     "BUILTIN_SUITES",
+    "IMPORTERS",
     "INPUT_FORMATS",
     "LAYOUTS",
     "CODE_STYLES",
@@ -93,6 +95,7 @@ __all__ = [
     "BuildReport",
     "BuildResult",
     "ColumnMap",
+    "Importer",
     "InputSpec",
     "Item",
     "Layout",

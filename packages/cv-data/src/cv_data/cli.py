@@ -1,4 +1,4 @@
-"""``cv-data build-rl | build-sft | build-bench``: thin wrappers over the library."""
+"""``cv-data build-rl | build-sft | build-bench | import``: thin wrappers over the library."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .importers import IMPORTERS
 from .inputs import INPUT_FORMATS
 from .report import BuildReport
 from .shards import parse_shard
@@ -140,6 +141,32 @@ def _build_rl(args: argparse.Namespace, out: Path, progress: bool) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace, out: Path, progress: bool) -> int:
+    import shlex
+
+    from cv_protocol import get_preset
+
+    from .inputs import InputSpec
+    from .rl import RLBuildConfig, build_rl
+
+    importer = IMPORTERS[args.importer]
+    cfg = RLBuildConfig(split=importer.split, num_proc=args.num_proc, progress=progress)
+    command = ["cv-data", "import", "--from", args.importer, "--input", Path(args.input).name, "--out", "OUT"]
+    res = build_rl(
+        cfg,
+        out,
+        layout="items" if args.format == "jsonl" else args.format,
+        preset=get_preset(args.preset),
+        source=InputSpec(args.input, args.importer),
+        shards=_shards(args, importer.split),
+        shard=parse_shard(args.shard),
+        overwrite=args.overwrite,
+        command=shlex.join([*command, "--format", args.format]),
+    )
+    _print_result(res, f"import {args.importer}")
+    return 0
+
+
 def _build_bench(args: argparse.Namespace, out: Path, progress: bool) -> int:
     from cv_protocol import get_preset
 
@@ -213,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     _dataset_args(bench)
     bench.add_argument("--suite", choices=BUILTIN_SUITES, default="orientation", help="built-in suite")
 
+    imp = sub.add_parser(
+        "import",
+        help="convert published data (the CodeVision release, MVToolBench, V*, HRBench, DeepEyes, Thyme) "
+        "into our layout, images stored inside, unconvertible records reported",
+    )
+    imp.add_argument("--from", dest="importer", required=True, choices=list(IMPORTERS), help="source layout")
+    imp.add_argument("--input", required=True, help="the published file or folder")
+    imp.add_argument("--out", required=True, help="output folder")
+    imp.add_argument("--num-proc", type=int, default=1, help="worker processes")
+    imp.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _dataset_args(imp)
+
     args = ap.parse_args(argv)
     out = Path(args.out)
     report = BuildReport()
@@ -224,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "build-bench":
             _check_out(out)
             return _build_bench(args, out, progress)
+        if args.cmd == "import":
+            _check_out(out)
+            return _import(args, out, progress)
         from .sft import SFTBuildConfig, build_sft, save_sft
 
         if args.teacher:

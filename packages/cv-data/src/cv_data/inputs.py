@@ -3,7 +3,8 @@ that range is built, and each row becomes an :class:`~cv_data.Item` in the worke
 
 Formats: ``items`` (our parquet / JSONL items, or verl's layout, detected per row), ``verl`` (verl's RL
 parquet: ours, the CodeVision release's, MVToolBench's), ``table`` (any parquet / JSONL / JSON / TSV
-table through a :class:`~cv_data.ColumnMap`) and ``hf`` (a Hugging Face dataset, through ``datasets``).
+table through a :class:`~cv_data.ColumnMap`), ``hf`` (a Hugging Face dataset, through ``datasets``), and
+the published layouts of :data:`cv_data.importers.IMPORTERS` (``vstar``, ``hrbench``, ``deepeyes``, ...).
 """
 
 from __future__ import annotations
@@ -15,20 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .importers import IMPORTERS
 from .item import Item
 from .records import (
     count_parquet_rows,
     is_verl_row,
     item_from_row,
     parquet_files,
+    parquet_range,
     row_message,
     row_stage,
     verl_item,
 )
+from .report import BuildReport
 from .tables import ColumnMap, find_table, row_item, row_item_stage
 
-#: Input formats of :class:`InputSpec`.
-INPUT_FORMATS: tuple[str, ...] = ("items", "verl", "table", "hf")
+#: Input formats of :class:`InputSpec`: the generic ones, then every importer (:data:`IMPORTERS`).
+INPUT_FORMATS: tuple[str, ...] = ("items", "verl", "table", "hf", *IMPORTERS)
 
 
 class _BadLine(ValueError):
@@ -37,7 +41,7 @@ class _BadLine(ValueError):
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Where a builder's records come from.
+    """Where a builder's records come from (read lazily, a range at a time).
 
     Attributes:
         path: File or folder (``items``, ``verl``, ``table``), or a Hugging Face dataset name or local
@@ -67,6 +71,8 @@ class InputSpec:
         if self.format == "hf":
             return []
         p = Path(self.path).expanduser()
+        if self.format in IMPORTERS:
+            return IMPORTERS[self.format].files(p)
         if self.format == "table":
             return find_table(p)
         if p.suffix == ".parquet" or (p.is_dir() and parquet_files(p)):
@@ -89,6 +95,8 @@ class InputSpec:
         """Number of input rows (footers for parquet; one pass over text files)."""
         if self.format == "hf":
             return len(self._hf())
+        if self.format in IMPORTERS:
+            return IMPORTERS[self.format].count(Path(self.path).expanduser())
         files = self.files()
         if files and files[0].suffix == ".parquet":
             return count_parquet_rows(Path(self.path).expanduser())
@@ -101,9 +109,12 @@ class InputSpec:
             for i in range(start, min(stop, len(ds))):
                 yield ds[i]
             return
+        if self.format in IMPORTERS:
+            yield from IMPORTERS[self.format].rows(Path(self.path).expanduser(), start, stop)
+            return
         files = self.files()
         if files and files[0].suffix == ".parquet":
-            yield from _parquet_range(files, start, stop)
+            yield from parquet_range(files, start, stop)
             return
         for i, row in enumerate(self._text_rows(files)):
             if i >= stop:
@@ -144,6 +155,8 @@ class InputSpec:
             KeyError: A required column is missing.
             ValueError: A bad value (invalid JSON line, unreadable image, bad box or transform).
         """
+        if self.format in IMPORTERS:
+            return IMPORTERS[self.format].item(row, index, Path(self.path).expanduser())
         if isinstance(row, str):  # a JSONL line
             try:
                 row = json.loads(row)
@@ -160,6 +173,30 @@ class InputSpec:
             return verl_item(row, index)
         base = self.files()[0].parent if self.files() and self.files()[0].suffix == ".jsonl" else None
         return item_from_row(row, base)
+
+    def read(self, *, report: BuildReport | None = None, limit: int | None = None) -> list[Item]:
+        """Every item (or the first ``limit``) in memory; bad rows go to ``report``.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from cv_data.testing import tiny_items
+            >>> from cv_data.records import write_verl
+            >>> p = write_verl(tiny_items(2), pathlib.Path(tempfile.mkdtemp()) / "v.parquet")
+            >>> [it.id for it in InputSpec(str(p), "verl").read()]
+            ['tiny-s0-0000', 'tiny-s0-0001']
+        """
+        report = report if report is not None else BuildReport()
+        out = []
+        stop = limit if limit is not None else 1 << 62
+        for i, row in enumerate(self.rows(0, stop)):
+            report.total += 1
+            try:
+                out.append(self.item(row, i))
+                report.ok += 1
+            except (KeyError, ValueError, TypeError) as e:
+                stage, rid, msg = self.error(row, e)
+                report.add_error(i, rid, stage, msg)
+        return out
 
     def error(self, row: Any, e: Exception) -> tuple[str, str | None, str]:
         """``(stage, id, message)`` of a row that :meth:`item` rejected."""
@@ -181,27 +218,3 @@ def _jsonl_files(p: Path) -> list[Path]:
         if found:
             return found
     raise FileNotFoundError(f"{p} holds no parquet or .jsonl records")
-
-
-def _parquet_range(
-    files: list[Path], start: int, stop: int, batch_size: int = 16
-) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    pos = 0
-    for f in files:
-        pf = pq.ParquetFile(f)
-        for g in range(pf.num_row_groups):
-            n = pf.metadata.row_group(g).num_rows
-            if pos + n <= start:
-                pos += n
-                continue
-            for batch in pf.iter_batches(batch_size=batch_size, row_groups=[g]):
-                for row in batch.to_pylist():
-                    if pos >= stop:
-                        return
-                    if pos >= start:
-                        yield row
-                    pos += 1
-            if pos >= stop:
-                return

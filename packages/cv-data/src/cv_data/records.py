@@ -116,6 +116,30 @@ def iter_parquet_rows(path: Path, batch_size: int = 16) -> Iterator[dict[str, An
             yield from batch.to_pylist()
 
 
+def parquet_range(files: list[Path], start: int, stop: int, batch_size: int = 16) -> Iterator[dict[str, Any]]:
+    """Rows ``start .. stop-1`` of parquet ``files`` read as one table; row groups before ``start`` are
+    skipped from the footers, and rows are decoded a batch at a time."""
+    import pyarrow.parquet as pq
+
+    pos = 0
+    for f in files:
+        pf = pq.ParquetFile(f)
+        for g in range(pf.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if pos + n <= start:
+                pos += n
+                continue
+            for batch in pf.iter_batches(batch_size=batch_size, row_groups=[g]):
+                for row in batch.to_pylist():
+                    if pos >= stop:
+                        return
+                    if pos >= start:
+                        yield row
+                    pos += 1
+            if pos >= stop:
+                return
+
+
 def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of a parquet file, or of every parquet shard of a folder, as dicts."""
     return list(iter_parquet_rows(path))

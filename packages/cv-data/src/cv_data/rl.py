@@ -16,6 +16,7 @@ import numpy as np
 from cv_protocol import DEFAULT_PRESET, FLIP_OPS, ROTATE_OPS, Preset
 
 from ._parallel import pmap
+from .importers import IMPORTERS
 from .inputs import InputSpec
 from .item import Item
 from .records import LAYOUTS, layout_row
@@ -216,6 +217,11 @@ def rl_spec(
                 yield _RLTask(i, cfg, layout, preset, source, row)
 
     what = "the items of " + Path(source.path).name if source is not None else "synthetic RL items"
+    title = "CodeVision RL items"
+    if source is not None and source.format in IMPORTERS:
+        imp = IMPORTERS[source.format]
+        title = f"{imp.description}, converted by cv-data"
+        what = f"{imp.name} records of {Path(source.path).name}, kept as published"
     return BuildSpec(
         builder="build-rl",
         num=num,
@@ -224,9 +230,9 @@ def rl_spec(
         make=_rl_record,
         settings=settings,
         command=command or _rl_command(cfg, layout, preset, source),
-        title="CodeVision RL items",
+        title=title,
         description=(
-            f"{num} RL records ({what}): an image, a question, the exact answer, the transforms applied to "
+            f"{num} records ({what}): an image, a question, the exact answer, the transforms applied to "
             "the image (`transform`) and the answer region (`bbox`), for GRPO with cv-rewards' process reward."
         ),
         usage=_USAGE,

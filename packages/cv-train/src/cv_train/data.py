@@ -344,9 +344,11 @@ def rl_dataset(items: Sequence[Any]) -> Any:
 def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[Any]:
     """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value.
 
-    ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder;
-    anything else: a file/folder written by ``cv_data.write_items``. Rows cv-data cannot read are an error
-    (with their count and first message), never silently skipped.
+    ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder; anything else is read with
+    ``cv_data.read_items``: a ``cv-data build-rl`` folder (``data/*.parquet``), a ``write_items`` file, or
+    a verl RL parquet file or folder such as the CodeVision release's ``train_group_*.parquet`` (box in
+    ``extra_info.bbox`` or ``bbox_2d``). Rows cv-data cannot read are an error (with their count and first
+    message), never silently skipped.
     """
     if dataset == "cv-data":
         from cv_data import RLBuildConfig, build_rl_items
@@ -355,7 +357,7 @@ def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[
     p = Path(dataset)
     if not p.exists():
         raise DatasetError(
-            f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'cv-data'"
+            f"RL dataset {dataset!r} does not exist: set dataset to a cv-data build folder, a verl parquet or 'cv-data'"
         )
     from cv_data import read_items
     from cv_data.report import BuildReport

@@ -11,12 +11,17 @@ for pkg in packages/*/; do
 done
 ls dist
 
+# uv caches wheels found through --find-links by file name; ours are rebuilt with the same names (0.1.0) on
+# every run, so without a refresh a venv could get a stale build of a member from an earlier run.
+refresh=()
+for pkg in packages/*/; do refresh+=(--refresh-package "$(basename "$pkg")"); done
+
 # A fresh venv holding one member's wheel, its dependencies resolved from dist (ours) and the index.
 fresh_venv() {
     local venv
     venv=$(mktemp -d)/venv
     uv venv --quiet "$venv"
-    uv pip install --quiet --python "$venv/bin/python" --find-links dist "$@" || return 1
+    uv pip install --quiet --python "$venv/bin/python" --find-links dist "${refresh[@]}" "$@" || return 1
     echo "$venv"
 }
 # Which of our distributions a venv holds, sorted and comma separated.
@@ -40,10 +45,12 @@ venv=$(fresh_venv dist/cv_sandbox-*.whl)
 import sys
 from PIL import Image
 from cv_protocol import tool_response_text
-from cv_sandbox import Sandbox
+from cv_sandbox import ImageWorkspace, Sandbox
 with Sandbox() as sb:
     r = sb.run("result = image.rotate(90, expand=True)", [Image.new("RGB", (40, 20), "red")])
+    out = ImageWorkspace([Image.new("RGB", (40, 20))]).execute(sb, "result = image.crop((0, 0, 8, 4))", "zoom", 0)
 assert r.ok and r.image.size == (20, 40), r.summary()
+assert out.call.ok and out.call.ops[0]["box_input"] == [0, 0, 8, 4], out.call
 assert tool_response_text(r, 1) == "Execution succeeded. The result is image 1 (20x40 pixels).", r.summary()
 assert "torch" not in sys.modules
 print("standalone cv-sandbox wheel OK:", r.ops)

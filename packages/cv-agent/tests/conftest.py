@@ -13,13 +13,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_qwen25(tiny_dir: Path) -> Path:
-    from cv_agent.testing import build_tiny_vlm
+    from cv_agent.tiny import build_tiny_vlm
 
     return build_tiny_vlm(tiny_dir / "qwen2_5_vl", "qwen2_5_vl")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen3(tiny_dir: Path) -> Path:
-    from cv_agent.testing import build_tiny_vlm
+    from cv_agent.tiny import build_tiny_vlm
 
     return build_tiny_vlm(tiny_dir / "qwen3_vl", "qwen3_vl")

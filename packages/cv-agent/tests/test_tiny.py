@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cv_agent import chat_template_path, load_chat_template
-from cv_agent.testing import SPECIAL_TOKENS, build_tiny_vlm
+from cv_agent.tiny import SPECIAL_TOKENS, build_tiny_vlm
 from cv_protocol import SYSTEM_PROMPT, TOOL_SCHEMA
 from PIL import Image
 

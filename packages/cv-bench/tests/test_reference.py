@@ -55,3 +55,30 @@ def test_policy_answers_only_after_verified_outputs() -> None:
         )
     )
     assert CHECK_FAILED in wrong
+
+
+@pytest.mark.parametrize("suite", ["orientation", "crop-only"])
+def test_a_corrupted_tool_image_makes_the_reference_fail(
+    suite: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A harness bug between the executor and the model (here: every tool output the model is shown is
+    mirrored) turns each episode with tool calls into a wrong answer; 100 % is asserted in test_eval_e2e."""
+    import cv_agent.agent
+    from cv_bench import EvalConfig, evaluate, load_results, load_suite
+
+    items = load_suite(suite, size=1)
+    inputs = {id(im) for it in items for im in it.images}
+    real = cv_agent.agent.model_copy
+
+    async def corrupted(image, **kw):
+        copy = await real(image, **kw)
+        return copy if id(image) in inputs else ImageOps.mirror(copy)
+
+    monkeypatch.setattr(cv_agent.agent, "model_copy", corrupted)
+    cfg = EvalConfig(
+        model="reference", suite=suite, size=1, out=tmp_path, progress=False, trajectories="none"
+    )
+    out = evaluate(cfg, items=items)
+    with_calls = [r for r in load_results(tmp_path) if r.tool_calls]
+    assert with_calls and all(not r.correct and r.pred == CHECK_FAILED for r in with_calls)
+    assert out.summary["overall"] < 100.0 and out.failed == 0

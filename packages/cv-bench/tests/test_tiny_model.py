@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def tiny_vlm() -> Path:
-    from cv_agent.testing import build_tiny_vlm
+    from cv_agent.tiny import build_tiny_vlm
 
     # build_tiny_vlm caches by its arguments (atomic rename), so a shared temp location saves the ~10 s
     # build on later runs and is safe for concurrent test processes.

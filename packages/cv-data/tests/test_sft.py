@@ -149,3 +149,43 @@ def test_testing_fakes(sandbox) -> None:
     assert len({it.id for it in items}) == 4 and all(it.bbox is not None for it in items)
     recs = tiny_sft_records(2, seed=1, sandbox=sandbox)
     assert all(replay_trajectory(r, sandbox) == [] for r in recs)
+
+
+def test_replay_catches_changed_pixels_texts_and_lost_images(records, sandbox) -> None:
+    rec = next(r for r in records if r["kind"] == "multi_tool")
+    changed = dict(rec, images=list(rec["images"]))
+    changed["images"][1] = changed["images"][1].transpose(0)  # a mirrored tool output
+    assert any("replayed image 1 differs in pixels" in p for p in replay_trajectory(changed, sandbox))
+    msgs = [dict(m, content=[dict(p) for p in m["content"]]) for m in rec["messages"]]
+    tool = next(m for m in msgs if m["role"] == "tool")
+    tool["content"][-1]["text"] = tool["content"][-1]["text"].replace("image 1", "image 7")
+    assert any("tool text differs" in p for p in replay_trajectory(dict(rec, messages=msgs), sandbox))
+    lost = dict(rec, images=rec["images"][:-1])
+    assert replay_trajectory(lost, sandbox) == [
+        f"message 4: record has no stored image {len(rec['images']) - 1}"
+    ]
+
+
+def test_sft_record_orders_images_by_placeholder_and_checks_them() -> None:
+    from cv_data import sft_record
+    from PIL import Image
+
+    a, b = Image.new("RGB", (2, 2)), Image.new("I", (3, 3))
+    msgs = [
+        {"role": "user", "content": [{"type": "image", "image_index": 1}, {"type": "text", "text": "q"}]},
+        {"role": "tool", "content": [{"type": "image", "image_index": 0}, {"type": "text", "text": "ok"}]},
+    ]
+    meta = dict(id="r", kind="teacher", data_source="s", item_id="i", answer="A")
+    rec = sft_record(msgs, [a, b], **meta, correct=True)
+    assert [im.size for im in rec["images"]] == [(3, 3), (2, 2)] and rec["images"][0].mode == "RGB"
+    assert rec["messages"][0]["content"][0] == {"type": "image"} and rec["correct"] is True
+    assert rec["tool_ops"] == [] and rec["transform"] == []
+    with pytest.raises(ValueError, match="2 image placeholders but 1 images"):
+        sft_record([{"role": "user", "content": [{"type": "image"}, {"type": "image"}]}], [a], **meta)
+
+
+def test_sharegpt_image_names_survive_ids_with_slashes(tmp_path: Path, records) -> None:
+    rec = dict(records[0], id="teacher-orientation-0003/rot90")
+    paths = save_sft([rec], tmp_path, formats=["sharegpt"])
+    back = load_sft(paths["sharegpt"])
+    assert back[0]["id"] == rec["id"] and len(back[0]["images"]) == len(rec["images"])

@@ -328,3 +328,17 @@ def test_extract_answer(text: str, expected: str | None) -> None:
 def test_extract_answer_rejects_non_str() -> None:
     with pytest.raises(TypeError, match="expects a str"):
         extract_answer(None)  # type: ignore[arg-type]
+
+
+def test_canonical_call_text_keeps_the_reasoning_and_only_the_executed_call() -> None:
+    from cv_protocol import canonical_call_text, render_tool_call
+
+    first = render_tool_call("result = image.rotate(90, expand=True)", "turn", 0)
+    second = render_tool_call("result = image", "noop", 0)
+    fenced = "<think>sideways</think>\n<tool_call>\n```json\n" + first.split("\n")[1] + "\n```\n</tool_call>"
+    for text in (fenced + "\nI expect it upright now.", first + second, "<think>sideways</think>\n" + first):
+        call = parse_tool_calls(text)
+        out = canonical_call_text(text, call)
+        assert out.endswith(first) and out.count("<tool_call>") == 1 and "expect" not in out
+        assert parse_tool_calls(out).warnings == []
+    assert canonical_call_text(fenced, parse_tool_calls(fenced)).startswith("<think>sideways</think>\n")

@@ -9,7 +9,9 @@ examples, are not code) and reports, with file and line:
 - an answer-extraction regex (``<answer>(...)``);
 - a restated op list (two or more canonical op names in one list/tuple/set) or angle table
   (``{"rotate_90": 90}``), or the inverse-rotation formula (``f"rotate_{360 - d}"``);
-- model-spec parsing (splitting on ``"#"``, an ``"openai:"`` prefix check, ``f"openai:{url}#..."``).
+- model-spec parsing (splitting on ``"#"``, an ``"openai:"`` prefix check, ``f"openai:{url}#..."``);
+- a second tool-call executor: a sandbox ``.run(...)``/``.arun(...)`` with an ``image_index`` outside
+  ``cv_sandbox.workspace`` (the one executor), or ``exec(...)``/``compile(...)`` of code outside cv-sandbox.
 """
 
 from __future__ import annotations
@@ -24,21 +26,40 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PROTOCOL_HOME = "packages/cv-protocol/src/cv_protocol/"
 
-#: Names whose second definitions were removed; they must not come back anywhere.
-RETIRED = frozenset(
-    {
-        "required_ops",  # cv_rewards.process: now cv_protocol.corrective_ops
-        "extract_final_answer",  # cv_sandbox.protocol: now cv_protocol.extract_answer
-        "parse_backend_spec",  # cv_agent.backends.base: now cv_protocol.parse_model_spec
-        "parse_endpoint",  # cv_bench.runner: now cv_protocol.parse_model_spec
-        "answers_match",  # cv_data.teacher: now cv_rewards.match_answer
-    }
-)
+#: Names whose second definitions were removed (name -> its one home now); they must not come back anywhere.
+RETIRED = {
+    "required_ops": "cv_protocol.corrective_ops",  # was cv_rewards.process
+    "extract_final_answer": "cv_protocol.extract_answer",  # was cv_sandbox.protocol
+    "parse_backend_spec": "cv_protocol.parse_model_spec",  # was cv_agent.backends.base
+    "parse_endpoint": "cv_protocol.parse_model_spec",  # was cv_bench.runner
+    "answers_match": "cv_rewards.match_answer",  # was cv_data.teacher
+    # cv_data.teacher: distillation runs the one agent loop, in cv_bench.distill
+    "TeacherConfig": "cv_bench.DistillConfig",
+    "build_teacher_sft": "cv_bench.distill",
+    "teacher_trajectory": "cv_bench.distill",
+    "_execute_locally": "cv_sandbox.ImageWorkspace",  # was cv_bench.reference
+}
+EXECUTOR_HOME = "packages/cv-sandbox/src/cv_sandbox/workspace.py"
+#: Files that may run code in a sandbox without the workspace: the sandbox's own command line runs one
+#: snippet on image files (the tool itself, not a conversation's call).
+EXECUTOR_EXEMPT = frozenset({EXECUTOR_HOME, "packages/cv-sandbox/src/cv_sandbox/cli.py"})
+#: Only cv-sandbox compiles and runs model code (RestrictedPython, in a hardened child).
+CODE_RUNNER_HOME = "packages/cv-sandbox/src/"
 #: Single homes outside cv-protocol: name -> the file that defines it.
 OTHER_HOMES = {
     "TASK_TYPES": "packages/cv-rewards/src/cv_rewards/verdict.py",
     "MatchResult": "packages/cv-rewards/src/cv_rewards/verdict.py",
     "make_backend": "packages/cv-agent/src/cv_agent/backends/factory.py",
+    # the tool-call executor and its records
+    "ImageWorkspace": EXECUTOR_HOME,
+    "ToolCall": EXECUTOR_HOME,
+    "ToolOutcome": EXECUTOR_HOME,
+    # the SFT record layout; teacher distillation; tiny models
+    "sft_record": "packages/cv-data/src/cv_data/sft/record.py",
+    "distill": "packages/cv-bench/src/cv_bench/distill.py",
+    "build_tiny_vlm": "packages/cv-agent/src/cv_agent/tiny.py",
+    # a process's shared sandbox (was cached in cv_data.sft, cv_train.env and cv_bench.reference)
+    "shared_sandbox": "packages/cv-sandbox/src/cv_sandbox/shared.py",
 }
 _TAGS = (
     cv_protocol.TOOL_CALL_START,
@@ -113,7 +134,9 @@ def scan_source(source: str, path: str) -> list[Finding]:
         for name in _defined_names(node):
             if name in OTHER_HOMES and path != OTHER_HOMES[name]:
                 hit(node, f"second definition of {name} (its home is {OTHER_HOMES[name]})")
-            elif (name in cv_protocol.__all__ and not in_protocol) or name in RETIRED:
+            elif name in RETIRED:
+                hit(node, f"second definition of {name} (use {RETIRED[name]})")
+            elif name in cv_protocol.__all__ and not in_protocol:
                 hit(node, f"second definition of {name} (use cv_protocol)")
         if in_protocol or id(node) in skip:
             continue
@@ -151,7 +174,30 @@ def scan_source(source: str, path: str) -> list[Finding]:
             and node.args[0].value == "#"
         ):
             hit(node, "model-spec parsing outside cv_protocol (use cv_protocol.parse_model_spec)")
+        if isinstance(node, ast.Call) and path not in EXECUTOR_EXEMPT and _runs_a_tool_call(node):
+            hit(node, "a tool call executed outside the one executor (use cv_sandbox.ImageWorkspace)")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("exec", "compile")
+            and not path.startswith(CODE_RUNNER_HOME)
+        ):
+            hit(
+                node,
+                f"{node.func.id}() of code outside cv-sandbox (run it through cv_sandbox.ImageWorkspace)",
+            )
     return found
+
+
+def _runs_a_tool_call(node: ast.Call) -> bool:
+    """``<sandbox>.run(code, images, image_index=...)`` or ``.arun(...)`` (the index by keyword or third);
+    ``self.run(...)`` is a sandbox (a fake one, say) delegating to itself, not a caller."""
+    return (
+        isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("run", "arun")
+        and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "self")
+        and (any(k.arg == "image_index" for k in node.keywords) or len(node.args) >= 3)
+    )
 
 
 def scan_tree(root: Path) -> list[Finding]:
@@ -199,6 +245,18 @@ TASK_TYPES = frozenset({"ocr"})
 def spec(s):
     url, _, model = s.partition("#")
     return s.startswith("openai:"), f"openai:{url}#{model}"
+
+
+class ImageWorkspace:
+    def call(self, sandbox, code, images, k):
+        sandbox.run(code, images, image_index=k)
+        return sandbox.arun(code, images, k)
+
+
+def expected(code, image):
+    ns = {"image": image}
+    exec(compile(code, "<x>", "exec"), ns)
+    return ns["result"]
 '''
 
 
@@ -218,10 +276,15 @@ def test_the_scanner_finds_each_kind_of_copy(tmp_path: Path) -> None:
         "second definition of TASK_TYPES (its home is packages/cv-rewards/src/cv_rewards/verdict.py)",
         "model-spec parsing outside cv_protocol (use cv_protocol.parse_model_spec)",
         "model-spec parsing/writing outside cv_protocol",
+        "second definition of ImageWorkspace (its home is packages/cv-sandbox/src/cv_sandbox/workspace.py)",
+        "a tool call executed outside the one executor",
+        "exec() of code outside cv-sandbox",
+        "compile() of code outside cv-sandbox",
     ]
     for fragment in expected:
         assert fragment in concepts, f"the scanner missed: {fragment}\n{concepts}"
-    assert len(findings) == len(expected) + 1  # "openai:" is found twice: the prefix check and the f-string
+    # "openai:" is found twice (the prefix check and the f-string), and so is the executor (run and arun)
+    assert len(findings) == len(expected) + 2
     assert all(
         f.path == "packages/cv-x/src/cv_x/copy.py" and f.line > 5 for f in findings
     )  # not the docstring
@@ -250,3 +313,21 @@ def test_the_scanner_reads_files_and_spares_the_homes(tmp_path: Path) -> None:
 )
 def test_ordinary_code_is_not_flagged(clean: str) -> None:
     assert scan_source(clean, "packages/cv-x/src/cv_x/ok.py") == []
+
+
+def test_a_copy_of_the_executor_is_caught_naming_the_file(tmp_path: Path) -> None:
+    """The tool-call executor has one home: a package that copies it (as cv-agent, cv-data and cv-bench
+    once did) is named, and the home itself is spared."""
+    home = (ROOT / EXECUTOR_HOME).read_text(encoding="utf-8")
+    for rel in (EXECUTOR_HOME, "packages/cv-data/src/cv_data/executor.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(home, encoding="utf-8")
+    findings = scan_tree(tmp_path)
+    assert {f.path for f in findings} == {"packages/cv-data/src/cv_data/executor.py"}
+    concepts = {f.concept.split(" (")[0] for f in findings}
+    assert concepts == {
+        "second definition of ImageWorkspace",
+        "second definition of ToolCall",
+        "second definition of ToolOutcome",
+        "a tool call executed outside the one executor",
+    }

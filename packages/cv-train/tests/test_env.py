@@ -1,6 +1,6 @@
 """CodeVisionEnv: tool results as content blocks, per-call traces, crop boxes chained into the input frame.
 
-The call itself is cv_agent.ImageWorkspace (tested with the agent); the geometry is cv_sandbox.geometry.
+The call itself is cv_sandbox.ImageWorkspace (tested in cv-sandbox); the geometry is cv_sandbox.geometry.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """cv-agent: the multi-turn code-as-tool agent loop of CodeVision, with model backends."""
 
-from .agent import Agent, AgentConfig, run_episodes
+from .agent import Agent, AgentConfig, call_notes, run_episodes
 from .backends import (
     BackendError,
     Generation,
@@ -15,7 +15,6 @@ from .backends import (
 )
 from .images import smart_resize
 from .templates import TEMPLATE_FAMILIES, chat_template_path, load_chat_template
-from .tools import ImageWorkspace, ToolOutcome
 from .trajectory import ToolCall, Trajectory, load_trajectories, save_trajectories
 from .viewer import render_index_html, render_trajectory_html, write_html_report
 
@@ -25,17 +24,16 @@ __all__ = [
     "AgentConfig",
     "BackendError",
     "Generation",
-    "ImageWorkspace",
     "ModelBackend",
     "OpenAIBackend",
     "OpenAIBackendConfig",
     "ToolCall",
-    "ToolOutcome",
     "Trajectory",
     "TransformersBackend",
     "TransformersBackendConfig",
     "VLLMBackend",
     "VLLMBackendConfig",
+    "call_notes",
     "chat_template_path",
     "load_chat_template",
     "load_trajectories",

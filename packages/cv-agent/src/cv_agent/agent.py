@@ -17,13 +17,12 @@ from cv_protocol import (
     parse_error_text,
     parse_tool_calls,
 )
-from cv_sandbox import Sandbox
+from cv_sandbox import ImageWorkspace, Sandbox, ToolCall
 from PIL import Image
 
 from .backends.base import Generation, ModelBackend
 from .images import ImageLike, model_copy, to_pil
-from .tools import ImageWorkspace
-from .trajectory import ToolCall, Trajectory
+from .trajectory import Trajectory
 
 
 @dataclass
@@ -295,13 +294,7 @@ class Agent:
         traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
 
     async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
-        notes = []
-        if call.n_calls > 1:
-            notes.append(
-                f"Note: your reply contained {call.n_calls} tool calls; only the first was executed."
-            )
-        if any("image_index" in w for w in call.warnings):
-            notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
+        notes = call_notes(call)
         out = await ep.workspace.aexecute(
             self.sandbox, call.code, call.description, call.image_index, turn=turn
         )
@@ -321,6 +314,23 @@ class Agent:
             content.append({"type": "image", "image_index": index})
         content.append({"type": "text", "text": text})
         traj.messages.append({"role": "tool", "content": content})
+
+
+def call_notes(call: ParsedCall) -> list[str]:
+    """What the agent adds to a call's tool response about how it read the call (extra calls ignored, a
+    default image used); each note is appended on its own line.
+
+    Example:
+        >>> from cv_protocol import parse_tool_calls, render_tool_call
+        >>> call_notes(parse_tool_calls(render_tool_call("result = image", "noop", 0) * 2))
+        ['Note: your reply contained 2 tool calls; only the first was executed.']
+    """
+    notes = []
+    if call.n_calls > 1:
+        notes.append(f"Note: your reply contained {call.n_calls} tool calls; only the first was executed.")
+    if any("image_index" in w for w in call.warnings):
+        notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
+    return notes
 
 
 def _is_array(x: Any) -> bool:

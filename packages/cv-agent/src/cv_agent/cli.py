@@ -97,7 +97,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
-    from .testing import build_tiny_vlm
+    from .tiny import build_tiny_vlm
 
     print(build_tiny_vlm(args.out, args.family, args.seed))
     return 0

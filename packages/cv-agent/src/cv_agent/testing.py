@@ -1,4 +1,7 @@
-"""Fakes and fixtures for tests of cv-agent and the packages above it (no real model needed)."""
+"""Fakes for tests of cv-agent and the packages above it (no real model needed).
+
+Tiny random checkpoints, which cv-train's tiny recipes use in production too, live in :mod:`cv_agent.tiny`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 from PIL import Image
 
 from ._stub_server import StubOpenAIServer
-from ._tiny import SPECIAL_TOKENS, build_tiny_vlm
 from .backends.base import Generation, ModelBackend
 from .trajectory import Trajectory
 
@@ -104,4 +106,4 @@ def assistant_turns(traj: Trajectory) -> list[str]:
     return traj.assistant_texts
 
 
-__all__ = ["SPECIAL_TOKENS", "ScriptedPolicy", "StubOpenAIServer", "assistant_turns", "build_tiny_vlm"]
+__all__ = ["ScriptedPolicy", "StubOpenAIServer", "assistant_turns"]

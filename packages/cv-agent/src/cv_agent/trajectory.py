@@ -9,7 +9,9 @@ On disk a directory holds many trajectories:
     Full-resolution image ``k`` of the trajectory on line ``<line>`` (0-based), lossless.
 
 :func:`save_trajectories` / :func:`load_trajectories` handle the whole directory; :meth:`Trajectory.save`
-appends one trajectory and :meth:`Trajectory.load` reads one back.
+appends one trajectory and :meth:`Trajectory.load` reads one back. A trajectory's tool calls are
+:class:`cv_sandbox.ToolCall` records (re-exported here and from ``cv_agent``), written by the one executor,
+:class:`cv_sandbox.ImageWorkspace`.
 """
 
 from __future__ import annotations
@@ -22,85 +24,23 @@ from pathlib import Path
 from typing import Any
 
 from cv_protocol import completion_to_text
+from cv_sandbox import ToolCall
 from PIL import Image
+
+__all__ = [
+    "IMAGES_DIR",
+    "JSONL_NAME",
+    "STOP_REASONS",
+    "ToolCall",
+    "Trajectory",
+    "load_trajectories",
+    "save_trajectories",
+]
 
 JSONL_NAME = "trajectories.jsonl"
 IMAGES_DIR = "images"
 STOP_REASONS: frozenset[str] = frozenset({"answer", "max_turns", "token_budget", "no_tool_call", "error"})
 _FORMAT_VERSION = 1
-
-
-@dataclass
-class ToolCall:
-    """One executed (or rejected) tool call.
-
-    Attributes:
-        turn: Index of the assistant turn (0-based) that made the call.
-        code: The code as parsed (``""`` when the call could not be parsed).
-        description: The model's description.
-        image_index: The image it operated on.
-        ok: Whether it produced an image.
-        error: Error text sent back to the model, else ``None``.
-        error_kind: A sandbox error kind (``cv_sandbox.ERROR_KINDS``), ``"parse"`` for unreadable calls or
-            ``"bad_index"`` for an ``image_index`` that does not exist; ``None`` on success.
-        ops: Traced operations, each ``{"name", "box", "box_input", "params"}``: ``box`` in pixels of the
-            operated image, ``box_input`` mapped into input image 0's frame (``None`` when not a crop or not
-            trackable).
-        output_index: Index of the produced image, else ``None``.
-        duration_s: Sandbox wall time.
-        warnings: Parser repairs (code fence removed, default index used, extra calls ignored, ...).
-        stdout: Captured print output.
-    """
-
-    turn: int
-    code: str
-    description: str = ""
-    image_index: int = 0
-    ok: bool = False
-    error: str | None = None
-    error_kind: str | None = None
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    output_index: int | None = None
-    duration_s: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-    stdout: str = ""
-
-    @property
-    def op_names(self) -> list[str]:
-        return [op["name"] for op in self.ops]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "turn": self.turn,
-            "code": self.code,
-            "description": self.description,
-            "image_index": self.image_index,
-            "ok": self.ok,
-            "error": self.error,
-            "error_kind": self.error_kind,
-            "ops": [dict(op) for op in self.ops],
-            "output_index": self.output_index,
-            "duration_s": self.duration_s,
-            "warnings": list(self.warnings),
-            "stdout": self.stdout,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ToolCall:
-        return cls(
-            turn=d["turn"],
-            code=d.get("code", ""),
-            description=d.get("description", ""),
-            image_index=d.get("image_index", 0),
-            ok=d.get("ok", False),
-            error=d.get("error"),
-            error_kind=d.get("error_kind"),
-            ops=[dict(op) for op in d.get("ops", [])],
-            output_index=d.get("output_index"),
-            duration_s=d.get("duration_s", 0.0),
-            warnings=list(d.get("warnings", [])),
-            stdout=d.get("stdout", ""),
-        )
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""cv-bench: the resumable ``cv-bench eval`` harness and its reports for CodeVision.
+"""cv-bench: the resumable ``cv-bench eval`` harness and its reports for CodeVision, and ``cv-bench distill``
+(SFT data from a teacher model, by running the same agent loop over items and keeping verified trajectories).
 
 The suites themselves (registry, builders, loaders of external benchmarks) live in ``cv_data``;
 ``SUITES``, ``list_suites`` and ``load_suite`` are re-exported here for convenience.
@@ -6,6 +7,7 @@ The suites themselves (registry, builders, loaders of external benchmarks) live 
 
 from cv_data import SUITES, list_suites, load_suite
 
+from .distill import DistillConfig, DistillOutcome, distill, trajectory_to_sft
 from .reference import ReferencePolicy, plan_calls
 from .report import (
     compare_runs,
@@ -24,6 +26,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "SUITES",
     "VARIANT_ORDER",
+    "DistillConfig",
+    "DistillOutcome",
     "EvalConfig",
     "EvalOutcome",
     "ItemResult",
@@ -33,6 +37,7 @@ __all__ = [
     "accuracy_table",
     "aevaluate",
     "compare_runs",
+    "distill",
     "evaluate",
     "format_table",
     "format_tool_table",
@@ -45,6 +50,7 @@ __all__ = [
     "summarize",
     "summarize_run",
     "tool_stats",
+    "trajectory_to_sft",
     "write_report",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""``cv-bench``: ``eval``, ``report``, ``compare`` and ``list``; a thin layer over the library."""
+"""``cv-bench``: ``eval``, ``distill``, ``report``, ``compare`` and ``list``; a thin layer over the library."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from cv_protocol import parse_model_spec
 
 from .report import compare_runs, format_table, format_tool_table, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
+
+DISTILL_HELP = """The teacher plays every item through the agent loop and cv-sandbox (as `cv-bench eval` does);
+trajectories whose answer cv-rewards' matcher verifies are written as SFT data (cv_data.save_sft), their tool
+calls rewritten in the canonical format. Example:
+  cv-data build-rl --out data/rl.parquet --num 200
+  cv-bench distill --model openai:http://localhost:8000/v1#Qwen/Qwen3-VL-32B --data data/rl.parquet --out data/sft"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +62,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--label", default=None, help="row label in tables (default: the model spec)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser(
+        "distill",
+        help="SFT data from a teacher model: its verified-correct trajectories (resumable)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=DISTILL_HELP,
+    )
+    d.add_argument("--model", required=True, help="the teacher: openai:URL#MODEL | hf:PATH | vllm:PATH")
+    d.add_argument("--suite", default=None, choices=list(SUITES), help="items: a suite (`cv-bench list`)")
+    d.add_argument("--data", default=None, help="items: a file from `cv-data build-rl` (or a benchmark copy)")
+    d.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
+    d.add_argument("--size", type=int, default=None, help="base items of a built-in suite")
+    d.add_argument("--limit", type=int, default=None, help="use at most this many items")
+    d.add_argument("--samples", type=int, default=1, help="attempts per item (with --temperature > 0)")
+    d.add_argument("--concurrency", type=int, default=8, help="episodes in flight")
+    d.add_argument("--judge", default=None, help="LLM judge openai:URL#MODEL for answers rules cannot decide")
+    d.add_argument("--seed", type=int, default=0, help="seed of the built-in synthetic suites")
+    d.add_argument("--max-turns", type=int, default=6)
+    d.add_argument("--max-new-tokens", type=int, default=1024)
+    d.add_argument("--temperature", type=float, default=0.7)
+    d.add_argument("--max-pixels", type=int, default=None, help="pixel budget of the teacher's images")
+    d.add_argument("--formats", default="parquet,sharegpt", help="SFT files: parquet and/or sharegpt")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("report", help="rebuild summary.json and report.html of a run and print its tables")
     r.add_argument("run_dir")
@@ -110,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cv-bench compare: {e}", file=sys.stderr)
             return 2
         return 0
+    if args.cmd == "distill":
+        return _distill(args)
     # eval
     if not args.model:
         print(MODEL_HELP, file=sys.stderr)
@@ -164,6 +195,54 @@ def main(argv: list[str] | None = None) -> int:
         )
         for msg in list(dict.fromkeys(e.split(": ", 1)[-1] for e in outcome.errors))[:3]:
             print(f"  {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from .distill import DistillConfig, distill
+
+    try:
+        config = DistillConfig(
+            model=args.model,
+            out=args.out,
+            suite=args.suite,
+            data=args.data,
+            size=args.size,
+            limit=args.limit,
+            samples=args.samples,
+            concurrency=args.concurrency,
+            judge=args.judge,
+            seed=args.seed,
+            max_turns=args.max_turns,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            max_pixels=args.max_pixels,
+            formats=[f.strip() for f in args.formats.split(",") if f.strip()],
+            progress=not args.quiet,
+        )
+        outcome = distill(config)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"cv-bench distill: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ncv-bench distill: interrupted; finished episodes are saved in {Path(args.out) / 'run'}. "
+            "Rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    rep = outcome.report
+    print(
+        f"kept {rep.ok}/{rep.total} verified teacher trajectories in {outcome.out} "
+        f"(report: {outcome.paths['report']}; episodes: {config.run_dir / 'report.html'})"
+    )
+    if outcome.evaluation is not None and outcome.evaluation.failed:
+        print(
+            f"{outcome.evaluation.failed} episodes failed in the harness (see {config.run_dir / 'errors.jsonl'}); "
+            "rerun the same command to retry them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

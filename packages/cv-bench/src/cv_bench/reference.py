@@ -2,14 +2,16 @@
 
 For each item it writes the corrective code the item's metadata calls for (crop the answer box when the
 transform has ``crop``, undo rotations and flips, clean up corruptions), sends it through the real agent
-loop and sandbox, checks that every tool output is exactly what the same code produces locally, and only
-then answers the ground truth. A harness bug (lost image, wrong index, sandbox corruption, scoring error)
-therefore shows up as a wrong answer: the policy must reach 100 % on the built-in suites.
+loop and sandbox, checks that every image it is shown is exactly what its planned calls produce, and only
+then answers the ground truth. The expected outputs come from the one tool-call executor: the planned calls
+run through :class:`cv_sandbox.ImageWorkspace` on the full-resolution input, then through the agent's
+resize for the model. A harness bug between the executor and the model (lost image, wrong index, wrong
+lineage, a corrupted or mis-resized image, scoring error) therefore shows up as a wrong answer: the policy
+must reach 100 % on the built-in suites.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,8 @@ import numpy as np
 from cv_agent import ModelBackend
 from cv_data import orientation_code
 from cv_protocol import ORIENTATION_OPS, corrective_ops, render_tool_call
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
+from cv_sandbox import ImageWorkspace, SandboxConfig, shared_sandbox
+from PIL import Image
 
 #: Clean-up code for corruption transforms, matched by substring of the transform name.
 CORRUPTION_CODE: tuple[tuple[str, str], ...] = (
@@ -96,21 +99,16 @@ def plan_calls(
     return calls
 
 
-def _execute_locally(code: str, image: Image.Image) -> Image.Image:
-    # Our own scripted code, run outside the sandbox only to know the exact expected output.
-    ns: dict[str, Any] = {
-        "image": image,
-        "img": image,
-        "Image": Image,
-        "ImageEnhance": ImageEnhance,
-        "ImageFilter": ImageFilter,
-        "ImageOps": ImageOps,
-        "ImageDraw": ImageDraw,
-        "np": np,
-        "math": math,
-    }
-    exec(compile(code, "<reference>", "exec"), ns)  # noqa: S102
-    return ns.get("result", ns.get("output"))
+async def _run_calls(
+    sandbox: Any, images: Sequence[Image.Image], calls: Sequence[PlannedCall]
+) -> list[Image.Image] | str:
+    """``images`` followed by the outputs of ``calls``, executed by the one executor; or why one failed."""
+    ws = ImageWorkspace(list(images))
+    for c in calls:
+        out = await ws.aexecute(sandbox, c.code, c.description, c.image_index)
+        if not out.call.ok:
+            return f"planned call failed in the sandbox ({out.call.error_kind}: {out.call.error})"
+    return ws.images
 
 
 def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
@@ -137,6 +135,8 @@ class ReferencePolicy(ModelBackend):
         resize: The agent's full-resolution -> model-image function (e.g. ``cv_agent``'s
             ``resize_for_model`` with the agent's pixel budget); ``None`` = identity.
         verify: Check the tool outputs at all.
+        sandbox: Executes the planned calls for the expected outputs (the run's sandbox); ``None``: the
+            process's shared one-worker sandbox (``cv_sandbox.shared_sandbox``).
 
     Example:
         >>> import asyncio
@@ -158,18 +158,16 @@ class ReferencePolicy(ModelBackend):
         image: Image.Image | None = None,
         resize: Callable[[Image.Image], Image.Image] | None = None,
         verify: bool = True,
+        sandbox: Any = None,
     ) -> None:
         self.answer = str(answer)
         self.calls = plan_calls(transform, bbox, corruptions)
         self.verify = verify
         self.resize = resize
+        self.image = image
+        self.sandbox = sandbox
         self.failures: list[str] = []
-        self._expected: list[Image.Image] | None = None
-        if image is not None and verify:
-            exp = [image]
-            for c in self.calls:
-                exp.append(_execute_locally(c.code, exp[c.image_index]))
-            self._expected = exp
+        self._expected: list[Image.Image] | str | None = None
 
     @classmethod
     def for_item(cls, item: Any, agent_config: Any = None, **kw: Any) -> ReferencePolicy:
@@ -179,7 +177,7 @@ class ReferencePolicy(ModelBackend):
             item: The item.
             agent_config: The ``cv_agent.AgentConfig`` of the run, whose pixel budget the checks reproduce
                 (default: ``AgentConfig()``).
-            **kw: Passed to the constructor.
+            **kw: Passed to the constructor (e.g. ``sandbox``, the run's).
         """
         meta = getattr(item, "meta", None) or {}
         corr = meta.get("corruption") or meta.get("corruptions") or []
@@ -205,27 +203,47 @@ class ReferencePolicy(ModelBackend):
             **kw,
         )
 
-    def _check(self, step: int, images: Sequence[Image.Image]) -> str | None:
+    async def _expected_outputs(self) -> list[Image.Image] | str:
+        """The full-resolution input and the outputs of the planned calls (computed once), or an error."""
+        if self._expected is None:
+            assert self.image is not None
+            self._expected = await _run_calls(
+                self.sandbox or shared_sandbox(SandboxConfig(workers=1)), [self.image], self.calls
+            )
+        return self._expected
+
+    async def _check(self, step: int, images: Sequence[Image.Image]) -> str | None:
         """Verify the output of call ``step - 1``; returns a failure message or None."""
         if len(images) != step + 1:
             return f"after {step} calls expected {step + 1} images, got {len(images)} (a tool call failed or an image was lost)"
         if not self.verify:
             return None
         got = images[step]
-        if self._expected is not None:
-            want = self._expected[step]
+        if self.image is not None:
+            expected = await self._expected_outputs()
+            if isinstance(expected, str):
+                return expected
+            want = expected[step]
             if self.resize is not None:
                 want = self.resize(want)
             if not _same_pixels(want, got):
                 return f"tool output {step} ({got.size}) differs from the expected {want.size} pixels"
             return None
+        # Without the full-resolution input: the call again, on the image the model was shown.
         prev = self.calls[step - 1]
-        expected = _execute_locally(prev.code, images[prev.image_index])
+        shown = await _run_calls(
+            self.sandbox or shared_sandbox(SandboxConfig(workers=1)),
+            [images[prev.image_index]],
+            [PlannedCall(prev.code, prev.description, 0)],
+        )
+        if isinstance(shown, str):
+            return shown
+        expected = shown[1]
         if expected.size == got.size:
             if not _same_pixels(expected, got):
                 return f"tool output {step} differs from the expected pixels"
         else:
-            # Without the full-resolution input only the aspect ratio can be checked.
+            # A model copy is resized: only the aspect ratio can be checked.
             ra, rb = expected.width / expected.height, got.width / got.height
             if abs(ra - rb) > 0.05 * ra:
                 return f"tool output {step} has size {got.size}, expected aspect of {expected.size}"
@@ -234,7 +252,7 @@ class ReferencePolicy(ModelBackend):
     async def generate(self, messages: list[dict[str, Any]], images: list[Image.Image], **_: Any) -> str:
         step = _count_assistant(messages)
         if step > 0 and self.calls:
-            err = self._check(min(step, len(self.calls)), images)
+            err = await self._check(min(step, len(self.calls)), images)
             if err:
                 self.failures.append(err)
                 return f"<think>Harness check failed: {err}</think>\n<answer>{CHECK_FAILED}</answer>"

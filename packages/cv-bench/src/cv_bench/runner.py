@@ -147,12 +147,13 @@ class EvalOutcome:
 BackendFactory = Callable[[Any], Any]
 
 
-def make_backend_factory(model: str, agent_config: Any = None) -> BackendFactory:
-    """``item -> backend``: one scripted backend per item for ``reference``, one shared backend otherwise."""
+def make_backend_factory(model: str, agent_config: Any = None, sandbox: Any = None) -> BackendFactory:
+    """``item -> backend``: one scripted backend per item for ``reference`` (its checks run their planned
+    calls in ``sandbox``, the run's), one shared backend otherwise."""
     if model == "reference":
         from .reference import ReferencePolicy
 
-        return lambda item: ReferencePolicy.for_item(item, agent_config)
+        return lambda item: ReferencePolicy.for_item(item, agent_config, sandbox=sandbox)
     from cv_agent import make_backend
 
     return _SharedBackend(make_backend(model))
@@ -215,6 +216,16 @@ def score_answer(pred: str | None, item: Any, judge: Any = None) -> tuple[bool, 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:120]
+
+
+def episode_name(item_id: str, sample: int) -> str:
+    """File name of an episode's trajectory under ``trajectories/`` (``<name>.json``, ``.html``, ``<name>/``).
+
+    Example:
+        >>> episode_name("orientation-0001/rot90", 0)
+        'orientation-0001_rot90__s0'
+    """
+    return _safe(f"{item_id}__s{sample}")
 
 
 def _tool_summaries(traj: Any) -> list[ToolCallSummary]:
@@ -348,11 +359,13 @@ def _agent_config(config: EvalConfig) -> Any:
     return AgentConfig(**kw)
 
 
-def _backend_factory(config: EvalConfig, agent_config: Any, plan: _ResumePlan) -> BackendFactory:
+def _backend_factory(
+    config: EvalConfig, agent_config: Any, plan: _ResumePlan, sandbox: Any
+) -> BackendFactory:
     """The model's backend factory; a finished run that is only re-reported loads no model."""
     if not plan.todo:
         return lambda _item: None
-    return make_backend_factory(config.model, agent_config)
+    return make_backend_factory(config.model, agent_config, sandbox)
 
 
 def _sandbox_for(config: EvalConfig, plan: _ResumePlan) -> Any:
@@ -430,7 +443,7 @@ class _EpisodeRunner:
             raise HarnessError(traj.error or "backend failed")
         async with self.judge_sem:
             scored = await asyncio.to_thread(score_answer, traj.answer, item, self.judge)
-        name = _safe(f"{item.id}__s{sample}")
+        name = episode_name(item.id, sample)
         run_dir = self.outcome.run_dir
         page = await asyncio.to_thread(_save_trajectory, traj, run_dir, name, self.config.trajectories)
         return traj, scored, page
@@ -543,10 +556,10 @@ async def aevaluate(
     items = _suite_items(config, items)
     plan = _resume_plan(run_dir, items, config.samples)
     agent_config = _agent_config(config)
-    factory = backend_factory or _backend_factory(config, agent_config, plan)
     judge = judge if judge is not None else make_judge(config.judge)
     outcome = EvalOutcome(run_dir=run_dir, summary={}, skipped=plan.skipped)
     with _sandbox_for(config, plan) as sandbox:
+        factory = backend_factory or _backend_factory(config, agent_config, plan, sandbox)
         async with _EpisodeRunner(config, plan, outcome, factory, agent_config, judge, sandbox) as runner:
             await _run_all(runner.run, plan.todo)
     outcome.summary = write_report(run_dir)

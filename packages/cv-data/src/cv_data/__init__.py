@@ -1,7 +1,5 @@
 """cv-data: transforms, corruptions, synthetic sources, RL items, executed SFT trajectories, benchmark suites."""
 
-from ._expert import STYLES as CODE_STYLES
-from ._expert import orientation_code
 from .bench import (
     BenchConfig,
     build_bench,
@@ -11,6 +9,8 @@ from .bench import (
     load_suite,
     orientation_variants,
 )
+from .expert import STYLES as CODE_STYLES
+from .expert import orientation_code
 from .importers import IMPORTERS, Importer
 from .inputs import INPUT_FORMATS, InputSpec
 from .item import TASK_TYPES, Item, check_bbox
@@ -39,6 +39,7 @@ from .sft import (
     read_sft,
     replay_trajectory,
     save_sft,
+    sft_record,
 )
 from .shards import BuildResult, ShardConfig, parse_shard, write_card
 from .sources import (
@@ -63,7 +64,6 @@ from .suites import (
     variant_of,
 )
 from .tables import ColumnMap, load_hf, load_table, read_rows, rows_to_items
-from .teacher import TeacherConfig, build_teacher_sft
 from .transforms import (
     CORRUPTIONS,
     SEVERITIES,
@@ -104,7 +104,6 @@ __all__ = [
     "SFTBuildConfig",
     "ShardConfig",
     "SuiteInfo",
-    "TeacherConfig",
     "TrajectoryError",
     "apply_transform",
     "apply_transforms",
@@ -114,7 +113,6 @@ __all__ = [
     "build_rl",
     "build_rl_items",
     "build_sft",
-    "build_teacher_sft",
     "check_bbox",
     "corrupt",
     "corruption_variants",
@@ -147,6 +145,7 @@ __all__ = [
     "rows_to_items",
     "sample_transform",
     "save_sft",
+    "sft_record",
     "transform_item",
     "variant_name",
     "variant_of",

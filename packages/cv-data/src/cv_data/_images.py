@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 
@@ -61,3 +62,8 @@ def decode(value: Any, base_dir: str | Path | None = None) -> Image.Image:
     if im.mode not in ("RGB", "L"):
         im = im.convert("RGB")
     return im
+
+
+def same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    """Whether two images have the same size and the same RGB pixels."""
+    return a.size == b.size and np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))

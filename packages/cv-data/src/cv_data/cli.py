@@ -12,6 +12,12 @@ from .report import BuildReport
 from .shards import parse_shard
 from .suites import BUILTIN_SUITES
 
+#: Teacher distillation runs the agent loop, which cv-data cannot import: it lives in cv-bench.
+TEACHER_MOVED = (
+    "--teacher moved: distillation runs the agent loop, use "
+    "`cv-bench distill --model openai:URL#MODEL --suite SUITE | --data items.parquet --out DIR`"
+)
+
 
 def _common(p: argparse.ArgumentParser, default_num: int | None, default_seed: int) -> None:
     p.add_argument("--out", required=True, help="output folder")
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument(
         "--teacher",
         default="",
-        help="use a teacher model instead: 'openai:URL#MODEL' (any OpenAI-compatible endpoint)",
+        help="moved: distilling from a teacher model is `cv-bench distill --model openai:URL#MODEL`",
     )
 
     bench = sub.add_parser("build-bench", help="benchmark suites (streamed, sharded)")
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         from .sft import SFTBuildConfig, build_sft, save_sft
 
         if args.teacher:
-            return _teacher(args, out, report, progress)
+            raise ValueError(TEACHER_MOVED)
         kinds = None
         if args.kinds:
             kinds = {k: float(v) for k, _, v in (s.partition("=") for s in args.kinds.split(",") if s)}
@@ -288,21 +294,3 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cv-data: error: {msg}", file=sys.stderr)
         return 2
-
-
-def _teacher(args: argparse.Namespace, out: Path, report: BuildReport, progress: bool) -> int:
-    from cv_protocol import parse_model_spec
-
-    from .rl import RLBuildConfig, build_rl_items
-    from .sft import save_sft
-    from .teacher import TeacherConfig, build_teacher_sft
-
-    spec = parse_model_spec(args.teacher, kinds=("openai",))
-    cfg = TeacherConfig(base_url=spec.base_url, model=spec.model)
-    items = build_rl_items(
-        RLBuildConfig(num=args.num, seed=args.seed, num_proc=args.num_proc, progress=progress)
-    )
-    recs = build_teacher_sft(items, cfg, report=report, progress=progress)
-    paths = save_sft(recs, out, formats=[f for f in args.formats.split(",") if f], report=report)
-    print(f"kept {len(recs)}/{len(items)} verified teacher trajectories in {out} (report: {paths['report']})")
-    return 0

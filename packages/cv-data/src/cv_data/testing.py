@@ -70,8 +70,8 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
     from cv_protocol import FLIP_OPS, ROTATE_OPS, corrective_ops
     from cv_sandbox import Sandbox, SandboxConfig
 
-    from . import _expert as ex
-    from .sft import _Conversation
+    from . import expert as ex
+    from .sft import Conversation
 
     own = sandbox is None
     sb = sandbox or Sandbox(SandboxConfig(workers=1))
@@ -85,7 +85,7 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
                 transform=[str(ex.pick(rng, [*ROTATE_OPS, FLIP_OPS[0]]))],
             )
             fix = corrective_ops(item.transform)[0]
-            conv = _Conversation(sb, item.images[0], item.question)
+            conv = Conversation(sb, item.images[0], item.question)
             conv.call(
                 ex.orient_think(fix, rng),
                 ex.orientation_code(fix, ex.pick(rng, ex.STYLES)),
@@ -94,17 +94,14 @@ def tiny_sft_records(num: int = 2, seed: int = 0, sandbox: Any = None) -> list[d
             )
             conv.answer(ex.answer_think(item.answer, rng, after_tool=True), item.answer)
             out.append(
-                {
-                    "messages": conv.messages,
-                    "images": conv.images,
-                    "id": f"tiny-sft-s{seed}-{i:04d}",
-                    "kind": "single_tool",
-                    "data_source": item.data_source,
-                    "item_id": item.id,
-                    "answer": item.answer,
-                    "transform": list(item.transform),
-                    "tool_ops": conv.ops,
-                }
+                conv.record(
+                    id=f"tiny-sft-s{seed}-{i:04d}",
+                    kind="single_tool",
+                    data_source=item.data_source,
+                    item_id=item.id,
+                    answer=item.answer,
+                    transform=item.transform,
+                )
             )
     finally:
         if own:

@@ -26,7 +26,7 @@ from .ops import (
     corrective_ops,
     rotation_degrees,
 )
-from .parsing import ParsedCall, ParseError, extract_answer, parse_tool_calls
+from .parsing import ParsedCall, ParseError, canonical_call_text, extract_answer, parse_tool_calls
 from .presets import (
     DEFAULT_PRESET,
     PRESETS,
@@ -78,6 +78,7 @@ __all__ = [
     "ParsedCall",
     "Preset",
     "ToolCallError",
+    "canonical_call_text",
     "completion_to_text",
     "content_text",
     "corrective_ops",

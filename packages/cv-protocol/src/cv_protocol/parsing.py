@@ -17,9 +17,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tool import TOOL_CALL_END, TOOL_CALL_START, TOOL_NAME, TOOL_RESPONSE_START, strip_tool_responses
+from .tool import (
+    TOOL_CALL_END,
+    TOOL_CALL_START,
+    TOOL_NAME,
+    TOOL_RESPONSE_START,
+    render_tool_call,
+    strip_tool_responses,
+)
 
-__all__ = ["ParseError", "ParsedCall", "extract_answer", "parse_tool_calls"]
+__all__ = ["ParseError", "ParsedCall", "canonical_call_text", "extract_answer", "parse_tool_calls"]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _OPEN = TOOL_CALL_START
@@ -393,6 +400,33 @@ def _parse(text: str) -> ParsedCall | ParseError:
         else:
             first.message += f" (Also: {note.replace('executed', 'considered')}.)"
     return first
+
+
+def canonical_call_text(text: str, call: ParsedCall) -> str:
+    r"""The reply with its (possibly repaired) call rewritten exactly as the model is trained to emit it.
+
+    Models (a teacher above all) write readable but sloppy calls: code fences, single quotes, trailing
+    text, several calls. Training data must teach the one format the parser reads without repairs, so a
+    reply kept for SFT is rewritten: the reasoning before the call stays, the executed call is rendered by
+    :func:`~cv_protocol.render_tool_call` (with its ``image_index`` spelled out), and anything after it is
+    dropped (it was never executed).
+
+    Args:
+        text: The reply as the model wrote it.
+        call: ``parse_tool_calls(text)``.
+
+    Example:
+        >>> t = "<think>flip</think>\n<tool_call>{'name': 'code_image_tool', 'arguments': {'code': 'result = image'}}"
+        >>> canonical_call_text(t, parse_tool_calls(t)).endswith('"image_index": 0}}\n</tool_call>')
+        True
+        >>> parse_tool_calls(canonical_call_text(t, parse_tool_calls(t))).warnings
+        []
+    """
+    raw_at = text.find(call.raw) if call.raw else -1
+    tag_at = text.find(_OPEN)
+    start = tag_at if 0 <= tag_at and (raw_at < 0 or tag_at <= raw_at) else raw_at
+    head = text[:start].rstrip() if start >= 0 else ""
+    return (head + "\n" if head else "") + render_tool_call(call.code, call.description, call.image_index)
 
 
 def extract_answer(text: str, *, strip_unclosed: bool = True) -> str | None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from cv_agent.tools import ImageWorkspace
-from cv_agent.trajectory import ToolCall
+from cv_sandbox import ImageWorkspace, SandboxConfig, ToolCall, shared_sandbox
 from PIL import Image
 
 
@@ -29,22 +26,6 @@ class CodeVisionEnvConfig:
             raise ValueError(f"timeout_s={self.timeout_s}: set a positive tool timeout in seconds")
         if self.max_images < 2:
             raise ValueError(f"max_images={self.max_images}: set at least 2 (the input and one tool output)")
-
-
-_SANDBOXES: dict[float, Any] = {}
-_LOCK = threading.Lock()
-
-
-def shared_sandbox(timeout_s: float = 10.0) -> Any:
-    """One cv-sandbox per process and timeout, shared by all environments (the pool is the expensive part)."""
-    with _LOCK:
-        if timeout_s not in _SANDBOXES:
-            from cv_sandbox import Sandbox, SandboxConfig
-
-            sandbox = Sandbox(SandboxConfig(timeout_s=timeout_s))
-            atexit.register(sandbox.close)
-            _SANDBOXES[timeout_s] = sandbox
-        return _SANDBOXES[timeout_s]
 
 
 class CodeVisionEnv:
@@ -69,14 +50,15 @@ class CodeVisionEnv:
         self.config = config or CodeVisionEnvConfig()
         self._sandbox = sandbox
         self.row: dict[str, Any] = {}
-        #: One ``cv_agent.ToolCall`` per tool call (``turn`` counts the calls), as the agent records them.
+        #: One ``cv_sandbox.ToolCall`` per tool call (``turn`` counts the calls), as the agent records them.
         self.trace: list[ToolCall] = []
         self.workspace = ImageWorkspace(max_images=self.config.max_images)
 
     @property
     def sandbox(self) -> Any:
         if self._sandbox is None:
-            self._sandbox = shared_sandbox(self.config.timeout_s)
+            # One sandbox per process and timeout, shared by all environments (the pool is the expensive part).
+            self._sandbox = shared_sandbox(SandboxConfig(timeout_s=self.config.timeout_s))
         return self._sandbox
 
     @property

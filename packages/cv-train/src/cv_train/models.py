@@ -43,7 +43,7 @@ def resolve_model_path(recipe: ModelRecipe) -> str:
     """
     if not recipe.is_tiny:
         return recipe.model
-    from cv_agent.testing import build_tiny_vlm
+    from cv_agent.tiny import build_tiny_vlm
 
     family = recipe.model[len(TINY_PREFIX) :]
     out = tiny_model_dir(recipe)

@@ -1,24 +1,99 @@
-"""Executing one ``code_image_tool`` call against a conversation's images: the one implementation.
+"""Executing one ``code_image_tool`` call against a conversation's images: the one tool-call executor.
 
-The agent loop (:class:`cv_agent.Agent`) and cv-train's RL environment both run the model's tool calls through
-:class:`ImageWorkspace`, so a call is checked, executed, recorded and answered the same way everywhere.
+Everything that runs a model's (or a script's) tool call goes through :class:`ImageWorkspace`: the agent loop
+(``cv_agent.Agent``), cv-train's RL environment, cv-data's SFT conversation writer and its replay check, and
+cv-bench's reference policy. So a call is checked, executed, recorded (:class:`ToolCall`, with the image
+lineage and crop boxes mapped into input image 0's frame) and answered (:func:`cv_protocol.tool_response_text`)
+the same way everywhere.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cv_protocol import tool_response_text
-from cv_sandbox import ExecResult
-from cv_sandbox.geometry import chain_to_input, map_box
 from PIL import Image
 
-from .trajectory import ToolCall
+from .geometry import chain_to_input, map_box
+from .result import ExecResult
 
-__all__ = ["ImageWorkspace", "ToolOutcome"]
+__all__ = ["ImageWorkspace", "ToolCall", "ToolOutcome"]
+
+
+@dataclass
+class ToolCall:
+    """One executed (or rejected) tool call.
+
+    Attributes:
+        turn: Index of the assistant turn (0-based) that made the call.
+        code: The code as parsed (``""`` when the call could not be parsed).
+        description: The model's description.
+        image_index: The image it operated on.
+        ok: Whether it produced an image.
+        error: Error text sent back to the model, else ``None``.
+        error_kind: A sandbox error kind (``cv_sandbox.ERROR_KINDS``), ``"parse"`` for unreadable calls or
+            ``"bad_index"`` for an ``image_index`` that does not exist; ``None`` on success.
+        ops: Traced operations, each ``{"name", "box", "box_input", "params"}``: ``box`` in pixels of the
+            operated image, ``box_input`` mapped into input image 0's frame (``None`` when not a crop or not
+            trackable).
+        output_index: Index of the produced image, else ``None``.
+        duration_s: Sandbox wall time.
+        warnings: Parser repairs (code fence removed, default index used, extra calls ignored, ...).
+        stdout: Captured print output.
+    """
+
+    turn: int
+    code: str
+    description: str = ""
+    image_index: int = 0
+    ok: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    output_index: int | None = None
+    duration_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    stdout: str = ""
+
+    @property
+    def op_names(self) -> list[str]:
+        return [op["name"] for op in self.ops]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn,
+            "code": self.code,
+            "description": self.description,
+            "image_index": self.image_index,
+            "ok": self.ok,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "ops": [dict(op) for op in self.ops],
+            "output_index": self.output_index,
+            "duration_s": self.duration_s,
+            "warnings": list(self.warnings),
+            "stdout": self.stdout,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ToolCall:
+        return cls(
+            turn=d["turn"],
+            code=d.get("code", ""),
+            description=d.get("description", ""),
+            image_index=d.get("image_index", 0),
+            ok=d.get("ok", False),
+            error=d.get("error"),
+            error_kind=d.get("error_kind"),
+            ops=[dict(op) for op in d.get("ops", [])],
+            output_index=d.get("output_index"),
+            duration_s=d.get("duration_s", 0.0),
+            warnings=list(d.get("warnings", [])),
+            stdout=d.get("stdout", ""),
+        )
 
 
 @dataclass
@@ -52,7 +127,7 @@ class ImageWorkspace:
 
     Args:
         images: Images, index ``k`` as the model addresses it (inputs first). A list is used in place: new
-            images are appended to it (so a :class:`~cv_agent.Trajectory` can hand over its own lists).
+            images are appended to it (so ``cv_agent.Trajectory`` can hand over its own lists).
         parents: ``parents[k]``: the image that image ``k`` was computed from (``None`` for inputs); used in
             place like ``images``, padded with ``None`` for images without an entry.
         to_parent: ``to_parent[k]``: image ``k``'s ``ExecResult.to_source`` as a list (``None``: an input or

@@ -1,20 +1,20 @@
-"""ImageWorkspace: the one executor of code_image_tool calls (the agent loop and cv-train's RL env use it)."""
+"""ImageWorkspace: the one executor of code_image_tool calls (the agent loop, cv-train's RL env, cv-data's SFT
+writer and replay, cv-bench's reference policy use it)."""
 
 from __future__ import annotations
 
 import doctest
 from typing import Any
 
-import cv_agent.tools
+import cv_sandbox.workspace
 import pytest
-from cv_agent import ImageWorkspace, ToolCall
+from cv_sandbox import ImageWorkspace, Sandbox, ToolCall
+from cv_sandbox.testing import FakeSandbox
 from PIL import Image
-
-from ._fakes import FakeSandbox
 
 
 def test_docstring_examples() -> None:
-    result = doctest.testmod(cv_agent.tools, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(cv_sandbox.workspace, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -71,3 +71,29 @@ def test_lineage_lists_are_used_in_place_and_padded() -> None:
     assert parents == [None, None] and to_parent == [None, None] and ws.parents is parents
     with pytest.raises(ValueError, match="max_images"):
         ImageWorkspace(max_images=0)
+
+
+def test_real_sandbox_maps_a_crop_after_a_rotation_into_the_input_frame(sandbox: Sandbox) -> None:
+    ws = ImageWorkspace([Image.new("RGB", (200, 100))])
+    turned = ws.execute(sandbox, "result = image.rotate(90, expand=True)", "upright", 0)
+    assert turned.call.ok and turned.call.op_names == ["rotate_90"] and ws.images[1].size == (100, 200)
+    out = ws.execute(sandbox, "result = image.crop((10, 20, 50, 80))", "zoom", 1, turn=1)
+    assert out.call.ok and out.index == 2 and ws.parents == [None, 0, 1]
+    assert out.call.ops[0]["box"] == [10, 20, 50, 80]
+    assert out.call.ops[0]["box_input"] == [120.0, 10.0, 180.0, 50.0]
+    failed = ws.execute(sandbox, "result = image.nope()", "bad", 2)
+    assert not failed.call.ok and failed.call.error_kind == "exception" and failed.index is None
+    assert failed.text.startswith("Execution failed") and len(ws.images) == 3
+
+
+def test_shared_sandbox_is_one_per_configuration() -> None:
+    from cv_sandbox import SandboxConfig, shared_sandbox
+
+    one = shared_sandbox(SandboxConfig(workers=1))
+    assert shared_sandbox(SandboxConfig(workers=1)) is one
+    other = shared_sandbox(SandboxConfig(workers=1, timeout_s=3.0))
+    assert other is not one and other.config.timeout_s == 3.0
+    out = ImageWorkspace([Image.new("RGB", (4, 2))]).execute(
+        other, "result = image.rotate(90, expand=True)", "", 0
+    )
+    assert out.call.ok and out.image.size == (2, 4)

@@ -1,8 +1,23 @@
-"""The scripted expert: code in varied spellings (PIL, NumPy, OpenCV) and thinking text for each step."""
+"""The scripted expert: code in varied spellings (PIL, NumPy, OpenCV) and thinking text for each step.
+
+cv-data's SFT kinds write their calls with it, and cv-bench's reference policy takes its orientation code
+(:func:`orientation_code`) from here, so both spell a fix the same way.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = [
+    "STYLES",
+    "answer_think",
+    "crop_code",
+    "crop_think",
+    "orient_desc",
+    "orient_think",
+    "orientation_code",
+    "pick",
+]
 
 STYLES = ("pil", "pil_alt", "numpy", "cv2")
 
@@ -80,6 +95,12 @@ _FIX_SAY = {
 
 
 def pick(rng: np.random.Generator, seq: list | tuple):
+    """One element of ``seq`` drawn with ``rng``.
+
+    Example:
+        >>> pick(np.random.default_rng(0), ["a", "b", "c"]) in ("a", "b", "c")
+        True
+    """
     return seq[int(rng.integers(len(seq)))]
 
 
@@ -98,14 +119,29 @@ def orientation_code(op: str, style: str = "pil") -> str:
 
 
 def orient_desc(op: str) -> str:
+    """The call description of orientation op ``op``.
+
+    Example:
+        >>> orient_desc("rotate_180")
+        'Rotate the image 180 degrees; it is upside down.'
+    """
     return _ORIENT_DESC[op]
 
 
 def orient_think(op: str, rng: np.random.Generator) -> str:
+    """Thinking that sees the orientation problem ``op`` undoes and says how to fix it (drawn with ``rng``)."""
     return f"{pick(rng, _ORIENT_SEEN[op])} {_FIX_SAY[op]}"
 
 
 def crop_code(box: tuple[int, int, int, int], style: str, scale: int, enhance: str | None) -> str:
+    """Tool code that crops ``box``, zooms by ``scale`` and optionally enhances (``contrast``/``sharpen``).
+
+    Example:
+        >>> print(crop_code((1, 2, 5, 6), "pil", 2, None))
+        region = image.crop((1, 2, 5, 6))
+        region = region.resize((8, 8), Image.Resampling.LANCZOS)
+        result = region
+    """
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     lines: list[str]
@@ -138,6 +174,7 @@ def crop_code(box: tuple[int, int, int, int], style: str, scale: int, enhance: s
 def crop_think(
     target: str, box: tuple[int, int, int, int], rng: np.random.Generator, *, coarse: bool = False
 ) -> str:
+    """Thinking before a crop of ``box`` to read ``target`` (``coarse``: a first, wide crop)."""
     x1, y1, x2, y2 = box
     if coarse:
         return pick(
@@ -158,6 +195,7 @@ def crop_think(
 
 
 def answer_think(answer: str, rng: np.random.Generator, *, after_tool: bool) -> str:
+    """Thinking before the final answer, after tool calls or without any."""
     if not after_tool:
         return pick(
             rng,

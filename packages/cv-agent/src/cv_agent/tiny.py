@@ -1,4 +1,7 @@
-"""Build tiny random Qwen-VL checkpoints locally (no hub access) for tests of every package."""
+"""Tiny random Qwen-VL checkpoints built locally (no hub access).
+
+Used by cv-train's tiny recipes (CPU-sized SFT/GRPO runs) and by the tests of every package.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from cv_protocol import (
 )
 
 from .templates import TEMPLATE_FAMILIES, load_chat_template
+
+__all__ = ["SPECIAL_TOKENS", "build_tiny_vlm"]
 
 #: Bump when the build recipe changes, so cached directories from an older recipe are rebuilt.
 _BUILD_VERSION = 3

@@ -1,0 +1,67 @@
+"""cv-data at scale: peak memory of `cv-data build-rl` against --num, and the --num-proc speed-up.
+
+Usage:
+    python benchmarks/data_scale.py --peak 400,4000          # peak RSS (/usr/bin/time -v) per --num
+    python benchmarks/data_scale.py --speedup 120 --procs 2  # wall time with --num-proc 1 and 2
+
+Each run is a fresh `cv-data build-rl` process writing to a temporary folder. Peak memory is the maximum
+resident set size of any process of the build (GNU time's "Maximum resident set size"; the workers of
+--num-proc are separate processes, each with its own peak). The load average is printed with every timing:
+on a shared machine, compare speed-ups only when it is well below the number of cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "cv_data"]
+
+
+def _run(num: int, procs: int, *, timed: bool) -> tuple[float, int | None]:
+    out = Path(tempfile.mkdtemp()) / "rl"
+    cmd = [*CLI, "build-rl", "--out", str(out), "--num", str(num), "--num-proc", str(procs), "--no-progress"]
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timed and gnu_time:
+        cmd = [gnu_time, "-v", *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    dt = time.perf_counter() - t0
+    shutil.rmtree(out.parent, ignore_errors=True)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return dt, int(m.group(1)) // 1024 if m else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peak", default="", help="comma-separated --num values to measure peak memory for")
+    ap.add_argument("--speedup", type=int, default=0, help="items for the --num-proc speed-up")
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="--num-proc to compare with 1")
+    args = ap.parse_args(argv)
+    for num in [int(n) for n in args.peak.split(",") if n]:
+        load = os.getloadavg()[0]
+        dt, peak = _run(num, 1, timed=True)
+        print(
+            f"build-rl --num {num:6d}: peak RSS {peak} MB, {dt:7.1f} s ({num / dt:.2f} items/s), load {load:.2f}"
+        )
+    if args.speedup:
+        load0 = os.getloadavg()[0]
+        t1, _ = _run(args.speedup, 1, timed=False)
+        tn, _ = _run(args.speedup, args.procs, timed=False)
+        load1 = os.getloadavg()[0]
+        print(
+            f"build-rl --num {args.speedup}: --num-proc 1 {t1:.1f} s, --num-proc {args.procs} {tn:.1f} s, "
+            f"speed-up {t1 / tn:.2f}x (load average {load0:.2f} before, {load1:.2f} after, {os.cpu_count()} cores)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,7 +69,7 @@ def main() -> int:
     ap.add_argument("--record", help="write the observations to this JSON file")
     args = ap.parse_args()
 
-    from cv_agent.testing import build_tiny_vlm
+    from cv_agent.tiny import build_tiny_vlm
     from cv_data import RLBuildConfig, build_rl
     from omegaconf import OmegaConf
     from transformers import AutoProcessor

@@ -33,8 +33,12 @@ def test_cli_builds_sft(tmp_path: Path, capsys) -> None:
         )
         == 0
     )
-    assert (tmp_path / "sft" / "sft.parquet").exists() and (tmp_path / "sft" / "sharegpt.json").exists()
-    assert "wrote 2 trajectories" in capsys.readouterr().out
+    out = tmp_path / "sft"
+    assert [p.name for p in (out / "data").iterdir()] == ["train-00000-of-00001.parquet"]
+    assert (out / "dataset_info.json").is_file() and not (out / "sharegpt.json").exists()
+    assert "build-sft: 2 rows from 2/2 records" in capsys.readouterr().out
+    assert main(["build-sft", "--out", str(tmp_path / "x"), "--formats", "parquet,sharegpt"]) == 2
+    assert "no longer needed" in capsys.readouterr().err
 
 
 def test_cli_errors_are_clear(tmp_path: Path, capsys) -> None:

@@ -246,3 +246,13 @@ def test_release_verl_parquet_and_cv_data_builds_are_rl_datasets(tmp_path: Path)
         "chart-s0-000000",
         "chart-s0-000001",
     ]
+
+
+def test_a_build_sft_folder_is_an_sft_dataset(tmp_path: Path) -> None:
+    from cv_data import SFTBuildConfig, build_sft_dataset
+
+    cfg = SFTBuildConfig(num=2, seed=1, kinds={"single_tool": 1.0}, progress=False)
+    build_sft_dataset(cfg, tmp_path / "sft")
+    records = read_sft_records(tmp_path / "sft")
+    assert [r["id"] for r in records] == ["sft-single_tool-s1-000000", "sft-single_tool-s1-000001"]
+    assert len(sft_dataset(records)) == 2

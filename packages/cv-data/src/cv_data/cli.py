@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .importers import IMPORTERS
 from .inputs import INPUT_FORMATS
-from .report import BuildReport
 from .shards import parse_shard
 from .suites import BUILTIN_SUITES
 
@@ -33,16 +32,21 @@ def _common(p: argparse.ArgumentParser, default_num: int | None, default_seed: i
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _dataset_args(p: argparse.ArgumentParser) -> None:
-    """Options of the streaming, sharded builders (build-rl, build-bench)."""
+def _dataset_args(p: argparse.ArgumentParser, *, items: bool = True) -> None:
+    """Options of the streaming, sharded builders (build-rl, build-bench, import, build-sft)."""
+    if items:
+        p.add_argument(
+            "--format",
+            choices=["verl", "items", "jsonl"],
+            default="verl",
+            help="verl: verl's RL parquet layout, also read by cv-train and cv-bench (default); items: our flat "
+            "parquet layout; jsonl: the items layout as JSON lines + PNG files",
+        )
     p.add_argument(
-        "--format",
-        choices=["verl", "items", "jsonl"],
-        default="verl",
-        help="verl: verl's RL parquet layout, also read by cv-train and cv-bench (default); items: our flat "
-        "parquet layout; jsonl: the items layout as JSON lines + PNG files",
+        "--preset",
+        default="default",
+        help="prompt preset (cv_protocol.PRESETS): the verl rows' system prompt / the SFT rows' tool schema",
     )
-    p.add_argument("--preset", default="default", help="prompt preset of the verl rows' system prompt")
     p.add_argument(
         "--shard",
         default="0/1",
@@ -85,7 +89,7 @@ def _shards(args: argparse.Namespace, split: str):
     from .shards import ShardConfig
 
     kw = {"records_per_shard": args.records_per_shard} if args.records_per_shard else {}
-    fmt = "jsonl" if args.format == "jsonl" else "parquet"
+    fmt = "jsonl" if getattr(args, "format", "parquet") == "jsonl" else "parquet"
     return ShardConfig(split=split, file_format=fmt, **kw)
 
 
@@ -144,6 +148,44 @@ def _build_rl(args: argparse.Namespace, out: Path, progress: bool) -> int:
         overwrite=args.overwrite,
     )
     _print_result(res, "build-rl")
+    return 0
+
+
+def _build_sft(args: argparse.Namespace, out: Path, progress: bool) -> int:
+    from cv_protocol import get_preset
+
+    from .sft import SFTBuildConfig, build_sft_dataset
+
+    if args.teacher:
+        raise ValueError(TEACHER_MOVED)
+    if [f for f in args.formats.split(",") if f] != ["parquet"]:
+        raise ValueError(
+            "--formats: build-sft writes parquet shards only; they hold the ShareGPT columns LLaMA-Factory reads "
+            "(dataset_info.json), so a JSON copy of every image is no longer needed (cv_data.save_sft(..., "
+            "formats=['sharegpt']) writes one for a small set)"
+        )
+    kinds = None
+    if args.kinds:
+        kinds = {k: float(v) for k, _, v in (s.partition("=") for s in args.kinds.split(",") if s)}
+    cfg = SFTBuildConfig(
+        num=args.num,
+        seed=args.seed,
+        num_proc=args.num_proc,
+        progress=progress,
+        **({"kinds": kinds} if kinds else {}),
+    )
+    from dataclasses import replace
+
+    shards = replace(_shards(args, "train"), records_per_shard=args.records_per_shard or 200)
+    res = build_sft_dataset(
+        cfg,
+        out,
+        preset=get_preset(args.preset),
+        shards=shards,
+        shard=parse_shard(args.shard),
+        overwrite=args.overwrite,
+    )
+    _print_result(res, "build-sft")
     return 0
 
 
@@ -233,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument(
         "--kinds", default="", help="kind weights, e.g. 'single_tool=2,no_tool=1' (default: equal)"
     )
-    sft.add_argument("--formats", default="parquet,sharegpt")
+    sft.add_argument(
+        "--formats",
+        default="parquet",
+        help="parquet only: the shards hold the ShareGPT columns LLaMA-Factory reads (dataset_info.json), so "
+        "no second copy of the images is written",
+    )
+    _dataset_args(sft, items=False)
     sft.add_argument(
         "--teacher",
         default="",
@@ -260,36 +308,16 @@ def main(argv: list[str] | None = None) -> int:
 
     args = ap.parse_args(argv)
     out = Path(args.out)
-    report = BuildReport()
     progress = not args.no_progress
+    commands = {
+        "build-rl": _build_rl,
+        "build-bench": _build_bench,
+        "import": _import,
+        "build-sft": _build_sft,
+    }
     try:
-        if args.cmd == "build-rl":
-            _check_out(out)
-            return _build_rl(args, out, progress)
-        if args.cmd == "build-bench":
-            _check_out(out)
-            return _build_bench(args, out, progress)
-        if args.cmd == "import":
-            _check_out(out)
-            return _import(args, out, progress)
-        from .sft import SFTBuildConfig, build_sft, save_sft
-
-        if args.teacher:
-            raise ValueError(TEACHER_MOVED)
-        kinds = None
-        if args.kinds:
-            kinds = {k: float(v) for k, _, v in (s.partition("=") for s in args.kinds.split(",") if s)}
-        cfg = SFTBuildConfig(
-            num=args.num,
-            seed=args.seed,
-            num_proc=args.num_proc,
-            progress=progress,
-            **({"kinds": kinds} if kinds else {}),
-        )
-        recs = build_sft(cfg, report=report)
-        paths = save_sft(recs, out, formats=[f for f in args.formats.split(",") if f], report=report)
-        print(f"wrote {len(recs)} trajectories to {out} ({report.summary()}; report: {paths['report']})")
-        return 0
+        _check_out(out)
+        return commands[args.cmd](args, out, progress)
     except (ValueError, FileNotFoundError, ImportError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"cv-data: error: {msg}", file=sys.stderr)

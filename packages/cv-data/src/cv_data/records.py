@@ -9,7 +9,7 @@ Hugging Face datasets) are read by :mod:`cv_data.tables`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,16 +177,19 @@ class Layout:
     Attributes:
         name: ``"verl"``, ``"items"`` or ``"sft"``.
         columns: Column name -> what it holds (the dataset card's schema table).
+        arrow_schema: Module-level function returning the Arrow schema (called lazily: pyarrow is imported
+            where tables are written).
         image_columns: Columns holding lists of ``{"bytes", "path"}`` images.
     """
 
     name: str
     columns: dict[str, str]
+    arrow_schema: Callable[[], Any]
     image_columns: tuple[str, ...] = ("images",)
 
     def schema(self) -> Any:
         """The layout's Arrow schema, tagged with the ``datasets`` features."""
-        return with_hf_features(_SCHEMAS[self.name](), self.image_columns)
+        return with_hf_features(self.arrow_schema(), self.image_columns)
 
 
 def _items_schema() -> Any:
@@ -245,8 +248,6 @@ def _verl_schema() -> Any:
     )
 
 
-_SCHEMAS = {"items": _items_schema, "verl": _verl_schema}
-
 #: Our flat item layout (``--format items``).
 ITEMS_LAYOUT = Layout(
     "items",
@@ -263,6 +264,7 @@ ITEMS_LAYOUT = Layout(
         "meta": "JSON object: question kind, variant, base id, ...",
         "images": "the images (PNG bytes); images[0] is the input",
     },
+    _items_schema,
 )
 
 #: verl's RL layout (``--format verl``, the default): what verl's ``RLHFDataset`` and agent loop read.
@@ -280,6 +282,7 @@ VERL_LAYOUT = Layout(
         "{item_id}}}) for verl's tool agent loop",
         "agent_name": "`tool_agent`: verl's multi-turn tool agent loop",
     },
+    _verl_schema,
 )
 
 LAYOUTS: dict[str, Layout] = {"verl": VERL_LAYOUT, "items": ITEMS_LAYOUT}

@@ -126,6 +126,8 @@ class BuildSpec:
         title: The card's title.
         description: The card's first paragraph.
         usage: Markdown telling how to load the dataset (``{out}`` is replaced by the folder name).
+        extra_files: Further files written next to the card once the build is complete (name -> text),
+            e.g. LLaMA-Factory's ``dataset_info.json``.
     """
 
     builder: str
@@ -138,6 +140,7 @@ class BuildSpec:
     title: str
     description: str = ""
     usage: str = ""
+    extra_files: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self, cfg: ShardConfig) -> str:
         """Hash of what decides the bytes of every shard."""
@@ -359,7 +362,7 @@ def _claim(out: Path, fingerprint: str, files: list[Path], overwrite: bool) -> N
     for f, _ in foreign:
         f.unlink()
         _sidecar(f).unlink(missing_ok=True)
-    for extra in (out / "README.md", out / "report.json"):
+    for extra in (out / "README.md", out / "report.json", out / "dataset_info.json"):
         extra.unlink(missing_ok=True)
 
 
@@ -523,6 +526,7 @@ def _close_shard(spec: BuildSpec, cfg: ShardConfig, fp: str, files: list[Path], 
             "settings": spec.settings,
             "split": cfg.split,
             "file_format": cfg.file_format,
+            "extra_files": spec.extra_files,
         },
     }
     writer.finish(files[cur["j"]], meta)
@@ -630,8 +634,8 @@ def write_card(out: str | Path) -> Path:
     for name, type_name, holds in build["columns"]:
         lines.append(f"| `{name}` | {type_name} | {holds} |")
     lines += ["", "## Load", "", build["usage"].replace("{out}", out.name), ""]
-    card = out / "README.md"
-    tmp = out / f".README.md.{os.getpid()}.tmp"
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, card)
-    return card
+    for name, text in {**build.get("extra_files", {}), "README.md": "\n".join(lines)}.items():
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+    return out / "README.md"

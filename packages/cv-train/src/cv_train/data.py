@@ -165,7 +165,8 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """Read SFT records from disk.
 
-    cv-data's own output (``sft.parquet`` / ``sharegpt.json`` from ``save_sft``) is read with ``cv_data.load_sft``;
+    cv-data's own output (a ``cv-data build-sft`` folder, ``sft.parquet`` / ``sharegpt.json`` from ``save_sft``)
+    is read with ``cv_data.load_sft``;
     otherwise a ``.jsonl`` file (or a folder holding one) whose ``images`` are paths relative to the file.
 
     Example:
@@ -179,7 +180,7 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
             f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'"
         )
     cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
-    if any(f.is_file() for f in cv_data_files):
+    if any(f.is_file() for f in cv_data_files) or any((p / "data").glob("*.parquet")):  # or a build-sft folder
         from cv_data import load_sft
 
         return list(load_sft(p))

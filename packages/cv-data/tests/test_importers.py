@@ -208,7 +208,61 @@ def test_thyme_rl_and_sft_with_absolute_published_paths(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(IMPORTERS))
-def test_every_importer_is_an_input_format_of_the_builders(name: str) -> None:
+def test_every_item_importer_is_an_input_format_of_the_builders(name: str) -> None:
     from cv_data import INPUT_FORMATS
+    from cv_data.importers import SFT_IMPORTERS
 
-    assert name in INPUT_FORMATS
+    assert (name in INPUT_FORMATS) == (name not in SFT_IMPORTERS)
+
+
+def test_codevision_release_sft_becomes_sft_records(tmp_path: Path) -> None:
+    from cv_data import load_sft
+    from cv_protocol import render_tool_call
+
+    (tmp_path / "imgs").mkdir()
+    _img("in").save(tmp_path / "imgs" / "a.png")
+    _img("out", (120, 80)).save(tmp_path / "imgs" / "b.png")
+    call = render_tool_call("result = image.rotate(90, expand=True)", "rotate", 0)
+    good = {
+        "system": "You are an advanced MLLM ...",
+        "conversations": [
+            {"from": "human", "value": "<image>What is written?"},
+            {"from": "gpt", "value": f"<think>sideways</think>\n{call}"},
+            {"from": "tool", "value": "<tool_response>\n<image>Execution succeeded.\n</tool_response>"},
+            {"from": "gpt", "value": "<think>now upright</think>\n<answer>HELLO</answer>"},
+        ],
+        "images": ["imgs/a.png", "/home/authors/data/imgs/b.png"],
+    }
+    mismatch = {**good, "images": ["imgs/a.png"]}
+    unreadable = {
+        **good,
+        "conversations": [good["conversations"][0], {"from": "gpt", "value": "<tool_call>{oops</tool_call>"}],
+    }
+    (tmp_path / "codevision_sft.json").write_text(json.dumps([good, mismatch, unreadable]))
+    info = {
+        "codevision_sft": {
+            "file_name": "codevision_sft.json",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "images": "images", "system": "system"},
+            "tags": {
+                "observation_tag": "tool",
+                "assistant_tag": "gpt",
+                "role_tag": "from",
+                "content_tag": "value",
+                "user_tag": "human",
+            },
+        }
+    }
+    (tmp_path / "dataset_info.json").write_text(json.dumps(info))
+    rep = _import("codevision-sft", tmp_path, tmp_path / "out")
+    assert (rep["ok"], rep["failed"]) == (1, 2)
+    assert [(e["index"], e["stage"]) for e in rep["errors"]] == [(1, "load"), (2, "tool_call")]
+    assert "2 image placeholders but 1 images" in rep["errors"][0]["message"]
+    (rec,) = load_sft(tmp_path / "out")
+    assert [m["role"] for m in rec["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert rec["messages"][3]["content"] == [
+        {"type": "image"},
+        {"type": "text", "text": "Execution succeeded."},
+    ]
+    assert [im.size for im in rec["images"]] == [(240, 160), (120, 80)] and rec["answer"] == "HELLO"
+    assert (tmp_path / "out" / "dataset_info.json").is_file()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from .importers import IMPORTERS
+from .importers import IMPORTERS, SFT_IMPORTERS
 from .inputs import INPUT_FORMATS
 from .shards import parse_shard
 from .suites import BUILTIN_SUITES
@@ -174,8 +175,6 @@ def _build_sft(args: argparse.Namespace, out: Path, progress: bool) -> int:
         progress=progress,
         **({"kinds": kinds} if kinds else {}),
     )
-    from dataclasses import replace
-
     shards = replace(_shards(args, "train"), records_per_shard=args.records_per_shard or 200)
     res = build_sft_dataset(
         cfg,
@@ -198,6 +197,23 @@ def _import(args: argparse.Namespace, out: Path, progress: bool) -> int:
     from .rl import RLBuildConfig, build_rl
 
     importer = IMPORTERS[args.importer]
+    if args.importer in SFT_IMPORTERS:
+        from .importers import sft_import_spec
+        from .shards import run_build
+
+        spec = sft_import_spec(args.importer, args.input)
+        shards = _shards(args, importer.split)
+        res = run_build(
+            spec,
+            out,
+            config=replace(shards, records_per_shard=args.records_per_shard or 200, file_format="parquet"),
+            shard=parse_shard(args.shard),
+            num_proc=args.num_proc,
+            progress=progress,
+            overwrite=args.overwrite,
+        )
+        _print_result(res, f"import {args.importer}")
+        return 0
     cfg = RLBuildConfig(split=importer.split, num_proc=args.num_proc, progress=progress)
     command = ["cv-data", "import", "--from", args.importer, "--input", Path(args.input).name, "--out", "OUT"]
     res = build_rl(
@@ -225,8 +241,6 @@ def _build_bench(args: argparse.Namespace, out: Path, progress: bool) -> int:
     )
     shards = _shards(args, cfg.split)
     if not args.records_per_shard:
-        from dataclasses import replace
-
         shards = replace(shards, records_per_shard=max(1, 500 // variants_per_base(cfg)))
     res = build_bench_dataset(
         cfg,

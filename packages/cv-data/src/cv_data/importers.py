@@ -19,6 +19,9 @@ stored in the dataset (never an absolute path) and every record that cannot be c
                     original image and the ``<answer>`` become an item; the trajectory itself is not
                     converted (its code reads and writes image files by absolute path, which cv-sandbox's
                     in-memory tool does not run), and the report says so
+``codevision-sft``  the CodeVision release's SFT data as LLaMA-Factory reads it (ShareGPT ``conversations`` of
+                    ``from``/``value`` turns ``human``/``gpt``/``tool``, ``images`` paths, ``system``; or a
+                    folder with its ``dataset_info.json``) into SFT records (the SFT layout)
 ==================  ===========================================================================================
 
 Image paths are resolved against the input's folder, its ``images/`` folder, and by file name when a
@@ -36,6 +39,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cv_protocol import (
+    IMAGE_TOKEN,
+    TOOL_CALL_START,
+    TOOL_RESPONSE_END,
+    TOOL_RESPONSE_START,
+    ParseError,
+    extract_answer,
+    parse_tool_calls,
+)
 
 from ._images import decode
 from .item import Item
@@ -137,25 +150,35 @@ def parse_row(row: Any, index: int) -> dict[str, Any]:
     return row
 
 
+class ImageNotFound(ValueError):
+    """A record's image that cannot be found or decoded (reported at stage ``image``)."""
+
+
 def find_image(value: Any, root: Path) -> Any:
     """An image value decoded; a path is looked up as given (relative to ``root`` or its folder), in
-    ``images/``, and by file name alone (published absolute paths from the authors' machines).
+    ``images/``, by file name alone, and by its last folder and name (published absolute paths from the
+    authors' machines).
 
     Raises:
-        ValueError: The image is not found or cannot be decoded (the message names the path).
+        ImageNotFound: The image is not found or cannot be decoded (the message names the path).
     """
     if not isinstance(value, str):
-        return decode(value)
+        try:
+            return decode(value)
+        except ValueError as e:
+            raise ImageNotFound(str(e)) from e
     base = root if root.is_dir() else root.parent
     p = Path(value)
     cands = [p] if p.is_absolute() else [base / p, base / "images" / p]
-    cands += [base / p.name, base / "images" / p.name]
+    cands += [base / p.name, base / "images" / p.name, base / p.parent.name / p.name]
     for cand in cands:
         if cand.is_file():
-            return decode(str(cand))
-    raise ValueError(
-        f"image file not found: {value!r} (looked in {base} and {base / 'images'}, also by name)"
-    )
+            try:
+                return decode(str(cand))
+            except ValueError as e:
+                raise ImageNotFound(str(e)) from e
+    where = f"{base}, {base / 'images'}, by name and by folder/name"
+    raise ImageNotFound(f"image file not found: {value!r} (looked in {where})")
 
 
 def options_text(options: list[str]) -> str:
@@ -432,6 +455,136 @@ class ThymeSFTImporter(Importer):
         )
 
 
+# ------------------------------------------------------------------------------ CodeVision SFT (ShareGPT)
+
+
+#: The release's LLaMA-Factory tags (``LLaMA-Factory/data/dataset_info.json``, entry ``codevision_sft``).
+RELEASE_SHAREGPT = {
+    "messages": "conversations",
+    "images": "images",
+    "system": "system",
+    "tools": "tools",
+    "role_tag": "from",
+    "content_tag": "value",
+    "user_tag": "human",
+    "assistant_tag": "gpt",
+    "observation_tag": "tool",
+    "system_tag": "system",
+    "function_tag": "function_call",
+}
+
+
+def _unwrap_tool_response(text: str) -> str:
+    t = text.strip()
+    if t.startswith(TOOL_RESPONSE_START) and t.endswith(TOOL_RESPONSE_END):
+        return t[len(TOOL_RESPONSE_START) : -len(TOOL_RESPONSE_END)].strip("\n")
+    return text
+
+
+class UnreadableCall(ValueError):
+    """An assistant turn's ``<tool_call>`` that ``cv_protocol.parse_tool_calls`` cannot read."""
+
+
+@dataclass(frozen=True)
+class ShareGPTImporter(Importer):
+    """LLaMA-Factory ShareGPT trajectories (the CodeVision release's SFT data) as SFT records.
+
+    Reads a JSON / JSONL file, or a folder with ``dataset_info.json`` (its first ``sharegpt`` entry names the
+    file and the tags; without one, the release's tags :data:`RELEASE_SHAREGPT`). Each row becomes an SFT
+    record (:func:`cv_data.sft.sft_record`): turns mapped to system/user/assistant/tool, ``<image>`` tokens
+    to image parts, images loaded and stored, tool values unwrapped from ``<tool_response>`` (the template
+    adds it), ``answer`` from the last ``<answer>``. A row is reported when a turn has an unknown tag, turns
+    do not alternate, placeholders and images disagree, an image is missing, a tool turn follows no
+    ``<tool_call>``, or a call cannot be read by ``cv_protocol.parse_tool_calls``. The calls are not
+    re-executed: ``tool_ops`` stays empty.
+    """
+
+    kind: str = "sft"
+
+    def _entry(self, root: Path) -> tuple[Path, dict[str, str]]:
+        if root.is_dir() and (root / "dataset_info.json").is_file():
+            info = json.loads((root / "dataset_info.json").read_text(encoding="utf-8"))
+            for entry in info.values():
+                if entry.get("formatting") == "sharegpt" and "file_name" in entry:
+                    tags = {**RELEASE_SHAREGPT, **entry.get("columns", {}), **entry.get("tags", {})}
+                    return root / entry["file_name"], tags
+        return root, dict(RELEASE_SHAREGPT)
+
+    def files(self, root: Path) -> list[Path]:
+        return super().files(self._entry(root)[0])
+
+    def count(self, root: Path) -> int:
+        return sum(1 for _ in self.rows(root, 0, 1 << 62))
+
+    def rows(self, root: Path, start: int, stop: int) -> Iterator[Any]:
+        yield from super().rows(self._entry(root)[0], start, stop)
+
+    def record(self, row: Any, index: int, root: Path) -> dict[str, Any]:
+        """Row ``index`` as an SFT record; raises KeyError / ValueError with what is wrong."""
+        from .sft.record import sft_record
+
+        row = parse_row(row, index)
+        data_file, tags = self._entry(root)
+        turns = row.get(tags["messages"])
+        if not turns:
+            raise KeyError(tags["messages"])
+        roles = {
+            tags["user_tag"]: "user",
+            tags["assistant_tag"]: "assistant",
+            tags["observation_tag"]: "tool",
+            tags["system_tag"]: "system",
+            tags["function_tag"]: "assistant",
+        }
+        messages: list[dict[str, Any]] = []
+        system = row.get(tags["system"])
+        if system:
+            messages.append({"role": "system", "content": [{"type": "text", "text": str(system)}]})
+        for k, turn in enumerate(turns):
+            tag = turn.get(tags["role_tag"])
+            if tag not in roles:
+                raise ValueError(f"turn {k} has the unknown tag {tag!r}; expected one of {sorted(roles)}")
+            role, text = roles[tag], str(turn.get(tags["content_tag"]) or "")
+            if role == "tool":
+                text = _unwrap_tool_response(text)
+                prev = messages[-1] if messages else None
+                if (
+                    prev is None
+                    or prev["role"] != "assistant"
+                    or TOOL_CALL_START not in prev["content"][-1]["text"]
+                ):
+                    raise ValueError(f"turn {k} ({tag}) answers no <tool_call>")
+            if role == "assistant" and TOOL_CALL_START in text:
+                call = parse_tool_calls(text)
+                if isinstance(call, ParseError):
+                    raise UnreadableCall(
+                        f"turn {k}: the tool call cannot be read ({call.kind}): {call.message}"
+                    )
+            parts: list[dict[str, Any]] = []
+            for j, chunk in enumerate(text.split(IMAGE_TOKEN)):
+                if j:
+                    parts.append({"type": "image"})
+                if chunk or (j == 0 and not parts and IMAGE_TOKEN not in text):
+                    parts.append({"type": "text", "text": chunk})
+            messages.append({"role": role, "content": parts})
+        if messages[-1]["role"] != "assistant":
+            raise ValueError("the conversation does not end with an assistant turn")
+        refs = row.get(tags["images"]) or []
+        refs = refs if isinstance(refs, list) else [refs]
+        images = [find_image(v, data_file) for v in refs]
+        rid = str(row.get("id") or f"{self.name}-{index:06d}")
+        final = "".join(p.get("text", "") for p in messages[-1]["content"])
+        return sft_record(
+            messages,
+            images,
+            id=rid,
+            kind=str(row.get("kind") or "imported"),
+            data_source=self.data_source,
+            item_id=rid,
+            answer=extract_answer(final) or "",
+            source_row=index,
+        )
+
+
 #: Every importer by name.
 IMPORTERS: dict[str, Importer] = {
     imp.name: imp
@@ -443,5 +596,67 @@ IMPORTERS: dict[str, Importer] = {
         HRBenchImporter("hrbench", "HRBench", "test", "HR-Bench 4K/8K TSV"),
         ThymeRLImporter("thyme-rl", "thyme", "train", "Thyme RL JSON/JSONL"),
         ThymeSFTImporter("thyme-sft", "thyme", "train", "Thyme SFT JSON/JSONL (as items)"),
+        ShareGPTImporter(
+            "codevision-sft", "codevision", "train", "CodeVision release SFT (LLaMA-Factory ShareGPT)"
+        ),
     )
 }
+
+#: Importers whose rows become SFT records (``cv-data import`` writes the SFT layout); the others give items.
+SFT_IMPORTERS: tuple[str, ...] = tuple(n for n, imp in IMPORTERS.items() if getattr(imp, "kind", "") == "sft")
+
+
+@dataclass(frozen=True)
+class _SFTImportTask:
+    importer: str
+    root: str
+    index: int
+    row: Any
+
+
+def _sft_import_rows(task: _SFTImportTask) -> Any:
+    from .sft.io import sft_row
+    from .shards import RecordRows
+
+    try:
+        rec = IMPORTERS[task.importer].record(task.row, task.index, Path(task.root))  # type: ignore[attr-defined]
+    except (KeyError, ValueError, TypeError) as e:
+        msg = f"missing column {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+        stages = ((KeyError, "columns"), (ImageNotFound, "image"), (UnreadableCall, "tool_call"))
+        stage = next((name for cls, name in stages if isinstance(e, cls)), "load")
+        rid = task.row.get("id") if isinstance(task.row, dict) else None
+        return RecordRows(error=(stage, rid, msg))
+    return RecordRows(
+        rows=[sft_row(rec)], stats={"tool_turns": sum(m["role"] == "tool" for m in rec["messages"])}
+    )
+
+
+def sft_import_spec(name: str, path: str | Path, *, command: str = "") -> Any:
+    """The :class:`~cv_data.shards.BuildSpec` that converts an SFT importer's input into the SFT layout."""
+    from .sft.io import SFT_LAYOUT, llamafactory_dataset_info
+    from .shards import BuildSpec
+
+    imp = IMPORTERS[name]
+    root = Path(path).expanduser()
+
+    def tasks(start: int, stop: int) -> Iterator[_SFTImportTask]:
+        for i, row in enumerate(imp.rows(root, start, stop), start):
+            yield _SFTImportTask(name, str(root), i, row)
+
+    files = [[f.name, f.stat().st_size] for f in imp.files(root)]
+    return BuildSpec(
+        builder="import",
+        num=imp.count(root),
+        layout=SFT_LAYOUT,
+        tasks=tasks,
+        make=_sft_import_rows,
+        settings={"importer": name, "input": {"name": root.name, "files": files}},
+        command=command or f"cv-data import --from {name} --input {root.name} --out OUT",
+        title=f"{imp.description}, converted by cv-data",
+        description=(
+            f"Trajectories of {root.name} in cv-data's SFT layout: images stored inside (once each), turns as "
+            "messages and as ShareGPT columns; the calls were checked with cv_protocol's parser, not re-executed."
+        ),
+        usage="- cv-train: `dataset: {out}`.\n- LLaMA-Factory: `dataset_dir: {out}`, `dataset: codevision_sft`.",
+        extra_files={"dataset_info.json": json.dumps(llamafactory_dataset_info("data"), indent=2) + "\n"},
+    )

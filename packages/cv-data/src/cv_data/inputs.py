@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .importers import IMPORTERS
+from .importers import IMPORTERS, SFT_IMPORTERS
 from .item import Item
 from .records import (
     count_parquet_rows,
@@ -32,7 +32,13 @@ from .report import BuildReport
 from .tables import ColumnMap, find_table, row_item, row_item_stage
 
 #: Input formats of :class:`InputSpec`: the generic ones, then every importer (:data:`IMPORTERS`).
-INPUT_FORMATS: tuple[str, ...] = ("items", "verl", "table", "hf", *IMPORTERS)
+INPUT_FORMATS: tuple[str, ...] = (
+    "items",
+    "verl",
+    "table",
+    "hf",
+    *(n for n in IMPORTERS if n not in SFT_IMPORTERS),
+)
 
 
 class _BadLine(ValueError):

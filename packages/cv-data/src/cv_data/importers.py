@@ -395,9 +395,6 @@ def _b64_or_path(v: str) -> Any:
 # ------------------------------------------------------------------------------ Thyme
 
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-
-
 def _clean_question(text: str) -> str:
     return text.replace("<image>", "").strip()
 
@@ -439,10 +436,10 @@ class ThymeSFTImporter(Importer):
         for col in ("image", "question", "response"):
             if not row.get(col):
                 raise KeyError(col)
-        answers = _ANSWER.findall(str(row["response"]))
-        if not answers:
+        found = extract_answer(str(row["response"]))
+        if not found:
             raise ValueError("response has no <answer>...</answer>: nothing to use as the ground truth")
-        answer = answers[-1].strip().strip("*").strip()
+        answer = found.strip().strip("*").strip()
         images = row["image"] if isinstance(row["image"], list) else [row["image"]]
         return Item(
             id=str(row.get("id") or f"thyme-sft-{index:06d}"),

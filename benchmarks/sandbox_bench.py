@@ -1,16 +1,21 @@
-"""Latency of one tool call, three ways, on a realistic op mix over a 1 MP image.
+"""Latency of one tool call on a realistic op mix over a 1 MP image, in-process vs cv-sandbox.
 
 1. in-process ``exec`` with the real modules (no isolation at all: the floor),
-2. cv-sandbox (RestrictedPython + facades + tracing, forked hardened child of a warm worker),
+2. cv-sandbox in its default, fully isolated mode (a brand-new hardened process per call, forked and
+   hardened ahead of demand; ``--calls-per-child N`` lets a child serve N calls instead),
 3. a fresh Python interpreter per call (imports + image transfer + exec each time), two ways: a bare
    one (no restriction, no hardening: the cheapest conceivable fresh process) and a cold cv-sandbox (the
    same isolation started for each call: what the warm pool saves).
 
-Run: ``uv run python benchmarks/sandbox_bench.py [--rounds N] [--fresh-calls N] [--json out.json]``.
-Prints p50 latencies (ms) and the ratios against the targets (sandbox <= 1.5x in-process, >= 50x faster
-than a fresh interpreter), splits each sandboxed call into the code's own time in the child
-(``ExecResult.run_s``) and the isolation overhead, and repeats the mix with never-seen code (every call
-compiles, as in RL rollouts).
+Three ways of calling: *back to back* (the next call right after the previous one, as in a tight loop),
+*paced like an agent loop* (``--pace-ms`` of model time between calls: spares are ready when a call comes)
+and *throughput with all workers busy* (``--workers`` threads calling back to back).
+
+Run: ``uv run python benchmarks/sandbox_bench.py [--rounds N] [--pace-ms MS] [--json out.json]``.
+Prints p50 latencies (ms) and the ratios against the target (sandbox <= 1.5x in-process), splits each
+sandboxed call into the code's own time in the child (``ExecResult.run_s``) and the isolation overhead,
+and repeats the mix with never-seen code (every call compiles, as in RL rollouts). In-process and sandbox
+calls are interleaved in a shuffled order, so a ratio compares calls made under the same machine load.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -115,6 +122,38 @@ def fresh_interpreter(code: str, image: Image.Image) -> Image.Image:
     return Image.frombytes(mode, (int(w), int(h)), body)
 
 
+def throughput(image: Image.Image, args: argparse.Namespace) -> dict[str, float]:
+    """Calls per second with ``throughput_workers`` threads calling back to back (all workers busy)."""
+    n, w = args.throughput_calls, args.throughput_workers
+    out: dict[str, float] = {}
+    with Sandbox(SandboxConfig(workers=w, timeout_s=30, calls_per_child=args.calls_per_child)) as sb:
+        for _, code in OP_MIX:
+            assert sb.run(code, [image]).ok
+        for way in ("sandbox", "in_process"):
+            jobs = [OP_MIX[k % len(OP_MIX)][1] for k in range(n)]
+            lock = threading.Lock()
+
+            def work(way: str = way, jobs: list[str] = jobs, lock: threading.Lock = lock) -> None:
+                while True:
+                    with lock:
+                        if not jobs:
+                            return
+                        code = jobs.pop()
+                    if way == "sandbox":
+                        assert sb.run(code, [image]).ok
+                    else:
+                        in_process(code, image)
+
+            threads = [threading.Thread(target=work) for _ in range(w)]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            out[way] = n / (time.perf_counter() - t0)
+    return out
+
+
 def p50(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
@@ -124,12 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15, help="passes over the op mix (in-process and sandbox)")
     ap.add_argument("--fresh-calls", type=int, default=8, help="calls for the fresh-interpreter baseline")
     ap.add_argument("--cold-calls", type=int, default=4, help="calls for the cold-sandbox baseline")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="workers of the latency runs")
+    ap.add_argument("--pace-ms", type=float, default=50.0, help="model time between paced calls")
+    ap.add_argument("--throughput-workers", type=int, default=2, help="workers (and threads) kept busy")
+    ap.add_argument("--throughput-calls", type=int, default=48, help="calls per throughput measurement")
     ap.add_argument(
         "--calls-per-child",
         type=int,
         default=SandboxConfig.calls_per_child,
-        help="1 = a brand-new forked process for every call (strictest)",
+        help="1 (the default) = a brand-new process for every call; N lets a child serve N calls",
     )
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args(argv)
@@ -146,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "isolation": [],
         "fresh": [],
         "cold": [],
+        "paced_in_process": [],
+        "paced_sandbox": [],
     }
     per_op: dict[str, dict[str, list[float]]] = {
         name: {"in_process": [], "sandbox": [], "code_in_child": []} for name, _ in OP_MIX
@@ -186,6 +230,20 @@ def main(argv: list[str] | None = None) -> int:
                         dt = time.perf_counter() - t0
                         assert r.ok
                     times[way].append(dt)
+        # Paced like an agent loop: model time passes between calls (both ways wait the same).
+        for _k in range(max(1, args.rounds // 2)):
+            for _name, code in OP_MIX:
+                ways = ["in_process", "sandbox"]
+                order.shuffle(ways)
+                for way in ways:
+                    time.sleep(args.pace_ms / 1000)
+                    t0 = time.perf_counter()
+                    if way == "in_process":
+                        in_process(code, image)
+                    else:
+                        assert sb.run(code, [image]).ok
+                    times[f"paced_{way}"].append(time.perf_counter() - t0)
+    thr = throughput(image, args)
     for k in range(args.fresh_calls):
         _, code = OP_MIX[k % len(OP_MIX)]
         t0 = time.perf_counter()
@@ -220,7 +278,18 @@ def main(argv: list[str] | None = None) -> int:
         f"cv-sandbox with new code every call (no compile-cache hits): p50 {new_code:.1f} ms "
         f"= {new_code / ip:.2f}x in-process"
     )
-    print(f"cv-sandbox / in-process = {sbx / ip:.2f}x (target <= 1.5x)")
+    pip, psb = p50(times["paced_in_process"]), p50(times["paced_sandbox"])
+    print(f"cv-sandbox / in-process = {sbx / ip:.2f}x back to back (target <= 1.5x)")
+    print(
+        f"paced like an agent loop ({args.pace_ms:g} ms between calls): in-process {pip:.1f} ms | "
+        f"cv-sandbox {psb:.1f} ms = {psb / pip:.2f}x"
+    )
+    print(
+        f"throughput, {args.throughput_workers} workers busy: cv-sandbox {thr['sandbox']:.0f} calls/s | "
+        f"in-process, {args.throughput_workers} threads {thr['in_process']:.0f} calls/s "
+        f"= {thr['sandbox'] / thr['in_process']:.2f}x"
+    )
+    print(f"load average during the run: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     print(f"bare fresh interpreter / cv-sandbox = {fr / sbx:.1f}x (target >= 50x)")
     print(f"  (ceiling: bare fresh interpreter / unisolated in-process exec = {fr / ip:.1f}x)")
     print(f"cold cv-sandbox (same isolation, fresh per call) / cv-sandbox = {cold / sbx:.1f}x")
@@ -237,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
                         "cold_sandbox": cold,
                     },
                     "ratio_sandbox_in_process": sbx / ip,
+                    "paced_p50_ms": {"in_process": pip, "sandbox": psb},
+                    "ratio_paced_sandbox_in_process": psb / pip,
+                    "throughput_calls_per_s": thr,
+                    "load_average_1min": os.getloadavg()[0],
                     "ratio_fresh_sandbox": fr / sbx,
                     "ratio_fresh_in_process": fr / ip,
                     "ratio_sandbox_new_code_in_process": new_code / ip,

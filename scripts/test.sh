@@ -30,6 +30,13 @@ run env UV_PROJECT_ENVIRONMENT=.venvs/cv-agent-light uv run --frozen --quiet --e
 for pkg in cv-agent cv-bench cv-train; do
     run uv run --frozen --quiet python -m pytest "packages/$pkg/tests" -q -p no:cacheprovider
 done
+# The sandbox's adversarial suite again as an unprivileged user with all capabilities dropped (as root it
+# ran above), and without user namespaces; needs root to create that user, as CI is.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && command -v useradd >/dev/null; then
+    run bash scripts/test_unprivileged.sh
+else
+    echo "::: skipping the unprivileged sandbox run: needs root, setpriv and useradd"
+fi
 # Lint too: TID253 is what keeps heavy imports out of module level in light packages.
 run uv run --frozen --quiet ruff check packages benchmarks
 run uv run --frozen --quiet ruff format --check packages benchmarks

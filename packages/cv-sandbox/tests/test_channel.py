@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from cv_sandbox import Sandbox, SandboxConfig
 from cv_sandbox._pool import ChildLink
+from cv_sandbox._zygote import SPARES
 from cv_sandbox.testing import child_zombies, children_of
 from PIL import Image
 
@@ -98,7 +99,7 @@ def test_idle_child_killed_between_calls_is_replaced(sb: Sandbox) -> None:
         os.kill(pid, signal.SIGKILL)
     r = sb.run("result = image", [IMG])
     assert not r.ok and r.error_kind in ("memory", "crash")
-    for _ in range(2):
+    for _ in range(SPARES + 1):  # each spare killed above fails once, then fresh ones serve
         r = sb.run("result = image", [IMG])
         if r.ok:
             break
@@ -121,9 +122,10 @@ def test_every_child_gets_private_pipes_and_no_fds_leak() -> None:
         assert sb.run("while True:\n    pass", [IMG]).error_kind == "timeout"
         assert sb.run("result = image", [IMG]).ok
         time.sleep(0.05)
-        assert _fds() == fds  # one child link (+ one offered spare) at a time, whatever happened
+        # Only the offered spares' pipe ends are held, whatever happened (two per spare).
+        assert len(_fds() - fds) <= 2 * SPARES and len(fds - _fds()) <= 2 * SPARES
         (wpid,) = sb.worker_pids()
-        assert len(children_of(wpid)) <= 2
+        assert len(children_of(wpid)) <= SPARES + 2  # spares, the child just used (being reaped)
     assert child_zombies() == []
 
 

@@ -38,7 +38,6 @@ ESCAPES: list[str] = [
     "print(globals())",
     "print(vars(image))",
     "setattr(np, 'rot90', None)",
-    "print(type(image))",
     # dunder walks
     "print(image.__class__.__mro__)",
     "print(().__class__.__bases__[0].__subclasses__())",

@@ -97,3 +97,15 @@ def test_shared_sandbox_is_one_per_configuration() -> None:
         other, "result = image.rotate(90, expand=True)", "", 0
     )
     assert out.call.ok and out.image.size == (2, 4)
+
+
+def test_op_records_carry_the_effective_flag_that_rewards_read() -> None:
+    # cv-rewards pays no optional-tool credit for an op that changed no pixel (it reads "effective" from
+    # these dicts, see cv_rewards.OpRecord.from_dict): the flag must survive the workspace's op records.
+    ws = ImageWorkspace([Image.new("RGB", (32, 16), "gray")])
+    with Sandbox() as sb:
+        noop = ws.execute(sb, "result = ImageEnhance.Contrast(image).enhance(1.0)", "no-op", 0)
+        real = ws.execute(sb, "result = ImageEnhance.Contrast(image).enhance(1.8)", "contrast", 0)
+    assert noop.call.ok and real.call.ok
+    assert [op["effective"] for op in noop.call.ops] == [False]
+    assert [op["effective"] for op in real.call.ops] == [True]

@@ -13,7 +13,8 @@ Channels:
 2. *Control*, a Unix socket between caller and worker: the caller says ``take`` (a spare child was taken
    into use: fork the next), ``retire`` (done with a child), ``kill`` (its deadline passed) or ``reap``
    (its pipe closed: say why) and ``exit``; the worker sends a marker byte and a frame: ``F`` + ``child``
-   with the new child's request/reply pipe ends attached (``SCM_RIGHTS``), or ``M`` + ``status``.
+   with the new child's request/reply pipe ends attached (``SCM_RIGHTS``), ``M`` + ``status`` (the answer
+   to ``kill`` and ``reap``) or ``M`` + ``gone`` (a child has been reaped: it can no longer see anything).
 3. *Request/reply*, on a child's private pipes, without the worker in between: one request frame (code and
    the header of the input image, whose pixels are already in shared memory) is answered by exactly one
    reply frame (outcome, stdout, trace; the pixels of ``result`` in shared memory).
@@ -49,14 +50,21 @@ def timeout_message(timeout_s: float) -> str:
     )
 
 
-def ok_reply(stdout: str, trace: list[dict[str, Any]], to_source: list[float] | None) -> dict[str, Any]:
-    """The reply header of a call that produced an image (the child adds its image header and size)."""
+def ok_reply(
+    stdout: str,
+    trace: list[dict[str, Any]],
+    to_source: list[float] | None,
+    discarded: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The reply header of a call that produced an image (the child adds its image header and size):
+    ``trace`` holds the ops that took effect on it, ``discarded`` the ops whose output it does not carry."""
     return {
         "ok": True,
         "error": None,
         "error_kind": None,
         "stdout": stdout,
         "trace": trace,
+        "discarded": discarded or [],
         "to_source": to_source,
     }
 
@@ -226,6 +234,12 @@ def send_status(sock: socket.socket, child_id: int | None, kind: str, msg: str =
     """Worker -> caller: how a child the caller asked about ended (answers ``kill`` and ``reap``)."""
     sock.sendall(_MESSAGE)
     send_frame(sock.fileno(), {"op": "status", "id": child_id, "error_kind": kind, "error": msg})
+
+
+def send_gone(sock: socket.socket, child_id: int) -> None:
+    """Worker -> caller: ``child_id`` has been reaped (sent once for every child, whatever its end)."""
+    sock.sendall(_MESSAGE)
+    send_frame(sock.fileno(), {"op": "gone", "id": child_id})
 
 
 def read_worker_message(

@@ -2,6 +2,12 @@
 
 Returns a JSON-able header and the result image (in a transferable mode); never raises for anything user
 code does.
+
+Names user code sees (:data:`GLOBAL_NAMES`): ours (``image``, ``img``, ``Image``, ``ImageEnhance``,
+``ImageFilter``, ``ImageOps``, ``ImageDraw``, ``np``, ``cv2``, ``math``) and the public CodeVision release's
+(``draw``: an ``ImageDraw.Draw`` on the input, made on first use; ``PIL``, ``numpy``, ``cv``, ``ImageFont``
+with the built-in font only, ``PI``, ``E``). The result is the first of :data:`RESULT_NAMES` the code
+assigned; failing that, the input image if the code drew on it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from ._facade_numpy import build_numpy
 from ._facade_pil import build_pil
 from ._forbid import GUARD, ForbiddenError
 from ._guards import (
-    CODE_FILENAME,
     BoundedPrint,
     guarded_getattr,
     guarded_getitem,
@@ -35,7 +40,7 @@ from ._guards import (
     make_import,
 )
 from ._policy import ImagePolicy
-from ._trace import STATE, TracedArray, geo_of, set_geo
+from ._trace import CODE_FILENAME, STATE, USER_MODULE, TracedArray, depth, geo_of, same, set_geo
 from ._trace_pil import patch_pil
 from ._wire import normalize_mode
 
@@ -76,8 +81,9 @@ class Namespaces:
 
     def globals_for(self, image: Image.Image, printer: BoundedPrint) -> dict[str, Any]:
         return {
+            **self._names(image),
             "__builtins__": self.builtins,
-            "__name__": "tool_code",
+            "__name__": USER_MODULE,
             "__metaclass__": type,
             "_getattr_": guarded_getattr,
             "_getitem_": guarded_getitem,
@@ -88,6 +94,10 @@ class Namespaces:
             "_inplacevar_": inplacevar,
             "_apply_": _apply,
             "_print_": lambda *_a: printer,
+        }
+
+    def _names(self, image: Image.Image) -> dict[str, Any]:
+        return {
             "image": image,
             "img": image,
             "Image": self.pil["Image"],
@@ -98,11 +108,53 @@ class Namespaces:
             "np": self.np,
             "cv2": self.cv2,
             "math": self.math,
+            # the public release's names
+            "draw": LazyDraw(image),
+            "PIL": self.pil["PIL"],
+            "numpy": self.np,
+            "cv": self.cv2,
+            "ImageFont": self.pil["ImageFont"],
+            "PI": math.pi,
+            "E": math.e,
         }
 
 
 def _apply(f: Any, *args: Any, **kwargs: Any) -> Any:
     return f(*args, **kwargs)
+
+
+#: Where the result is looked for, in order (the release's order); a name counts only if the code bound it.
+RESULT_NAMES = ("result", "output", "processed_image", "img", "image")
+
+
+class LazyDraw:
+    """The release's ``draw`` global: an ``ImageDraw.Draw`` on the input image, made on first use (making
+    it copies the shared input, which most calls never need)."""
+
+    __slots__ = ("_cvs_image", "_cvs_draw")
+
+    def __init__(self, image: Image.Image) -> None:
+        self._cvs_image = image
+        self._cvs_draw: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._cvs_draw is None:
+            from PIL import ImageDraw
+
+            self._cvs_draw = ImageDraw.Draw(self._cvs_image)
+        return getattr(self._cvs_draw, name)
+
+    def __repr__(self) -> str:
+        return "<ImageDraw.Draw of the input image>"
+
+
+def _find_result(glb: dict[str, Any], image: Image.Image, core: Any) -> Any:
+    """The first of :data:`RESULT_NAMES` the code bound (not the input the name started as); else the
+    input image if the code changed it in place (e.g. drew on it with ``draw``); else None."""
+    for name in RESULT_NAMES:
+        if name in glb and not (name in ("img", "image") and glb[name] is image):
+            return glb[name]
+    return image if image.im is not core else None
 
 
 def _user_line(exc: BaseException) -> int | None:
@@ -153,7 +205,7 @@ def _to_image(value: Any) -> Image.Image | str:
             )
         im = Image.fromarray(np.ascontiguousarray(arr.view(np.ndarray)))
         if g is not None:
-            set_geo(im, g.affine)
+            set_geo(im, same(g))
         return im
     if value is None:
         return "the code did not assign an image to `result` (or `output`)"
@@ -200,9 +252,12 @@ class Executor:
                 else "forbidden"
             )
             return _error(kind, _clip(msg, lim.max_error_chars))
-        np.random.seed(0)  # calls sharing a child must not see each other's RNG state; also reproducible
+        # Reproducible, and calls sharing a child (calls_per_child > 1) do not see each other's RNG state.
+        np.random.seed(0)
+        cv2.setRNGSeed(0)
         printer = BoundedPrint(lim.max_stdout_chars)
         set_geo(image, A.IDENTITY)
+        core = image.im
         glb = self.ns.globals_for(image, printer)
         try:
             exec(compiled.code, glb)  # noqa: S102 - RestrictedPython-compiled, guarded globals
@@ -219,7 +274,7 @@ class Executor:
             return _error("exception", text, printer)
         if GUARD.forbidden is not None:
             return _error("forbidden", _clip(GUARD.forbidden, lim.max_error_chars), printer)
-        value = glb["result"] if "result" in glb else glb.get("output")
+        value = _find_result(glb, image, core)
         try:
             out = _to_image(value)
         except MemoryError:
@@ -251,11 +306,15 @@ class Executor:
             and all(math.isfinite(v) for v in g.affine)
         ):
             to_source = list(A.clean(g.affine))
+        lineage = g.lineage if g is not None else frozenset()
         try:
-            out = normalize_mode(out)
+            with depth():  # the sandbox's own conversion is no op of the code's
+                out = normalize_mode(out)
         except MemoryError:
             return _error("memory", "memory limit exceeded while returning `result`", printer)
-        return ok_reply(printer.text(), list(STATE.ops), to_source), out
+        credited = [op for i, op in enumerate(STATE.ops) if i in lineage]
+        discarded = [op for i, op in enumerate(STATE.ops) if i not in lineage]
+        return ok_reply(printer.text(), credited, to_source, discarded), out
 
 
 _ = TracedArray  # re-exported for tests that inspect arrays

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import geometry as A
 from ._forbid import forbid
-from ._trace import STATE
+from ._trace import STATE, USER_MODULE
 
 
 class Facade:
@@ -56,6 +56,9 @@ class Facade:
 
 
 class _InstanceOf(type):
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        forbid(f"{cls.__name__}(...) cannot be constructed in the sandbox")
+
     def __instancecheck__(cls, obj: Any) -> bool:
         return isinstance(obj, cls._cvs_real)  # type: ignore[attr-defined]
 
@@ -63,9 +66,34 @@ class _InstanceOf(type):
         return issubclass(sub, cls._cvs_real)  # type: ignore[attr-defined]
 
 
-def isinstance_only(real: type, name: str) -> type:
+def isinstance_only(real: type, name: str, module: str | None = None) -> type:
     """A stand-in usable in ``isinstance`` checks that cannot construct or reach the real type."""
-    return _InstanceOf(name, (), {"_cvs_real": real, "__slots__": ()})
+    ns: dict[str, Any] = {"_cvs_real": real, "__slots__": ()}
+    if module is not None:
+        ns["__module__"] = module
+    stand_in = _InstanceOf(name, (), ns)
+    _STAND_INS.setdefault(real, stand_in)
+    return stand_in
+
+
+#: The stand-in of each real class user code has been shown (``type(x)`` returns the same object).
+_STAND_INS: dict[type, type] = {}
+
+
+def public_type(cls: type) -> type:
+    """The stand-in user code gets for ``cls`` (the facade's own for classes it exposes, e.g.
+    ``np.ndarray``, ``Image.Image``; the sandbox's internal subclasses map to those). Classes the user
+    code defined itself come back as they are."""
+    from PIL import Image
+
+    from ._shared_image import SharedImage
+    from ._trace import TracedArray
+
+    cls = {TracedArray: np.ndarray, SharedImage: Image.Image}.get(cls, cls)
+    if cls.__module__ == USER_MODULE:
+        return cls
+    hit = _STAND_INS.get(cls)
+    return hit if hit is not None else isinstance_only(cls, cls.__qualname__, cls.__module__)
 
 
 def record_flip(arr: np.ndarray, axes: set[int], api: str) -> A.Affine | None:

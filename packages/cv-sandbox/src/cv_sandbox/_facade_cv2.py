@@ -12,7 +12,7 @@ import numpy as np
 
 from . import geometry as A
 from ._facade import Facade, record_flip
-from ._trace import STATE, TracedArray, depth, geo_of, hw_size, same, set_geo, then
+from ._trace import STATE, Carry, TracedArray, depth, geo_of, hw_size, mixed, same, set_geo, then
 
 
 def _cv_image_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -22,12 +22,14 @@ def _cv_image_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[0] if args else None
 
 
-def _attach(out: Any, g_aff: A.Affine | None, size: tuple[int, int] | None) -> Any:
+def _attach(out: Any, g_aff: Carry, size: tuple[int, int] | None) -> Any:
     """Give image outputs of an OpenCV call the right geometry (tuples: each image-shaped item)."""
     if isinstance(out, np.ndarray):
         if out.ndim < 2:
             return out
-        return set_geo(out, g_aff if size is not None and hw_size(out) == size else None)
+        return set_geo(
+            out, g_aff if size is not None and hw_size(out) == size else Carry(None, g_aff.lineage)
+        )
     if isinstance(out, tuple):
         return tuple(_attach(o, g_aff, size) for o in out)
     return out
@@ -117,7 +119,7 @@ def _cv_scale(fn: Callable[..., Any], api: str) -> Callable[..., Any]:
         out = fn(*args, **kwargs)
         h, w = src.shape[:2]
         oh, ow = out.shape[:2]
-        STATE.record("resize", api, {"size": [int(ow), int(oh)]})
+        STATE.record("resize", api, {"size": [int(ow), int(oh)]}, effective=(ow, oh) != (w, h))
         return set_geo(out, then(g, A.resize(w, h, ow, oh)))
 
     return wrapper
@@ -148,11 +150,33 @@ def _cv_get_rect_sub_pix(*args: Any, **kwargs: Any) -> Any:
 def _cv_warp(fn: Callable[..., Any], api: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        out = fn(*args, **kwargs)
+        out = fn(*_zeroed_transparent_dst(fn, args, kwargs), **kwargs)
         STATE.record("warp", api, {})
-        return set_geo(out, None) if isinstance(out, np.ndarray) and out.ndim >= 2 else out
+        src = _cv_image_arg(args, kwargs)
+        return set_geo(out, mixed(src)) if isinstance(out, np.ndarray) and out.ndim >= 2 else out
 
     return wrapper
+
+
+def _zeroed_transparent_dst(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """``BORDER_TRANSPARENT`` leaves uncovered pixels of a fresh output as whatever memory held (the
+    result would depend on earlier allocations): give such calls a zeroed output array."""
+    if kwargs.get("borderMode", args[5] if len(args) > 5 else None) != cv2.BORDER_TRANSPARENT:
+        return args
+    if "dst" in kwargs or (len(args) > 3 and args[3] is not None):
+        return args
+    src, dsize = args[0], (args[2] if len(args) > 2 else kwargs.get("dsize"))
+    try:
+        w, h = (int(v) for v in dsize)
+        dst = np.zeros((h, w, *np.asarray(src).shape[2:]), np.asarray(src).dtype)
+    except (TypeError, ValueError):
+        return args
+    if len(args) > 3:
+        return (*args[:3], dst, *args[4:])
+    kwargs["dst"] = dst
+    return args
 
 
 _GRAY_CODES = {getattr(cv2, n) for n in dir(cv2) if n.startswith("COLOR_") and n.endswith("2GRAY")}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from . import geometry as A
 from ._facade import Facade, isinstance_only, record_flip
-from ._trace import STATE, TracedArray, geo_of, hw_size, set_geo, then
+from ._trace import STATE, TracedArray, combined, geo_of, hw_size, mixed, same, set_geo, then
 
 
 def _first_image(args: Iterable[Any]) -> Any:
@@ -37,8 +37,8 @@ def _np_pixel(fn: Callable[..., Any]) -> Callable[..., Any]:
             return out
         g = geo_of(src)
         if g is not None and hw_size(out) == g.size:
-            return set_geo(out, g.affine)
-        return set_geo(out, None) if out.ndim >= 2 else out
+            return set_geo(out, combined(g.affine, *args, *kwargs.values()))
+        return set_geo(out, mixed(*args, *kwargs.values())) if out.ndim >= 2 else out
 
     return wrapper
 
@@ -49,8 +49,9 @@ def _np_drop(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = fn(*args, **kwargs)
-        if isinstance(out, TracedArray) and out.ndim >= 2:
-            return set_geo(out, None)
+        if isinstance(out, np.ndarray) and out.ndim >= 2:
+            # Traced even when made from scratch (np.zeros): later in-place writes can then tag it.
+            return set_geo(out, mixed(*args, *kwargs.values()))
         return out
 
     return wrapper
@@ -69,7 +70,7 @@ def _np_rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
     if ax == (1, 0):
         kk = (4 - kk) % 4
     elif ax != (0, 1):
-        return set_geo(out, None) if out.ndim >= 2 else out
+        return set_geo(out, then(g, None)) if out.ndim >= 2 else out
     if arr.ndim < 2:
         return out
     h, w = arr.shape[:2]
@@ -118,7 +119,7 @@ def _np_transpose(a: Any, axes: Any = None) -> Any:
     if perm[:2] == (1, 0) and perm[2:] == tuple(range(2, arr.ndim)):
         STATE.record("transpose", "numpy.transpose", {})
         return set_geo(out, then(geo_of(arr), A.transpose()))
-    return set_geo(out, None)
+    return set_geo(out, then(geo_of(arr), None))
 
 
 def _np_swapaxes(a: Any, axis1: int, axis2: int) -> Any:
@@ -127,7 +128,7 @@ def _np_swapaxes(a: Any, axis1: int, axis2: int) -> Any:
     if arr.ndim >= 2 and {_norm_axis(axis1, arr.ndim), _norm_axis(axis2, arr.ndim)} == {0, 1}:
         STATE.record("transpose", "numpy.swapaxes", {})
         return set_geo(out, then(geo_of(arr), A.transpose()))
-    return set_geo(out, None) if out.ndim >= 2 else out
+    return set_geo(out, then(geo_of(arr), None)) if out.ndim >= 2 else out
 
 
 def _np_pad(array: Any, pad_width: Any, *args: Any, **kwargs: Any) -> Any:
@@ -143,7 +144,10 @@ def _np_pad(array: Any, pad_width: Any, *args: Any, **kwargs: Any) -> Any:
     )
     top, left = int(pw[0][0]), int(pw[1][0])
     STATE.record(
-        "pad", "numpy.pad", {"top": top, "left": left, "bottom": int(pw[0][1]), "right": int(pw[1][1])}
+        "pad",
+        "numpy.pad",
+        {"top": top, "left": left, "bottom": int(pw[0][1]), "right": int(pw[1][1])},
+        effective=out.shape[:2] != arr.shape[:2],
     )
     return set_geo(out, then(geo_of(arr), A.translate(-left, -top)))
 
@@ -153,14 +157,13 @@ def _np_roll(a: Any, *args: Any, **kwargs: Any) -> Any:
     out = np.roll(arr, *args, **kwargs)
     if arr.ndim >= 2 and geo_of(arr) is not None:
         STATE.record("warp", "numpy.roll", {})
-    return set_geo(out, None) if out.ndim >= 2 else out
+    return set_geo(out, then(geo_of(arr), None)) if out.ndim >= 2 else out
 
 
 def _as_traced(x: Any) -> Any:
     """PIL images become arrays that keep the image's geometry."""
     if isinstance(x, Image.Image):
-        g = geo_of(x)
-        return set_geo(np.asarray(x), g.affine if g else None)
+        return set_geo(np.asarray(x), same(geo_of(x)))
     return x
 
 
@@ -172,7 +175,7 @@ def _np_from_image(fn: Callable[..., Any]) -> Callable[..., Any]:
         if src is None or not isinstance(out, np.ndarray) or out.ndim < 2:
             return out
         g = geo_of(src)
-        return set_geo(out, g.affine if g is not None and g.size == hw_size(out) else None)
+        return set_geo(out, same(g) if g is not None and g.size == hw_size(out) else then(g, None))
 
     return wrapper
 
@@ -211,6 +214,12 @@ def _safe_empty_like(a: Any, dtype: Any = None, *args: Any, **kwargs: Any) -> np
     return np.zeros_like(a, dtype, *args, **kwargs)
 
 
+def _default_rng(seed: Any = 0) -> Any:
+    """``np.random.default_rng`` seeded with 0 when no seed is given: the same code on the same image
+    gives the same result (the sandbox's determinism rule; pass a seed for other streams)."""
+    return np.random.default_rng(0 if seed is None else seed)
+
+
 def build_numpy() -> Facade:
     attrs: dict[str, Any] = {}
     for name in _NP_VALUES:
@@ -238,15 +247,16 @@ def build_numpy() -> Facade:
     attrs["swapaxes"] = _np_swapaxes
     attrs["pad"] = _np_pad
     attrs["roll"] = _np_roll
-    attrs["ndarray"] = isinstance_only(np.ndarray, "ndarray")
+    attrs["ndarray"] = isinstance_only(np.ndarray, "ndarray", "numpy")
     rnd = np.random
+    random_attrs: dict[str, Any] = {"default_rng": _np_drop(_default_rng)}
     attrs["random"] = Facade(
         "numpy.random",
         real=np.random,
-        attrs={
+        attrs=random_attrs
+        | {
             n: _np_drop(getattr(rnd, n))
             for n in (
-                "default_rng",
                 "seed",
                 "rand",
                 "randn",

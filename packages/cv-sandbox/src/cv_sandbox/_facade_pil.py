@@ -9,11 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import PIL
-from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageOps, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps, ImageStat
 
 from . import geometry as A
 from ._facade import Facade, isinstance_only
-from ._trace import STATE, depth, geo_of, set_geo, then
+from ._forbid import forbid
+from ._trace import STATE, combined, depth, geo_of, same, set_geo, then
 
 
 def _ops_wrapper(
@@ -34,6 +35,8 @@ def _ops_wrapper(
             except Exception:  # noqa: BLE001 - unknown argument shapes only lose the source map
                 op = None
             return set_geo(out, then(g, op))
+        if isinstance(out, Image.Image):  # the map the inner calls gave it, plus this op's lineage
+            return set_geo(out, same(geo_of(out)))
         return out
 
     return wrapper
@@ -52,6 +55,30 @@ def _ops_crop(image: Any, border: Any = 0) -> Any:
     return ImageOps.crop(image, border)
 
 
+def _frombytes(mode: str, size: Any, data: Any, decoder_name: str = "raw", *args: Any) -> Image.Image:
+    """``Image.frombytes`` with the plain raw layout only (Pillow's other decoders trust their input)."""
+    from ._guards import check_raw_codec
+
+    check_raw_codec(decoder_name, args, _Mode(mode))
+    return Image.frombytes(mode, size, data)
+
+
+class _Mode:
+    __slots__ = ("mode",)
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+
+def _load_default(size: float | None = None) -> Any:
+    """``ImageFont.load_default``: Pillow's built-in font (no file is opened)."""
+    return ImageFont.load_default(size)
+
+
+def _truetype(*_a: Any, **_k: Any) -> Any:
+    forbid("font files cannot be opened in the sandbox; use ImageFont.load_default(size=...) instead")
+
+
 def _image_new(mode: str, size: Any, color: Any = 0) -> Image.Image:
     # color=None would hand out uninitialised memory (earlier images' pixels).
     return Image.new(mode, size, 0 if color is None else color)
@@ -61,7 +88,7 @@ def build_pil() -> dict[str, Facade]:
     image_attrs: dict[str, Any] = {
         "new": _image_new,
         "fromarray": Image.fromarray,
-        "frombytes": Image.frombytes,
+        "frombytes": _frombytes,
         "merge": Image.merge,
         "blend": Image.blend,
         "composite": Image.composite,
@@ -69,7 +96,7 @@ def build_pil() -> dict[str, Facade]:
         "eval": Image.eval,
         "linear_gradient": Image.linear_gradient,
         "radial_gradient": Image.radial_gradient,
-        "Image": isinstance_only(Image.Image, "Image"),
+        "Image": isinstance_only(Image.Image, "Image", "PIL.Image"),
         "Transpose": Image.Transpose,
         "Resampling": Image.Resampling,
         "Transform": Image.Transform,
@@ -178,6 +205,7 @@ def build_pil() -> dict[str, Facade]:
     }
     chops["offset"] = ImageChops.offset  # a roll: its output carries no source map
     stat = {"Stat": ImageStat.Stat}
+    font = {"load_default": _load_default, "truetype": _truetype, "load": _truetype, "load_path": _truetype}
     out = {
         "Image": Facade("PIL.Image", image_attrs, Image),
         "ImageOps": Facade("PIL.ImageOps", ops, ImageOps),
@@ -186,6 +214,7 @@ def build_pil() -> dict[str, Facade]:
         "ImageDraw": Facade("PIL.ImageDraw", draw, ImageDraw),
         "ImageChops": Facade("PIL.ImageChops", chops),
         "ImageStat": Facade("PIL.ImageStat", stat),
+        "ImageFont": Facade("PIL.ImageFont", font, ImageFont),
     }
     out["PIL"] = Facade("PIL", dict(out), PIL)
     return out
@@ -197,7 +226,8 @@ def _traced_chops(fn: Callable[..., Any]) -> Callable[..., Any]:
         g = geo_of(args[0]) if args else None
         out = fn(*args, **kwargs)
         if isinstance(out, Image.Image):
-            return set_geo(out, g.affine if g is not None and g.size == out.size else None)
+            keep = g is not None and g.size == out.size
+            return set_geo(out, combined(g.affine if keep and g is not None else None, *args))
         return out
 
     return wrapper

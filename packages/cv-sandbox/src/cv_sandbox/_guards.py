@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
+import _string  # type: ignore[import-not-found]  # the format-string parser str.format itself uses
 import builtins
+import functools
 import operator
+import string
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from . import geometry as A
-from ._facade import Facade
+from ._facade import Facade, public_type
 from ._forbid import forbid
-from ._trace import STATE, TracedArray, geo_of, set_geo, then
-
-CODE_FILENAME = "<tool code>"
-
+from ._trace import STATE, Carry, TracedArray, combined, geo_of, hw_size, same, set_geo, then
 
 # Attributes that reach files, processes, raw memory or interpreter internals without an underscore.
 DENY_ATTRS = frozenset(
     """
 save show fp filename im getim unsafe_ptrs ptr toqimage toqpixmap tofile dump dumps ctypes cffi
+getmask getmask2 tobitmap draft
 gi_frame gi_code gi_yieldfrom cr_frame cr_code cr_await ag_frame ag_code ag_await f_globals f_locals
 f_builtins f_back f_code f_trace tb_frame tb_next co_code func_globals func_code mro memmap fromfile
 fromregex loadtxt savetxt genfromtxt load_library imread imwrite imdecode imencode VideoCapture VideoWriter
@@ -35,25 +36,49 @@ font_variant truetype load_path set_printoptions seterr seterrcall setbufsize
 
 _FORBIDDEN_VALUE_TYPES = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
 
+
+def _raw_types() -> frozenset[type]:
+    """Pillow's C objects (image, draw and font cores, capsules): their methods trust their caller
+    (``fillband`` on a mismatched core, ``font.render`` on a wrong buffer corrupt the heap)."""
+    im = Image.new("L", (1, 1))
+    found: set[type] = {type(im.im), type(im.getim()), type(ImageDraw.Draw(im).draw)}
+    for make in (ImageFont.load_default, getattr(ImageFont, "load_default_imagefont", None)):
+        if make is not None:
+            try:
+                found.add(type(make().font))
+            except Exception:  # noqa: BLE001 - a Pillow without FreeType has only the bitmap font
+                pass
+    return frozenset(found)
+
+
+#: Values user code may never hold (see :func:`_raw_types`).
+RAW_TYPES = _raw_types()
+
 _ARRAY_PIXEL_METHODS = frozenset({"astype", "copy", "clip", "round", "view", "fill", "conj"})
 _ARRAY_TRANSPOSE = frozenset({"transpose", "swapaxes"})
 
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    """``getattr`` for user code: no private names, no OS reach, traced array methods."""
+    """``getattr`` for user code: no private names, no OS reach, no raw C objects, traced array methods.
+
+    Every attribute user code reads goes through here: ``obj.name`` (compiled to a call of this), the
+    ``getattr``/``hasattr`` builtins (also when handed to ``map`` or NumPy) and the field names of format
+    strings (:class:`SafeFormatter`).
+    """
     if not isinstance(name, str):
         raise TypeError("attribute name must be a string")
     if name.startswith("_") or name in DENY_ATTRS:
         forbid(f"access to attribute '{name}' is not allowed in the sandbox")
-    if name in ("format", "format_map") and (isinstance(obj, str | bytes) or obj in (str, bytes)):
-        forbid("str.format is not allowed in the sandbox; use f-strings or %-formatting")
+    special = _special_attr(obj, name)
+    if special is not None:
+        return special
     try:
         value = getattr(obj, name)
     except AttributeError:
         if default:
             return default[0]
         raise
-    if isinstance(value, _FORBIDDEN_VALUE_TYPES):
+    if isinstance(value, _FORBIDDEN_VALUE_TYPES) or type(value) in RAW_TYPES:
         forbid(f"access to '{name}' is not allowed in the sandbox")
     if isinstance(obj, TracedArray) and obj.ndim >= 2:
         if name == "T":
@@ -61,6 +86,122 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if callable(value) and not isinstance(value, type):
             return _wrap_array_method(obj, name, value)
     return value
+
+
+def _is_str_like(obj: Any) -> bool:
+    return isinstance(obj, str | bytes) or (isinstance(obj, type) and issubclass(obj, str | bytes))
+
+
+def _special_attr(obj: Any, name: str) -> Any:
+    """Attributes that exist but are handed out in a checked form (None: the plain attribute)."""
+    if name in ("format", "format_map") and _is_str_like(obj):
+        # Every str subclass (user classes, NumPy's str_) and the classes themselves: the safe formatter.
+        if isinstance(obj, type):
+            return _FORMAT_UNBOUND[name]
+        if isinstance(obj, bytes):
+            raise AttributeError(f"'bytes' object has no attribute '{name}'")
+        return functools.partial(_FORMAT_UNBOUND[name], obj)
+    if isinstance(obj, np.ndarray) and name == "resize":
+        forbid(
+            "ndarray.resize is not allowed in the sandbox (it can free memory other arrays still use); "
+            "use np.resize(a, shape) or a.reshape(shape)"
+        )
+    if isinstance(obj, Image.Image):
+        if name == "getdata":
+            return lambda band=None: PixelData(obj, band)
+        if name in ("frombytes", "tobytes"):
+            return _raw_codec_only(getattr(obj, name), name)
+    return None
+
+
+class SafeFormatter(string.Formatter):
+    """``str.format`` whose field names (``{0.attr}``, ``{0[key]}``) go through the sandbox's guards."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attr, key in rest:
+            obj = guarded_getattr(obj, key) if is_attr else guarded_getitem(obj, key)
+        return obj, first
+
+
+_FORMATTER = SafeFormatter()
+
+
+def _safe_format(template: Any, *args: Any, **kwargs: Any) -> str:
+    if not isinstance(template, str):
+        raise TypeError("format() needs a str template")
+    return _FORMATTER.vformat(str(template), args, kwargs)
+
+
+def _safe_format_map(template: Any, mapping: Any) -> str:
+    if not isinstance(template, str):
+        raise TypeError("format_map() needs a str template")
+    return _FORMATTER.vformat(str(template), (), mapping)
+
+
+_FORMAT_UNBOUND = {"format": _safe_format, "format_map": _safe_format_map}
+
+
+class PixelData:
+    """What ``image.getdata()`` gives user code: the pixel sequence, without Pillow's raw core."""
+
+    __slots__ = ("_cvs_image", "_cvs_band")
+
+    def __init__(self, image: Image.Image, band: int | None) -> None:
+        self._cvs_image = image
+        self._cvs_band = band
+
+    def _cvs_flat(self) -> tuple[Any, ...]:
+        im = self._cvs_image if self._cvs_band is None else self._cvs_image.getchannel(self._cvs_band)
+        return tuple(im.get_flattened_data())
+
+    def __len__(self) -> int:
+        return self._cvs_image.width * self._cvs_image.height
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._cvs_flat()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cvs_flat())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        im = self._cvs_image if self._cvs_band is None else self._cvs_image.getchannel(self._cvs_band)
+        a = np.asarray(im)
+        a = a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<pixel data of {len(self)} pixels>"
+
+
+def _raw_codec_only(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``Image.frombytes``/``tobytes`` restricted to the plain ``raw`` codec in the image's own layout
+    (Pillow's other decoders and encoders trust their parameters)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if name == "frombytes":
+            codec_args = args[1:] if args else ()
+            codec = kwargs.get("decoder_name", codec_args[0] if codec_args else "raw")
+            extra = codec_args[1:] or tuple(v for k, v in kwargs.items() if k != "decoder_name")
+        else:
+            codec = kwargs.get("encoder_name", args[0] if args else "raw")
+            extra = args[1:] or tuple(v for k, v in kwargs.items() if k != "encoder_name")
+        check_raw_codec(codec, extra, getattr(method, "__self__", None))
+        return method(*args, **kwargs)
+
+    return call
+
+
+def check_raw_codec(codec: Any, extra: tuple[Any, ...], image: Any) -> None:
+    """Refuse anything but ``"raw"`` with no raw mode or the image's own mode as the raw mode."""
+    mode = getattr(image, "mode", None)
+    flat = [x for x in extra if not (isinstance(x, tuple | list) and not x)]
+    if codec != "raw" or (flat and not (len(flat) == 1 and flat[0] in (mode, (mode,)))):
+        forbid(
+            f"codec {codec!r} with arguments {extra!r} is not allowed in the sandbox; only the plain 'raw' "
+            "layout of the image's own mode (e.g. Image.frombytes('RGB', size, data))"
+        )
 
 
 def guarded_hasattr(obj: Any, name: str) -> bool:
@@ -76,7 +217,7 @@ def _array_transpose(arr: TracedArray, call: Callable[[], Any], api: str, perm: 
     if perm[:2] == (1, 0) and perm[2:] == tuple(range(2, arr.ndim)):
         STATE.record("transpose", api, {})
         return set_geo(out, then(geo_of(arr), A.transpose()))
-    return set_geo(out, None) if isinstance(out, np.ndarray) and out.ndim >= 2 else out
+    return set_geo(out, then(geo_of(arr), None)) if isinstance(out, np.ndarray) and out.ndim >= 2 else out
 
 
 def _wrap_array_method(arr: TracedArray, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,7 +239,7 @@ def _wrap_array_method(arr: TracedArray, name: str, method: Callable[..., Any]) 
         if isinstance(out, TracedArray) and out.ndim >= 2:
             g = geo_of(arr)
             keep = name in _ARRAY_PIXEL_METHODS and g is not None and out.shape[:2] == arr.shape[:2]
-            return set_geo(out, g.affine if keep and g is not None else None)
+            return set_geo(out, same(g) if keep else then(g, None))
         return out
 
     return call
@@ -121,7 +262,7 @@ def _traced_slice(arr: TracedArray, index: Any, g: Any) -> Any:
         any(not isinstance(i, slice | int | np.integer) and i is not Ellipsis for i in idx)
         or sum(i is Ellipsis for i in idx) > 1
     ):
-        return set_geo(out, None)  # advanced indexing or new axes: no pixel correspondence
+        return set_geo(out, then(g, None))  # advanced indexing or new axes: no pixel correspondence
     explicit = [i for i in idx if i is not Ellipsis]
     if Ellipsis in idx:
         pos = idx.index(Ellipsis)
@@ -131,7 +272,7 @@ def _traced_slice(arr: TracedArray, index: Any, g: Any) -> Any:
         full = explicit + [slice(None)] * (arr.ndim - len(explicit))
     sy, sx = full[0], full[1]
     if not isinstance(sy, slice) or not isinstance(sx, slice):
-        return set_geo(out, None)
+        return set_geo(out, then(g, None))
     h, w = arr.shape[:2]
     y0, y1, ys = sy.indices(h)
     x0, x1, xs = sx.indices(w)
@@ -164,13 +305,31 @@ class _ItemWriter:
         object.__setattr__(self, "_cvs_ob", ob)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._cvs_ob[key] = value
+        ob = self._cvs_ob
+        ob[key] = value
+        if isinstance(ob, TracedArray) and ob.ndim >= 2:
+            _after_write(ob, key, value)
 
     def __delitem__(self, key: Any) -> None:
         del self._cvs_ob[key]
 
     def __setattr__(self, name: str, value: Any) -> None:
         forbid(f"setting attribute '{name}' of {type(self._cvs_ob).__name__} is not allowed in the sandbox")
+
+
+def _after_write(arr: TracedArray, key: Any, value: Any) -> None:
+    """Keep an array's source map true after ``arr[key] = value``: a whole-image write of an image takes
+    its map and lineage; a partial write of image data leaves mixed content (no map, both lineages)."""
+    gv = geo_of(value) if isinstance(value, np.ndarray | Image.Image) else None
+    if gv is None:
+        return  # scalars and plain data: the pixels stay where they were
+    whole = _whole(key) and hw_size(value) == hw_size(arr)
+    set_geo(arr, Carry(gv.affine, gv.lineage) if whole else combined(None, arr, value))
+
+
+def _whole(key: Any) -> bool:
+    parts = key if isinstance(key, tuple) else (key,)
+    return all(p is Ellipsis or p == slice(None) for p in parts[:2])
 
 
 _PIXEL_ACCESS_TYPE = type(Image.new("L", (1, 1)).load())
@@ -287,10 +446,45 @@ def make_import(modules: dict[str, Any]) -> Callable[..., Any]:
     return guarded_import
 
 
+#: Types ``type(x)`` returns as themselves: plain values, which hold no way out.
+_PLAIN_TYPES = frozenset(
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        bytearray,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        range,
+        slice,
+        type(None),
+    }
+)
+
+
+def safe_type(*args: Any) -> Any:
+    """The ``type`` builtin for user code: ``type(x)`` only (three-argument ``type`` would build classes
+    with dunder attributes). Plain value types come back as themselves; any other class as a stand-in that
+    prints, compares and works in ``isinstance`` like it but cannot construct, subclass or reach it."""
+    if len(args) != 1:
+        forbid("type(name, bases, dict) is not allowed in the sandbox; use a `class` statement")
+    cls = type(args[0])
+    if cls in _PLAIN_TYPES:
+        return cls
+    return public_type(cls)
+
+
 def make_builtins(import_fn: Callable[..., Any]) -> dict[str, Any]:
     b: dict[str, Any] = {n: getattr(builtins, n) for n in _SAFE_BUILTIN_NAMES}
     b["getattr"] = guarded_getattr
     b["hasattr"] = guarded_hasattr
+    b["type"] = safe_type
     b["__import__"] = import_fn
     b["__build_class__"] = builtins.__build_class__  # class bodies are still restricted (no dunders)
     return b

@@ -3,23 +3,31 @@
 A :class:`Worker` starts one worker process (:mod:`cv_sandbox._zygote`) with a scrubbed environment and
 two shared-memory regions for pixels, takes the children it offers over the control socket, and runs each
 call on one of them with :func:`cv_sandbox._exchange.call_child`, acting as that exchange's supervisor
-(it asks the worker to kill, reap or retire a child). A :class:`WorkerPool` hands workers to calls and
-replaces a worker that fails or stops answering.
+(it asks the worker to kill, reap or retire a child). A :class:`WorkerPool` hands workers to calls in the
+order the calls asked (first come, first served), bounds the wait, and replaces a worker that fails or
+stops answering.
+
+Confidentiality between calls: by default a child serves one call and is then retired; the next call's
+pixels are written into the shared regions only after the worker has reported every earlier child gone
+(reaped), the unused tail of the input region is zeroed, and the result region is zeroed as soon as the
+result has been copied out. No process that ran earlier code is alive when a later call's data exists.
 """
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -33,10 +41,22 @@ from ._exchange import (
     send_init,
     timeout_message,
 )
+from ._harden import DISABLE_ENV
 from ._wire import WireError, WireTimeout, read_image, write_image
 
-if TYPE_CHECKING:
-    from .sandbox import SandboxConfig
+
+class SandboxConfig(Protocol):
+    """What the pool reads of :class:`cv_sandbox.SandboxConfig` (a dataclass; sent to workers whole)."""
+
+    timeout_s: float
+    workers: int
+    max_input_pixels: int
+    max_output_pixels: int
+    max_stdout_chars: int
+    start_timeout_s: float
+    calls_per_child: int
+    acquire_timeout_s: float
+
 
 #: Grace period the caller gives a worker beyond ``timeout_s`` before killing it outright.
 _BACKSTOP_S = 0.4
@@ -77,6 +97,17 @@ class ChildLink:
         self.req_w = self.res_r = -1
 
 
+def _zero(buf: mmap.mmap, start: int, end: int) -> None:
+    """Overwrite ``buf[start:end]`` with zeros."""
+    if end <= start:
+        return
+    anchor = ctypes.c_char.from_buffer(buf)  # pins the mapping while we write
+    try:
+        ctypes.memset(ctypes.addressof(anchor) + start, 0, end - start)
+    finally:
+        del anchor
+
+
 class Worker:
     """One warm worker process and the pipes to it; used by one call at a time."""
 
@@ -84,14 +115,16 @@ class Worker:
         self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
         self.ctl: socket.socket | None = None
-        self.cur: ChildLink | None = None  # the child serving calls
-        self.nxt: ChildLink | None = None  # the spare the worker offered
+        self.cur: ChildLink | None = None  # the child serving calls (reuse mode only outlives a call)
+        self.spares: deque[ChildLink] = deque()  # children the worker offered, forked and hardened
+        self.dirty: set[int] = set()  # children that may have run code and are not reported gone yet
         self.ready = False
         self.hardening: dict[str, bool] = {}
         self._backstop = 0.0  # the current call's last moment before the worker itself is given up on
         # Pixels travel through two shared-memory regions (sparse until written), never through pipes.
         self.in_bytes = config.max_input_pixels * 4
         self.out_bytes = config.max_output_pixels * 4 + 64
+        self.in_used = 0  # how much of the input region holds pixels (zeroed beyond)
         self.in_fd = os.memfd_create("cv-sandbox-in", os.MFD_CLOEXEC)
         self.out_fd = os.memfd_create("cv-sandbox-out", os.MFD_CLOEXEC)
         os.ftruncate(self.in_fd, self.in_bytes)
@@ -106,6 +139,8 @@ class Worker:
         env = dict(_WORKER_ENV)
         if os.environ.get("CV_SANDBOX_DEBUG") == "1":
             env["CV_SANDBOX_DEBUG"] = "1"
+        if os.environ.get(DISABLE_ENV):
+            env[DISABLE_ENV] = os.environ[DISABLE_ENV]
         pkg_root = str(Path(__file__).resolve().parent.parent)
         # Control socket: the worker hands over each child's pipe ends on it and kills/reaps on request.
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,7 +157,7 @@ class Worker:
                 pass_fds=(self.in_fd, self.out_fd, theirs.fileno()),
             )
             cfg = dict(
-                asdict(self.config),
+                asdict(self.config),  # type: ignore[call-overload]
                 in_fd=self.in_fd,
                 out_fd=self.out_fd,
                 in_bytes=self.in_bytes,
@@ -135,7 +170,9 @@ class Worker:
         finally:
             theirs.close()
         self.ctl = ours
-        self.cur = self.nxt = None
+        self.cur = None
+        self.spares.clear()
+        self.dirty.clear()
         self.ready = False
         assert self.proc.stdin is not None
         send_init(self.proc.stdin.fileno(), cfg, deadline=time.monotonic() + 10)
@@ -146,18 +183,29 @@ class Worker:
         assert self.proc is not None and self.proc.stdout is not None
         deadline = time.monotonic() + self.config.start_timeout_s
         self.hardening = read_ready(self.proc.stdout.fileno(), deadline)
-        while self.nxt is None:  # the first child, forked and hardened: start-up, not the first call
+        while not self.spares:  # the first child, forked and hardened: start-up, not the first call
             self._recv(deadline)
         self.ready = True
+
+    def terminate(self) -> None:
+        """Kill the worker's processes (only signals: safe while another thread is in a call on it)."""
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def kill(self) -> None:
         proc = self.proc
         self.proc = None
         self.ready = False
-        for link in (self.cur, self.nxt):
+        for link in (self.cur, *self.spares):
             if link is not None:
                 link.close()
-        self.cur = self.nxt = None
+        self.cur = None
+        self.spares.clear()
+        self.dirty.clear()  # killing the worker's process group ends every child it had
         if self.ctl is not None:
             self.ctl.close()
             self.ctl = None
@@ -200,6 +248,16 @@ class Worker:
                 os.close(fd)
             except OSError:
                 pass
+        self.in_fd = self.out_fd = -1
+
+    def pid(self) -> int | None:
+        """The worker process's id (in a PID namespace: process 1 there, a child of the launcher here)."""
+        if self.proc is None:
+            return None
+        from .testing import children_of
+
+        kids = children_of(self.proc.pid)
+        return kids[0] if len(kids) == 1 and self.hardening.get("pidns") else self.proc.pid
 
     # ------------------------------------------------------------------ control channel
 
@@ -208,13 +266,13 @@ class Worker:
         send_control(self.ctl.fileno(), op, child_id, deadline)
 
     def _recv(self, deadline: float) -> dict[str, Any]:
-        """The worker's next message; a child offer becomes the spare (``self.nxt``)."""
+        """The worker's next message: a child offer becomes a spare, ``gone`` clears a child."""
         assert self.ctl is not None
         msg, ends = read_worker_message(self.ctl, deadline)
         if ends is not None:
-            if self.nxt is not None:
-                self.nxt.close()
-            self.nxt = ChildLink(msg["id"], *ends)
+            self.spares.append(ChildLink(msg["id"], *ends))
+        elif msg.get("op") == "gone":
+            self.dirty.discard(msg.get("id"))  # type: ignore[arg-type]
         return msg
 
     def _ask(self, op: ControlOp, link: ChildLink, deadline: float) -> dict[str, Any]:
@@ -222,23 +280,29 @@ class Worker:
         if self.cur is link:
             self.cur = None
         link.close()
+        self.dirty.add(link.id)
         self._send(op, link.id, deadline)
         while True:
             msg = self._recv(deadline)
             if msg.get("op") == "status" and msg.get("id") == link.id:
                 return msg
 
+    def _await_clean(self, deadline: float) -> None:
+        """Wait until every child that may have run earlier code is gone (reaped by the worker)."""
+        while self.dirty:
+            self._recv(deadline)
+
     # ------------------------------------------------------------------ children (the exchange's supervisor)
 
     def _child(self, deadline: float) -> ChildLink:
-        """The child for the next call: the current one while it may serve more calls, else the spare."""
+        """The child for the next call: the current one while it may serve more calls, else a spare."""
         if self.cur is not None and self.cur.calls < self.config.calls_per_child:
             return self.cur
         if self.cur is not None:
             self._retire(self.cur, deadline)
-        while self.nxt is None:
+        while not self.spares:
             self._recv(deadline)
-        self.cur, self.nxt = self.nxt, None
+        self.cur = self.spares.popleft()
         self._send("take", self.cur.id, deadline)  # the worker forks the next spare
         return self.cur
 
@@ -256,6 +320,7 @@ class Worker:
         if self.cur is child:
             self.cur = None
         child.close()
+        self.dirty.add(child.id)
         self._send("retire", child.id, deadline)
 
     # ------------------------------------------------------------------ one call
@@ -263,14 +328,26 @@ class Worker:
     def call(self, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         """Run ``code`` on ``im`` in a child. Raises :class:`WireError` or ``OSError`` only when the worker
         itself failed (it must then be restarted)."""
-        assert self.proc is not None
+        if self.proc is None:
+            raise WireError("the worker is not running")
         timeout_s = self.config.timeout_s
         self._backstop = time.monotonic() + timeout_s + _BACKSTOP_S
+        self._await_clean(self._backstop)  # no earlier child may see this call's pixels
         meta, nbytes = write_image(self.in_map, im)  # one memcpy straight into shared memory
+        _zero(self.in_map, nbytes, self.in_used)
+        self.in_used = nbytes
         link = self._child(self._backstop)
         link.calls += 1
+
+        def load(image: Any, n: int) -> Image.Image:
+            # One copy: the caller's image never aliases the buffer; then nothing of it stays there.
+            try:
+                return read_image(self.out_map, image, n)
+            finally:
+                _zero(self.out_map, 0, n)
+
         # Straight to the child and back: the worker is not woken on the way.
-        return call_child(
+        reply = call_child(
             link,
             code,
             meta,
@@ -279,60 +356,155 @@ class Worker:
             timeout_s=timeout_s,
             max_stdout_chars=self.config.max_stdout_chars,
             out_capacity=self.out_bytes,
-            # One copy: the caller's image never aliases the buffer the next call reuses.
-            load_result=lambda image, n: read_image(self.out_map, image, n),
+            load_result=load,
             supervisor=self,
         )
+        if self.cur is link and link.calls >= self.config.calls_per_child:
+            self._retire(link, self._backstop)  # done: the worker kills and reaps it off the critical path
+        return reply
+
+
+class _Waiter:
+    __slots__ = ("event", "worker", "closed")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.worker: Worker | None = None
+        self.closed = False
+
+
+class PoolClosed(Exception):
+    """The pool was closed while a call waited for a worker."""
 
 
 class WorkerPool:
-    """``config.workers`` warm workers; each call borrows one (the most recently used, whose caches are
-    warm) and a worker that fails is replaced."""
+    """``config.workers`` warm workers, handed to calls first come, first served (the most recently used
+    idle worker first: its caches are warm); a worker that fails is replaced."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.closed = False
-        self._idle: queue.LifoQueue[Worker] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self._idle: list[Worker] = []
+        self._waiters: deque[_Waiter] = deque()
+        self._busy: set[Worker] = set()
         self.workers: list[Worker] = []
         try:
             for _ in range(config.workers):
                 w = Worker(config)
                 self.workers.append(w)
-                self._idle.put(w)
+                self._idle.append(w)
         except BaseException:
             self.close()  # the workers already started must not outlive a pool that failed to start
             raise
 
+    # ------------------------------------------------------------------ handing out workers
+
+    def acquire(self, timeout_s: float) -> Worker | None:
+        """The next free worker, in the order callers asked; None after ``timeout_s``.
+
+        Raises :class:`PoolClosed` if the pool is (or gets) closed.
+        """
+        with self._lock:
+            if self.closed:
+                raise PoolClosed
+            if self._idle and not self._waiters:
+                w = self._idle.pop()
+                self._busy.add(w)
+                return w
+            waiter = _Waiter()
+            self._waiters.append(waiter)
+        waiter.event.wait(timeout_s)
+        with self._lock:
+            if waiter.worker is not None:  # handed over (possibly right at the deadline)
+                return waiter.worker
+            if waiter.closed:
+                raise PoolClosed
+            self._waiters.remove(waiter)
+            return None
+
+    def release(self, worker: Worker) -> None:
+        """Hand ``worker`` straight to the longest-waiting call, or put it back."""
+        with self._lock:
+            if self.closed:
+                self._busy.discard(worker)
+                stop = True
+            else:
+                stop = False
+                if self._waiters:
+                    waiter = self._waiters.popleft()
+                    waiter.worker = worker
+                    waiter.event.set()
+                    return
+                self._busy.discard(worker)
+                self._idle.append(worker)
+        if stop:
+            worker.stop()
+
+    # ------------------------------------------------------------------ calls
+
     def call(self, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         """Run one call on the next free worker; returns the reply header and the result image."""
-        worker = self._idle.get()
         try:
-            return self._call(worker, code, im)
+            worker = self.acquire(self.config.acquire_timeout_s)
+        except PoolClosed:
+            return error_reply("closed", _CLOSED_MESSAGE), None
+        if worker is None:
+            return (
+                error_reply(
+                    "busy",
+                    f"no sandbox worker became free within {self.config.acquire_timeout_s:g} s (all "
+                    f"{self.config.workers} are busy); raise SandboxConfig.workers or acquire_timeout_s",
+                ),
+                None,
+            )
+        try:
+            header, image = self._call(worker, code, im)
         finally:
-            self._idle.put(worker)
+            self.release(worker)
+        if self.closed and not header.get("ok"):
+            return error_reply("closed", _CLOSED_MESSAGE), None
+        return header, image
 
     def hardening(self) -> dict[str, bool]:
         """What OS hardening worked (from the workers' start-up probe; waits for one if need be)."""
         for w in self.workers:
             if w.ready and w.hardening:
                 return dict(w.hardening)
-        w = self._idle.get()
+        try:
+            w = self.acquire(self.config.start_timeout_s)
+        except PoolClosed:
+            return {}
+        if w is None:
+            return {}
         try:
             w.wait_ready()
             return dict(w.hardening)
         finally:
-            self._idle.put(w)
+            self.release(w)
 
     def pids(self) -> list[int]:
-        return [w.proc.pid for w in self.workers if w.proc is not None]
+        return [p for p in (w.pid() for w in self.workers) if p is not None]
 
     def close(self) -> None:
-        self.closed = True
-        for w in self.workers:
+        """Stop every worker; calls waiting for one, and calls in flight, return a ``closed`` error."""
+        with self._lock:
+            self.closed = True
+            waiters, self._waiters = list(self._waiters), deque()
+            idle, self._idle = self._idle, []
+            busy = list(self._busy)
+        for waiter in waiters:
+            waiter.closed = True
+            waiter.event.set()
+        for w in busy:
+            w.terminate()  # its call ends now and stops the worker when it hands it back
+        for w in idle:
             w.stop()
 
     def _call(self, worker: Worker, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
         for attempt in (0, 1):
+            if self.closed:
+                return error_reply("closed", _CLOSED_MESSAGE), None
             try:
                 if worker.proc is None:
                     worker.start()
@@ -357,3 +529,6 @@ class WorkerPool:
             worker.kill()
             return
         worker.restart()
+
+
+_CLOSED_MESSAGE = "the sandbox was closed while this call was waiting or running; create a new Sandbox"

@@ -16,17 +16,15 @@ from typing import Any
 
 from PIL import Image
 
+from ._trace import USER_MODULE
 from ._wire import _MAP_MODE, check_image
-
-#: ``__name__`` of the globals user code runs in (see ``Namespaces.globals_for``).
-_USER_MODULE = "tool_code"
 
 
 class SharedImage(Image.Image):
     """A read-only view of shared pixels that becomes a private copy before anything can modify it."""
 
     def load(self) -> Any:
-        if self.readonly and sys._getframe(1).f_globals.get("__name__") == _USER_MODULE:
+        if self.readonly and sys._getframe(1).f_globals.get("__name__") == USER_MODULE:
             self._copy()  # user code may write through the pixel access it gets back
         return super().load()
 

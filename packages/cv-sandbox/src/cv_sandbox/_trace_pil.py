@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from . import geometry as A
-from ._trace import STATE, depth, geo_of, same, set_geo, then
+from ._trace import STATE, combined, depth, geo_of, same, set_geo, then
 
 _TRANSPOSE_NAMES = {
     Image.Transpose.FLIP_LEFT_RIGHT: "flip_horizontal",
@@ -73,17 +73,25 @@ def _pil_rotate_matrix(
     return (m[0], m[1], m[2], m[3], m[4], m[5]), (nw, nh)
 
 
+def _filter_classes(names: str) -> frozenset[type]:
+    return frozenset(getattr(ImageFilter, n) for n in names.split() if hasattr(ImageFilter, n))
+
+
+#: Pillow's own filter classes by identity: a user class that shares a name (or subclasses one and
+#: overrides what it does) is a plain "filter", never a library op.
+_FILTER_OPS: tuple[tuple[frozenset[type], str], ...] = (
+    (_filter_classes("GaussianBlur BoxBlur BLUR SMOOTH SMOOTH_MORE MedianFilter"), "blur"),
+    (_filter_classes("SHARPEN UnsharpMask DETAIL EDGE_ENHANCE EDGE_ENHANCE_MORE"), "sharpen"),
+    (_filter_classes("FIND_EDGES CONTOUR EMBOSS"), "edges"),
+    (_filter_classes("MinFilter MaxFilter ModeFilter RankFilter"), "rank_filter"),
+)
+
+
 def _filter_name(f: Any) -> str:
     cls = f if isinstance(f, type) else type(f)
-    n = cls.__name__
-    if n in {"GaussianBlur", "BoxBlur", "BLUR", "SMOOTH", "SMOOTH_MORE", "MedianFilter"}:
-        return "blur"
-    if n in {"SHARPEN", "UnsharpMask", "DETAIL", "EDGE_ENHANCE", "EDGE_ENHANCE_MORE"}:
-        return "sharpen"
-    if n in {"FIND_EDGES", "CONTOUR", "EMBOSS"}:
-        return "edges"
-    if n in {"MinFilter", "MaxFilter", "ModeFilter", "RankFilter"}:
-        return "rank_filter"
+    for classes, name in _FILTER_OPS:
+        if cls in classes:
+            return name
     return "filter"
 
 
@@ -180,7 +188,10 @@ def _rotate(
         name = "rotate" if k == 0 else f"rotate_{k * 90}"
     else:
         name = "rotate"
-    STATE.record(name, "PIL.Image.rotate", {"angle": float(angle), "expand": bool(expand)})
+    unchanged = a == 0.0 and not translate and out.size == self.size
+    STATE.record(
+        name, "PIL.Image.rotate", {"angle": float(angle), "expand": bool(expand)}, effective=not unchanged
+    )
     return set_geo(out, then(g, op))
 
 
@@ -198,7 +209,8 @@ def _crop(self: Image.Image, box: Any = None) -> Image.Image:
     with depth():
         out = _orig["crop"](self, box)
     b = tuple(float(v) for v in box) if box is not None else (0.0, 0.0, float(self.width), float(self.height))
-    STATE.record("crop", "PIL.Image.crop", {"box": list(b)}, g, b)  # type: ignore[arg-type]
+    whole = b == (0.0, 0.0, float(self.width), float(self.height))
+    STATE.record("crop", "PIL.Image.crop", {"box": list(b)}, g, b, effective=not whole)  # type: ignore[arg-type]
     return set_geo(out, then(g, A.translate(b[0], b[1])))
 
 
@@ -212,7 +224,7 @@ def _resize(
     b = tuple(float(v) for v in box) if box is not None else (0.0, 0.0, float(w), float(h))
     if b != (0.0, 0.0, float(w), float(h)):
         STATE.record("crop", "PIL.Image.resize", {"box": list(b)}, g, b)  # type: ignore[arg-type]
-    STATE.record("resize", "PIL.Image.resize", {"size": list(out.size)})
+    STATE.record("resize", "PIL.Image.resize", {"size": list(out.size)}, effective=out.size != self.size)
     return set_geo(out, then(g, A.resize(w, h, out.width, out.height, b)))
 
 
@@ -252,14 +264,15 @@ def _transform(
     STATE.record(
         "warp", "PIL.Image.transform", {"method": int(method) if isinstance(method, int) else str(method)}
     )
-    return set_geo(out, None)
+    return set_geo(out, then(g, None))
 
 
 def _effect_spread(self: Image.Image, distance: int) -> Image.Image:
+    g = geo_of(self)
     with depth():
         out = _orig["effect_spread"](self, distance)
     STATE.record("warp", "PIL.Image.effect_spread", {"distance": distance})
-    return set_geo(out, None)
+    return set_geo(out, then(g, None))
 
 
 #: Image methods that move pixels, with their traced versions.
@@ -320,16 +333,41 @@ def _pixelwise(key: str, api: str, namer: Callable[..., str | None]) -> Callable
             out = orig(self, *args, **kwargs)
         name = namer(*args, **kwargs)
         if name:
-            STATE.record(name, api, _params_for(name, args, kwargs))
+            effective = not (key == "convert" and args and args[0] == self.mode)
+            STATE.record(
+                name, api, _params_for(name, args, kwargs), effective=effective and _filter_changes(args)
+            )
         if isinstance(out, Image.Image):
             return set_geo(out, same(g))
         if isinstance(out, tuple):
-            return tuple(set_geo(o, same(g)) if isinstance(o, Image.Image) else o for o in out)
+            carry = same(g)
+            return tuple(set_geo(o, carry) if isinstance(o, Image.Image) else o for o in out)
         if out is None:  # in place
-            set_geo(self, same(g))
+            set_geo(self, _pasted(self, g, args, kwargs) if key == "paste" else same(g))
         return out
 
     return wrapper
+
+
+def _pasted(target: Image.Image, g: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The target's geometry after ``paste``: the pasted image's if it covers all of it, else unknown
+    (mixed content); the lineage of both."""
+    src = args[0] if args else kwargs.get("im")
+    box = args[1] if len(args) > 1 else kwargs.get("box")
+    if isinstance(src, Image.Image) and src.size == target.size and box in (None, (0, 0), [0, 0]):
+        return combined(geo_of(src).affine, src)
+    return combined(None, target, src)
+
+
+def _filter_changes(args: tuple[Any, ...]) -> bool:
+    """False for filters that leave every pixel as it was (a blur of radius 0, a 1x1 rank filter)."""
+    if not args:
+        return True
+    f = args[0]
+    radius = getattr(f, "radius", None)
+    if type(f) in (ImageFilter.GaussianBlur, ImageFilter.BoxBlur) and radius in (0, (0, 0), 0.0):
+        return False
+    return not (isinstance(f, ImageFilter.RankFilter) and getattr(f, "size", None) == 1)
 
 
 def _module_pixelwise(key: str, api: str, name: str | None, first: Callable[..., Any]) -> Callable[..., Any]:
@@ -343,18 +381,18 @@ def _module_pixelwise(key: str, api: str, name: str | None, first: Callable[...,
             out = orig(*args, **kwargs)
         if name:
             STATE.record(name, api, {})
-        if g is not None and g.size == out.size:
-            return set_geo(out, same(g))
-        return set_geo(out, None)
+        keep = g is not None and g.size == out.size
+        return set_geo(out, combined(g.affine if keep and g is not None else None, *args, *kwargs.values()))
 
     return wrapper
 
 
-_ENHANCER_OPS = {
-    "Brightness": "brightness",
-    "Contrast": "contrast",
-    "Sharpness": "sharpen",
-    "Color": "saturation",
+#: By class identity: a user class that merely shares a name is never logged as a library op.
+_ENHANCER_OPS: dict[type, str] = {
+    ImageEnhance.Brightness: "brightness",
+    ImageEnhance.Contrast: "contrast",
+    ImageEnhance.Sharpness: "sharpen",
+    ImageEnhance.Color: "saturation",
 }
 
 
@@ -363,9 +401,10 @@ def _enhance(self: Any, factor: float) -> Image.Image:
     with depth():
         out = _orig["enhance"](self, factor)
     STATE.record(
-        _ENHANCER_OPS.get(type(self).__name__, "enhance"),
+        _ENHANCER_OPS.get(type(self), "enhance"),
         f"PIL.ImageEnhance.{type(self).__name__}",
         {"factor": float(factor)},
+        effective=float(factor) != 1.0,
     )
     return set_geo(out, same(g))
 
@@ -404,6 +443,11 @@ def _draw_wrapper(orig: Callable[..., Any], meth: str) -> Callable[..., Any]:
         with depth():
             out = orig(self, *args, **kwargs)
         STATE.record("draw", f"PIL.ImageDraw.{meth}", {"shape": meth})
+        target = getattr(self, "_image", None)  # drawing changes that image in place
+        if isinstance(target, Image.Image):
+            set_geo(target, same(geo_of(target)))
+        else:
+            STATE.take_pending()
         return out
 
     return wrapper

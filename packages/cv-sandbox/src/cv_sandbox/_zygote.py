@@ -8,11 +8,14 @@ its :func:`~cv_sandbox._exchange.serve_calls` loop. Children see the input regio
 mapping and hand user code a zero-copy, copy-on-write view of it (:mod:`cv_sandbox._shared_image`); the
 result goes back with one ``memcpy`` (:mod:`cv_sandbox._wire`).
 
-The worker supervises: it always keeps one *spare* child forked ahead (offered to the caller as soon as the
-previous one is taken into use, so fork and hardening stay off the critical path), and kills, reaps and
-classifies children when the caller says so (at the deadline, after a child's pipe closed, or when the
-caller retires one). Pipes are never shared between children, so nothing one child writes can reach a call
-served by another; user code never shares a process with anything of another child's requests.
+The worker supervises: it keeps :data:`SPARES` children forked, hardened, pre-warmed and pre-faulted ahead
+(offered to the caller at once, and replaced as each is taken into use, so fork and hardening stay off the
+critical path), and kills, reaps and classifies children when the caller says so (at the deadline, after a
+child's pipe closed, or when the caller is done with one). It reports each child's end (``gone``) as soon
+as it has reaped it: the caller writes the next call's pixels into the shared regions only once every child
+that ran earlier code is gone. Pipes are never shared between children, so nothing one child writes can
+reach a call served by another; by default each child serves one call and exits, so user code never shares
+a process with anything of another call.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ._exchange import (
     read_control,
     read_init,
     send_failed,
+    send_gone,
     send_ready,
     send_status,
     serve_calls,
@@ -49,6 +53,15 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 #: Deadline of the start-up probe (one trivial call through a freshly forked child).
 _PROBE_TIMEOUT_S = 10.0
+#: Children kept forked and hardened ahead of demand (two absorb back-to-back calls).
+SPARES = 2
+#: Heap each spare touches before its call, so the call's image buffers need no page faults.
+PREFAULT_BYTES = 16 << 20
+#: How much of the shared regions each spare maps into its page tables ahead (a fork inherits none of a
+#: shared mapping's page-table entries; faulting them in during the call costs ~2 us per 4 KiB page).
+POPULATE_BYTES = 16 << 20
+_MADV_POPULATE_READ = 22  # Linux >= 5.14; not in Python 3.11's mmap module
+_MADV_POPULATE_WRITE = 23
 
 
 _PREWARM_CODE = (
@@ -89,19 +102,22 @@ def _tune_malloc() -> None:
 class _Child:
     """A forked child as the worker knows it (its pipe ends are closed once offered to the caller)."""
 
-    __slots__ = ("id", "pid", "req_w", "res_r")
+    __slots__ = ("id", "pid", "req_w", "res_r", "status")
 
     def __init__(self, child_id: int, pid: int, req_w: int, res_r: int) -> None:
         self.id = child_id
         self.pid = pid
         self.req_w = req_w
         self.res_r = res_r
+        self.status: int | None = None  # wait status once reaped
 
 
 class Zygote:
     """The worker process: warm libraries, a hardening recipe, and the children forked from them."""
 
-    def __init__(self, chan_in: int, chan_out: int, devnull: int, cfg: dict[str, Any]) -> None:
+    def __init__(
+        self, chan_in: int, chan_out: int, devnull: int, cfg: dict[str, Any], worker_status: dict[str, bool]
+    ) -> None:
         from PIL import Image
 
         from . import _harden, _shared_image  # noqa: F401 - children cannot import after hardening
@@ -128,20 +144,20 @@ class Zygote:
         Image.core.set_blocks_max(64)  # freed image blocks stay cached in the child's arena
         self.executor = Executor(self.limits)
         self.harden = bool(cfg.get("harden", True))
-        self.status: dict[str, bool] = {}
+        self.status: dict[str, bool] = dict(worker_status)
+        # Prepared once here; each child only installs them.
         self.seccomp = _harden.seccomp_program() if self.harden else None
+        self.landlock_fd = _harden.landlock_ruleset() if self.harden else None
         self.root_fd: int | None = None
         self._warm_up()
-        if self.harden:
-            self.status["netns"] = _harden.unshare_network()
-            if os.getuid() == 0:
-                d = tempfile.mkdtemp(prefix="cvs-root-")
-                os.chmod(d, 0o555)
-                self.root_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-                os.rmdir(d)  # children chroot into a deleted, empty directory
+        if self.harden and (os.getuid() == 0 or self.status.get("userns")):
+            d = tempfile.mkdtemp(prefix="cvs-root-")
+            os.chmod(d, 0o555)
+            self.root_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            os.rmdir(d)  # children chroot into a deleted, empty directory
         os.environ.clear()
-        self.children: dict[int, _Child] = {}  # live children by id (not yet retired or reaped)
-        self.retired: list[_Child] = []
+        self.children: dict[int, _Child] = {}  # forked and not yet reaped, by id
+        self.retired: list[_Child] = []  # killed (or done), to be reaped
         self.ctl_fd = int(cfg.get("ctl_fd", -1))
         self.next_id = 0
         # Children must not walk (and so copy-on-write) every object the zygote holds.
@@ -212,6 +228,8 @@ class Zygote:
         pid = os.fork()
         if pid == 0:  # child: never returns
             try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.close(req_w)
                 os.close(res_r)
                 for other in self.children.values():  # no other child's pipe ends
@@ -238,7 +256,7 @@ class Zygote:
                 # A backstop only (the caller enforces each call's wall-clock deadline); a reused child
                 # may spend up to its whole budget of calls.
                 per_call = max(1, math.ceil(self.timeout_s) + 1)
-                cpu_s = int(used.ru_utime + used.ru_stime) + per_call * self.calls_per_child
+                cpu_s = int(used.ru_utime + used.ru_stime) + per_call * self.calls_per_child + 2
                 status = _harden.harden_child(
                     res_w,
                     self.devnull,
@@ -248,6 +266,7 @@ class Zygote:
                     seccomp=self.seccomp,
                     drop_uid=True,
                     keep_fds=(req_r,),
+                    landlock_fd=self.landlock_fd,
                 )
             gc.disable()  # short-lived; cycles die with the process, the address-space cap bounds them
             self._prewarm()
@@ -259,7 +278,7 @@ class Zygote:
             reply["hardening"] = status
             return reply
 
-        # After each reply: free this call's cycles (only young objects are walked).
+        # After each reply of a reused child: free this call's cycles (only young objects are walked).
         serve_calls(req_r, res_w, handle, self.calls_per_child, after_reply=lambda: gc.collect(0))
 
     def _child_call(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -291,9 +310,10 @@ class Zygote:
         return header
 
     def _prewarm(self) -> None:
-        """Run a small representative snippet before the request arrives: the first run in a fresh fork
-        pays copy-on-write faults on every interpreter object it touches; this moves that cost off the
-        critical path. (Pre-faulting image-sized buffers too was measured to cost more than it saves.)"""
+        """Before the request arrives: run a small representative snippet (the first run in a fresh fork
+        pays copy-on-write faults on every interpreter object it touches) and touch a heap large enough
+        for a call's image buffers, which stays in the heap once freed (see :func:`_tune_malloc`). Both
+        move page-fault costs off the critical path."""
         from PIL import Image
 
         from ._shared_image import map_image
@@ -305,45 +325,76 @@ class Zygote:
             _, out = self.executor.run(_PREWARM_CODE, map_image(scratch, meta, n))
             if out is not None:
                 write_image(scratch, out)
+            _prefault_heap(PREFAULT_BYTES)
+            self._populate()
         except Exception:  # noqa: BLE001 - pre-warming is an optimisation only
             pass
+
+    def _populate(self) -> None:
+        """Map the start of both shared regions into this child's page tables without changing a byte (the
+        regions belong to the call in flight, if any)."""
+        for region, advice in ((self.in_view, _MADV_POPULATE_READ), (self.out_map, _MADV_POPULATE_WRITE)):
+            n = min(len(region), POPULATE_BYTES)
+            try:
+                region.madvise(advice, 0, n)
+            except OSError:  # an older kernel: read-fault them in instead
+                view = memoryview(region)
+                for off in range(0, n, mmap.PAGESIZE):
+                    _ = view[off]
+                view.release()
 
     # ------------------------------------------------------------------ supervising children
 
     def kill_child(self, child: _Child) -> None:
-        """Kill now; reap after the reply has gone out (freeing a big address space takes a while)."""
-        self.children.pop(child.id, None)
+        """Kill now; reap later, without blocking (freeing a big address space takes a while)."""
         try:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.retired.append(child)
+        if child not in self.retired:
+            self.retired.append(child)
 
     retire_child = kill_child
 
     def reap_child(self, child: _Child) -> tuple[str, str]:
         """Kill (if need be) and reap now; ``(error_kind, error)`` from how it ended."""
-        self.children.pop(child.id, None)
-        return _classify(self._discard(child))
-
-    def _reap_retired(self) -> None:
-        while self.retired:
-            self._discard(self.retired.pop())
-
-    def _discard(self, child: _Child) -> int:
-        for fd in (child.req_w, child.res_r):
-            if fd < 0:
-                continue
+        if child.status is None:
+            self._close_ends(child)
             try:
-                os.close(fd)
-            except OSError:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
+            child.status = os.waitpid(child.pid, 0)[1]
+        self._gone(child)
+        return _classify(child.status)
+
+    def _reap_retired(self, block: bool = False) -> None:
+        """Reap the retired children that have ended and report each as gone."""
+        for child in list(self.retired):
+            if child.status is None:
+                self._close_ends(child)
+                pid, st = os.waitpid(child.pid, 0 if block else os.WNOHANG)
+                if pid == 0:
+                    continue
+                child.status = st
+            self._gone(child)
+
+    def _gone(self, child: _Child) -> None:
+        self.children.pop(child.id, None)
+        if child in self.retired:
+            self.retired.remove(child)
+        if getattr(self, "ctl", None) is not None:
+            send_gone(self.ctl, child.id)
+
+    @staticmethod
+    def _close_ends(child: _Child) -> None:
+        for fd in (child.req_w, child.res_r):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         child.req_w = child.res_r = -1
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return os.waitpid(child.pid, 0)[1]
 
     # ------------------------------------------------------------------ serving
 
@@ -351,6 +402,8 @@ class Zygote:
         """Run one request through a child end to end, as the caller will, and report what hardening
         worked."""
         from PIL import Image
+
+        from . import _harden
 
         meta, nbytes = write_image(self.in_map, Image.new("RGB", (8, 8)))
         child = self._fork_child()
@@ -366,11 +419,9 @@ class Zygote:
             load_result=check_image,
             supervisor=self,
         )
-        if child.id in self.children:  # still serving: the probe is done with it
-            self.reap_child(child)
-        self._reap_retired()
-        st = dict(self.status)
-        st.update(header.get("hardening") or {})
+        self.kill_child(child)
+        self._reap_retired(block=True)
+        st = _harden.summarize(self.status, header.get("hardening") or {})
         st["probe_ok"] = bool(header.get("ok"))
         return st
 
@@ -378,19 +429,39 @@ class Zygote:
         """Supervise children that talk to the caller directly.
 
         The caller gets each child's request/reply pipe ends over the control socket (``SCM_RIGHTS``) and
-        exchanges frames with the child without this process in between; the worker keeps one spare child
-        forked, hardened and pre-warmed ahead, and kills, reaps and classifies children on the caller's
-        word (``take``: a new spare is wanted; ``retire``: done with it; ``kill``: its deadline passed;
-        ``reap``: its pipe closed, report why). Every child's pipes are its own, so nothing a child wrote
-        can reach a later call of another child.
+        exchanges frames with the child without this process in between; the worker keeps :data:`SPARES`
+        children forked, hardened and pre-warmed ahead, and kills, reaps and classifies children on the
+        caller's word (``take``: a spare was taken into use, fork the next; ``retire``: done with it;
+        ``kill``: its deadline passed; ``reap``: its pipe closed, report why). It reports every child it
+        has reaped (``gone``), so the caller knows when no earlier child can see the shared regions.
         """
+        import select
         import socket
 
         if self.ctl_fd < 0:
             raise RuntimeError("no control socket")
         self.ctl = socket.socket(fileno=self.ctl_fd)
-        self._offer()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() through the wake-up pipe
+        for _ in range(SPARES):
+            self._offer()
         while True:
+            try:
+                ready, _, _ = select.select([self.ctl_fd, wake_r], [], [], 0.05 if self.retired else None)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+                continue
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+            try:
+                self._reap_retired()
+            except OSError:
+                return
+            if self.ctl_fd not in ready:
+                continue
             try:
                 op, cid = read_control(self.ctl_fd)
             except WireError:
@@ -400,24 +471,25 @@ class Zygote:
             child = self.children.get(cid) if op in ("retire", "kill", "reap") and cid is not None else None
             try:
                 if op == "take":
-                    if cid == self.next_id:
-                        self._offer()
-                elif op == "retire" and child is not None:
-                    self.retire_child(child)
+                    self._offer()
+                elif op == "retire":
+                    if child is not None:
+                        self.retire_child(child)
                 elif op == "kill":
                     if child is not None:
-                        self.kill_child(child)  # killed now, reaped after the reply
+                        self.kill_child(child)  # killed now, reaped without blocking
                     send_status(self.ctl, cid, "timeout")
                 elif op == "reap":
-                    kind, msg = (
-                        self.reap_child(child)
-                        if child is not None
-                        else ("crash", "the sandbox child is gone")
-                    )
+                    if child is not None:
+                        kind, msg = self.reap_child(child)
+                    else:
+                        kind, msg = "crash", "the sandbox child is gone"
                     send_status(self.ctl, cid, kind, msg)
+                if op in ("retire", "kill", "reap") and child is None and cid is not None:
+                    send_gone(self.ctl, cid)  # reaped earlier (or never ours): nothing can see anything
+                self._reap_retired()
             except OSError:
                 return
-            self._reap_retired()
 
     def _offer(self) -> None:
         """Fork the next child and hand its pipe ends to the caller (closing ours)."""
@@ -428,6 +500,18 @@ class Zygote:
             for fd in (child.req_w, child.res_r):
                 os.close(fd)
             child.req_w = child.res_r = -1
+
+
+def _prefault_heap(nbytes: int) -> None:
+    """Grow the heap by ``nbytes`` and write every page of it, then free it (it stays in the heap)."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    p = libc.malloc(nbytes)
+    if p:
+        ctypes.memset(p, 0, nbytes)
+        libc.free(p)
 
 
 def _classify(status: int) -> tuple[str, str]:
@@ -444,6 +528,8 @@ def _classify(status: int) -> tuple[str, str]:
 
 def main() -> None:
     """Entry point of a worker process (started by :mod:`cv_sandbox._pool`)."""
+    from . import _harden
+
     chan_in = os.dup(0)
     chan_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -454,7 +540,10 @@ def main() -> None:
         os.dup2(2, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        zyg = Zygote(chan_in, chan_out, devnull, read_init(chan_in))
+        cfg = read_init(chan_in)
+        # Before any library starts a thread: namespaces (and, for a PID namespace, a fork into it).
+        worker_status = _harden.isolate_worker() if cfg.get("harden", True) else {}
+        zyg = Zygote(chan_in, chan_out, devnull, cfg, worker_status)
         status = zyg.probe()
     except Exception as exc:  # noqa: BLE001 - tell the caller why the worker cannot start
         send_failed(chan_out, f"{type(exc).__name__}: {exc}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from .sandbox import Sandbox, SandboxConfig
+from PIL import Image
+
+from .sandbox import IsolationError, Sandbox, SandboxConfig, load_image
 
 _DEMO_SNIPPETS: list[tuple[str, str]] = [
     ("undo a 90-degree rotation", "result = image.rotate(-90, expand=True)"),
@@ -47,27 +50,85 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``cv-sandbox``; returns the process exit status.
+    """Entry point of ``cv-sandbox``; returns the process exit status (2 and a one-line message on bad
+    input, never a traceback).
 
     Example:
         >>> main(["demo"])  # doctest: +SKIP
         0
     """
     args = _build_parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    return _demo(args)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _demo(args)
+    except UsageError as exc:
+        print(f"cv-sandbox: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line (reported in one line)."""
+
+
+def _read_code(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"code file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"code file is a directory: {path}") from None
+    except PermissionError:
+        raise UsageError(f"cannot read code file (permission denied): {path}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"code file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read code file {path}: {exc.strerror or exc}") from None
+
+
+def _check_output(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise UsageError(f"cannot tell the image format of -o {path}: use an extension such as .png or .jpg")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if out.is_dir() or not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"cannot write the result to {path}: not writable")
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
-    code = sys.stdin.read() if args.code_file == "-" else Path(args.code_file).read_text(encoding="utf-8")
-    with Sandbox(SandboxConfig(workers=1, timeout_s=args.timeout, memory_mb=args.memory_mb)) as sb:
-        res = sb.run(code, [Path(p) for p in args.image], image_index=args.image_index)
+    code = _read_code(args.code_file)
+    out = _check_output(args.output) if args.output else None
+    try:
+        config = SandboxConfig(workers=1, timeout_s=args.timeout, memory_mb=args.memory_mb)
+    except ValueError as exc:
+        raise UsageError(
+            str(exc).replace("timeout_s", "--timeout").replace("memory_mb", "--memory-mb")
+        ) from None
+    images = []
+    for p in args.image:
+        try:
+            images.append(load_image(Path(p), config.max_input_pixels))
+        except ValueError as exc:
+            raise UsageError(str(exc).splitlines()[0]) from None
+    try:
+        with Sandbox(config) as sb:
+            res = sb.run(code, images, image_index=args.image_index)
+    except IsolationError as exc:
+        raise UsageError(str(exc)) from None
+    if res.error_kind == "bad_input":
+        raise UsageError(res.error or "bad input")
     summary = res.summary()
-    if res.ok and args.output and res.image is not None:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        res.image.save(out)
+    if res.ok and out is not None and res.image is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            res.image.save(out)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot write the result to {out}: {exc}") from None
         summary["output"] = str(out)
     print(json.dumps(summary, indent=2))
     return 0 if res.ok else 1

@@ -20,12 +20,17 @@ class TraceOp:
             ``image_index``), clipped to it. ``None`` for other ops.
         params: Op parameters worth logging (angle, factor, size, ...); JSON-serialisable.
         api: The library call that produced it, e.g. ``"PIL.Image.rotate"`` or ``"cv2.flip"``.
+        effective: False when the op provably left every pixel as it was (``rotate(0)``,
+            ``enhance(1.0)``, a crop of the whole image, a resize to the same size, a conversion to the
+            image's own mode, a blur of radius 0, a pad of 0). Rewards give such ops no credit
+            (``cv_rewards.OpRecord.effective``).
     """
 
     name: str
     box: tuple[int, int, int, int] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     api: str = ""
+    effective: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +38,7 @@ class TraceOp:
             "box": list(self.box) if self.box else None,
             "params": dict(self.params),
             "api": self.api,
+            "effective": self.effective,
         }
 
     @classmethod
@@ -43,6 +49,7 @@ class TraceOp:
             box=tuple(box) if box else None,
             params=dict(d.get("params") or {}),
             api=d.get("api", ""),
+            effective=d.get("effective", True) is not False,
         )
 
 
@@ -60,6 +67,8 @@ ERROR_KINDS: frozenset[str] = frozenset(
         "code_too_long",  # code longer than the configured maximum
         "bad_input",  # invalid images or image_index supplied by the caller
         "crash",  # worker died (signal, segfault, internal error)
+        "busy",  # no worker became free within SandboxConfig.acquire_timeout_s
+        "closed",  # the Sandbox was closed while the call waited or ran
     }
 )
 
@@ -78,7 +87,10 @@ class ExecResult:
         run_s: Seconds the sandbox child spent compiling, running and checking the code (``None`` when
             it never got that far: a rejected input, a crash or a timeout). ``duration_s - run_s`` is the
             cost of the isolation itself: moving pixels in and out and the round trip to the child.
-        trace: Every image operation executed, in order.
+        trace: The image operations that took effect on the returned image, in execution order (an op
+            whose output was discarded, overwritten or never reached ``result`` is not here but in
+            ``discarded``). On failure: every op that ran before it.
+        discarded: Ops that ran but whose output the returned image does not carry (never credited).
         to_source: Axis-aligned affine map from output-image pixel coordinates to source-image pixel
             coordinates, as ``(a, b, c, d, e, f)`` with ``x_src = a*x + b*y + c`` and
             ``y_src = d*x + e*y + f``; ``None`` when the output is not an exactly trackable composition of
@@ -94,6 +106,7 @@ class ExecResult:
     run_s: float | None = None
     trace: list[TraceOp] = field(default_factory=list)
     to_source: tuple[float, float, float, float, float, float] | None = None
+    discarded: list[TraceOp] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -120,5 +133,6 @@ class ExecResult:
             "duration_s": round(self.duration_s, 6),
             "run_s": round(self.run_s, 6) if self.run_s is not None else None,
             "trace": [op.to_dict() for op in self.trace],
+            "discarded": [op.to_dict() for op in self.discarded],
             "to_source": list(self.to_source) if self.to_source is not None else None,
         }

@@ -9,6 +9,7 @@ them). Calls are thread-safe and can be awaited; a worker that dies or hangs is 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ._harden import ISOLATION_LEVELS, isolation_level, missing_for
 from ._pool import WorkerPool
 from ._wire import normalize_mode
 from .result import ExecResult, TraceOp
@@ -32,21 +34,30 @@ class SandboxConfig:
     """Limits and pool settings of a :class:`Sandbox`.
 
     Attributes:
-        timeout_s: Wall-clock limit for one execution (the child is killed at this point).
-        memory_mb: Address-space allowance for user code on top of the preloaded libraries.
-        workers: Number of warm worker processes, i.e. how many calls run in parallel.
+        timeout_s: Wall-clock limit for one execution (the child is killed at this point); at most 3600.
+        memory_mb: Address-space allowance for user code on top of the preloaded libraries (64 to 1048576).
+        workers: Number of warm worker processes, i.e. how many calls run in parallel (1 to 256).
         max_code_chars: Longest accepted code string.
-        max_output_pixels: Largest accepted ``result`` (width * height).
-        max_input_pixels: Largest accepted input image (width * height).
+        max_output_pixels: Largest accepted ``result`` (width * height; at most 2**30).
+        max_input_pixels: Largest accepted input image (width * height; at most 2**30).
         max_stdout_chars: Captured ``print`` output is truncated to this many characters.
         max_aspect_ratio: ``result`` images more elongated than this are rejected (``empty_result``).
         start_timeout_s: How long to wait for a worker to import its libraries and report ready.
-        calls_per_child: How many calls one hardened child may serve before it is replaced by a fresh fork
-            of the clean worker. 1 gives every call a brand-new process (strictest, slower: fork and
-            first-touch costs land on each call); larger values amortise them. A child is retired early
-            after any timeout, memory error, crash or forbidden access.
-        harden: Apply OS hardening (namespaces, chroot, rlimits, uid drop, no_new_privs, seccomp) to every
-            child. Turn off only to debug; the RestrictedPython layer and facades stay on either way.
+        calls_per_child: How many calls one hardened child may serve. 1 (the default) gives every call a
+            brand-new process, forked and hardened ahead of time: nothing of an earlier call (its code,
+            pixels, results, heap) exists anywhere a later call could look. Larger values let calls of this
+            ``Sandbox`` share a process (a little faster) and so see traces of each other: use them only
+            when every call comes from one trusted source. A child is retired early after any timeout,
+            memory error, crash or forbidden access.
+        acquire_timeout_s: How long a call may wait for a free worker (calls are served first come,
+            first served); after it the call fails with ``error_kind="busy"``.
+        min_isolation: The weakest OS isolation this caller accepts: ``"none"``, ``"basic"`` (seccomp
+            allow-list, ``no_new_privs``, rlimits) or ``"strict"`` (also no network, no filesystem, no
+            other processes visible, no privileges: namespaces as root or through unprivileged user
+            namespaces, chroot or Landlock). Below it ``Sandbox()`` refuses to start and says what is
+            missing and how to enable it. ``Sandbox.isolation`` tells what a machine gives.
+        harden: Apply OS hardening to every child. Turn off only to debug (then ``min_isolation`` must be
+            ``"none"``); the RestrictedPython layer and facades stay on either way.
     """
 
     timeout_s: float = 10.0
@@ -59,31 +70,56 @@ class SandboxConfig:
     max_aspect_ratio: float = 200.0
     start_timeout_s: float = 120.0
     harden: bool = True
-    calls_per_child: int = 32
+    calls_per_child: int = 1
+    acquire_timeout_s: float = 300.0
+    min_isolation: str = "basic"
 
     def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s}; set e.g. timeout_s=10")
-        if self.memory_mb < 64:
-            raise ValueError(f"memory_mb must be >= 64, got {self.memory_mb}; set e.g. memory_mb=2048")
-        if self.workers < 1:
+        _number("timeout_s", self.timeout_s, 0, 3600, "e.g. timeout_s=10")
+        _integer("memory_mb", self.memory_mb, 64, 1 << 20, "e.g. memory_mb=2048")
+        _integer("workers", self.workers, 1, MAX_WORKERS, "the number of calls you need in parallel")
+        _integer("max_code_chars", self.max_code_chars, 1, 10_000_000, "e.g. max_code_chars=20000")
+        _integer("max_output_pixels", self.max_output_pixels, 1, 1 << 30, "e.g. max_output_pixels=64000000")
+        _integer("max_input_pixels", self.max_input_pixels, 1, 1 << 30, "e.g. max_input_pixels=100000000")
+        _integer("max_stdout_chars", self.max_stdout_chars, 0, 10_000_000, "e.g. max_stdout_chars=4000")
+        _number("max_aspect_ratio", self.max_aspect_ratio, 1, 1e6, "e.g. max_aspect_ratio=200", low_ok=True)
+        _number("start_timeout_s", self.start_timeout_s, 0, 3600, "e.g. start_timeout_s=120")
+        _integer("calls_per_child", self.calls_per_child, 1, 10_000, "1 forks a fresh process per call")
+        _number("acquire_timeout_s", self.acquire_timeout_s, 0, 86_400, "e.g. acquire_timeout_s=300")
+        if not isinstance(self.harden, bool):
+            raise ValueError(f"harden must be True or False, got {self.harden!r}")
+        if self.min_isolation not in ISOLATION_LEVELS:
             raise ValueError(
-                f"workers must be >= 1, got {self.workers}; set workers to the parallel calls you need"
+                f"min_isolation must be one of {', '.join(ISOLATION_LEVELS)}, got {self.min_isolation!r}"
             )
-        if self.max_code_chars < 1:
-            raise ValueError(f"max_code_chars must be >= 1, got {self.max_code_chars}")
-        if self.max_output_pixels < 1 or self.max_input_pixels < 1:
-            raise ValueError("max_output_pixels and max_input_pixels must be >= 1")
-        if self.max_stdout_chars < 0:
-            raise ValueError(f"max_stdout_chars must be >= 0, got {self.max_stdout_chars}")
-        if self.max_aspect_ratio < 1:
-            raise ValueError(f"max_aspect_ratio must be >= 1, got {self.max_aspect_ratio}")
-        if self.calls_per_child < 1:
+        if not self.harden and self.min_isolation != "none":
             raise ValueError(
-                f"calls_per_child must be >= 1, got {self.calls_per_child}; 1 forks a child per call"
+                f"harden=False gives no OS isolation, but min_isolation is {self.min_isolation!r}; "
+                "set min_isolation='none' to debug without hardening"
             )
-        if not self.start_timeout_s > 0:
-            raise ValueError(f"start_timeout_s must be > 0, got {self.start_timeout_s}")
+
+
+#: Upper bound of ``SandboxConfig.workers`` (each worker is a process with the libraries loaded).
+MAX_WORKERS = 256
+
+
+def _number(name: str, value: Any, low: float, high: float, hint: str, low_ok: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}; set {hint}")
+    if value < low or (value == low and not low_ok) or value > high:
+        bound = f">= {low:g}" if low_ok else f"> {low:g}"
+        raise ValueError(f"{name} must be {bound} and <= {high:g}, got {value!r}; set {hint}")
+
+
+def _integer(name: str, value: Any, low: int, high: int, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}; set {hint}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}; set {hint}")
+
+
+class IsolationError(RuntimeError):
+    """This machine cannot give the OS isolation ``SandboxConfig.min_isolation`` requires."""
 
 
 class Sandbox:
@@ -108,6 +144,20 @@ class Sandbox:
         self._closed = False
         self._lock = threading.Lock()
         self._pool = WorkerPool(self.config)
+        if self.config.min_isolation != "none":
+            self._require(self.config.min_isolation)
+
+    def _require(self, level: str) -> None:
+        report = self.hardening
+        got = isolation_level(report)
+        if ISOLATION_LEVELS.index(got) >= ISOLATION_LEVELS.index(level):
+            return
+        self.close()
+        missing = "; ".join(missing_for(level, report)) or "the workers did not start"
+        raise IsolationError(
+            f"cv-sandbox needs isolation {level!r} (SandboxConfig.min_isolation) but this machine gives "
+            f"{got!r}. Missing: {missing}. Or accept less with SandboxConfig(min_isolation={got!r})."
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -169,12 +219,23 @@ class Sandbox:
         """What OS hardening worked on this machine (from the workers' start-up probe)."""
         return self._pool.hardening()
 
+    @property
+    def isolation(self) -> str:
+        """The OS isolation level this machine gives (one of ``"none"``, ``"basic"``, ``"strict"``).
+
+        Example:
+            >>> with Sandbox(SandboxConfig(workers=1)) as sb:
+            ...     sb.isolation in ("basic", "strict")
+            True
+        """
+        return isolation_level(self.hardening)
+
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring and tests)."""
         return self._pool.pids()
 
     def close(self) -> None:
-        """Kill all workers. Idempotent."""
+        """Kill all workers; calls still waiting or running return ``error_kind="closed"``. Idempotent."""
         if os.getpid() != self._pid:
             return  # a forked copy must not kill the parent's workers
         with self._lock:
@@ -211,7 +272,7 @@ class Sandbox:
                 f"image_index {image_index} is out of range: there are {len(images)} image(s) "
                 f"(valid: 0..{len(images) - 1})"
             )
-        im = load_image(images[int(image_index)])
+        im = load_image(images[int(image_index)], self.config.max_input_pixels)
         if im.width * im.height > self.config.max_input_pixels:
             raise ValueError(
                 f"input image has {im.width * im.height} pixels; the limit is {self.config.max_input_pixels}"
@@ -224,9 +285,8 @@ class Sandbox:
         return ExecResult(error=msg, error_kind=kind, duration_s=time.perf_counter() - t0)
 
     def _to_result(self, header: dict[str, Any], image: Image.Image | None, t0: float) -> ExecResult:
-        trace = [
-            TraceOp.from_dict(op) for op in header.get("trace") or [] if isinstance(op, dict) and "name" in op
-        ]
+        trace = _ops(header.get("trace"))
+        discarded = _ops(header.get("discarded"))
         ts = header.get("to_source")
         to_source = tuple(float(v) for v in ts) if isinstance(ts, list) and len(ts) == 6 else None
         cs = header.get("child_s")
@@ -251,11 +311,20 @@ class Sandbox:
             run_s=run_s,
             trace=trace,
             to_source=to_source,  # type: ignore[arg-type]
+            discarded=discarded,
         )
 
 
-def load_image(obj: ImageLike) -> Image.Image:
+def _ops(raw: Any) -> list[TraceOp]:
+    if not isinstance(raw, list):
+        return []
+    return [TraceOp.from_dict(op) for op in raw if isinstance(op, dict) and isinstance(op.get("name"), str)]
+
+
+def load_image(obj: ImageLike, max_pixels: int | None = None) -> Image.Image:
     """Turn a caller-supplied image (PIL, array, path) into a PIL image with a transferable mode.
+
+    A file larger than ``max_pixels`` (width * height) is refused before its pixels are decoded.
 
     Example:
         >>> import numpy as np
@@ -285,10 +354,18 @@ def load_image(obj: ImageLike) -> Image.Image:
             raise ValueError(f"image file not found: {p}")
         try:
             with Image.open(p) as im:
+                if max_pixels is not None and im.width * im.height > max_pixels:
+                    raise ValueError(
+                        f"image {p} has {im.width * im.height} pixels ({im.width}x{im.height}); the limit is "
+                        f"{max_pixels}"
+                    )
                 im.load()
                 return normalize_mode(im.copy())
+        except ValueError:
+            raise
         except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad files
-            raise ValueError(f"cannot open image {p}: {exc}") from exc
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"cannot open image {p}: {first}") from exc
     raise ValueError(
         f"unsupported image type {type(obj).__name__}; pass a PIL image, a uint8 array or a path"
     )

@@ -255,7 +255,16 @@ class ImageWorkspace:
             box_input = None
             if box is not None and to_input is not None:
                 box_input = [round(v, 3) for v in map_box(to_input, box)]
-            ops.append({"name": op.name, "box": box, "box_input": box_input, "params": dict(op.params)})
+            ops.append(
+                {
+                    "name": op.name,
+                    "box": box,
+                    "box_input": box_input,
+                    "params": dict(op.params),
+                    # cv-rewards' OpRecord reads this: an op that changed no pixel earns no optional credit.
+                    "effective": op.effective,
+                }
+            )
         return ops
 
 

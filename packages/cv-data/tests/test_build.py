@@ -302,3 +302,9 @@ def test_shard_spec_errors_are_clear(tmp_path: Path, capsys) -> None:
     assert "K must be in 0..N-1" in capsys.readouterr().err
     assert main(["build-rl", "--out", str(tmp_path / "x"), "--shard", "two"]) == 2
     assert "must be K/N" in capsys.readouterr().err
+
+
+def test_an_empty_build_completes(tmp_path: Path) -> None:
+    res = build_rl(_rl(0), tmp_path / "empty")
+    assert res.complete and pq.read_metadata(res.files[0]).num_rows == 0
+    assert read_items(res.out) == [] and "num_examples: 0" in (res.out / "README.md").read_text()

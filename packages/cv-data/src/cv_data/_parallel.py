@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
@@ -25,14 +25,21 @@ def _safe(args: tuple[Callable[..., Any], Any]) -> tuple[Any, str | None]:
 
 
 def imap_ordered(
-    fn: Callable[[Any], T], args: Iterable[Any], *, num_proc: int = 1, window: int | None = None
+    fn: Callable[[Any], T],
+    args: Iterable[Any],
+    *,
+    num_proc: int = 1,
+    window: int | None = None,
+    preload: Sequence[str] = (),
 ) -> Iterator[tuple[T | None, str | None]]:
     """Yield ``(fn(arg), None)`` or ``(None, error_message)`` for each arg, in input order.
 
     At most ``window`` (default ``4 * num_proc``) args are taken from ``args`` ahead of the result being
     yielded, so memory stays bounded however long ``args`` is and however slow the consumer is
     (``multiprocessing.Pool.imap`` drains its input and queues every result). ``fn`` must be a
-    module-level function when ``num_proc > 1`` (it is pickled to the workers).
+    module-level function when ``num_proc > 1`` (it is pickled to the workers). ``preload`` names modules
+    the fork server imports once, before it forks the workers (they start warm instead of each importing
+    them); it applies when this process starts its fork server, i.e. on its first pool.
 
     Example:
         >>> [r for r, _ in imap_ordered(abs, [-1, 2, -3])]
@@ -47,6 +54,8 @@ def imap_ordered(
     window = window or 4 * num_proc
     # forkserver: workers do not inherit the parent's threads (tqdm monitor, sandbox pools).
     ctx = mp.get_context("forkserver")
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
     with ctx.Pool(num_proc) as pool:
         pending: deque[Any] = deque()
         it = iter(args)

@@ -449,9 +449,14 @@ def _build_shards(
     num_proc: int,
     bar: Any,
 ) -> None:
+    per = cfg.records_per_shard
+    for j in todo:  # a shard without records (num = 0) is still written, so the build completes
+        a, b = _record_range(j, spec.num, per)
+        if a == b:
+            _close_shard(spec, cfg, fp, files, _open_shard(spec, cfg, files, j))
+    todo = [j for j in todo if _record_range(j, spec.num, per)[0] < _record_range(j, spec.num, per)[1]]
     if not todo:
         return
-    per = cfg.records_per_shard
     order: list[tuple[int, int]] = []  # (shard, index) of each task handed out, consumed in order
 
     def work() -> Iterator[tuple[Callable[[Any], RecordRows], Any]]:
@@ -461,7 +466,10 @@ def _build_shards(
 
     current: dict[str, Any] = {}  # shard j, its writer, errors, stats, expected records, seen
     try:
-        for pos, (res, err) in enumerate(imap_ordered(_call_make, work(), num_proc=num_proc)):
+        preload = [spec.make.__module__]
+        for pos, (res, err) in enumerate(
+            imap_ordered(_call_make, work(), num_proc=num_proc, preload=preload)
+        ):
             j, i = order[pos]
             if current.get("j") != j:
                 current = _open_shard(spec, cfg, files, j)

@@ -180,7 +180,8 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
             f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'"
         )
     cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
-    if any(f.is_file() for f in cv_data_files) or any((p / "data").glob("*.parquet")):  # or a build-sft folder
+    build_folder = any((p / "data").glob("*.parquet"))  # written by `cv-data build-sft`
+    if build_folder or any(f.is_file() for f in cv_data_files):
         from cv_data import load_sft
 
         return list(load_sft(p))

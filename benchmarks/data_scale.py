@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/data_scale.py --peak 400,4000          # peak RSS (/usr/bin/time -v) per --num
-    python benchmarks/data_scale.py --speedup 120 --procs 2  # wall time with --num-proc 1 and 2
+    python benchmarks/data_scale.py --speedup 200 --procs 2  # wall and CPU time, --num-proc 1 vs 2
 
 Each run is a fresh `cv-data build-rl` process writing to a temporary folder. Peak memory is the maximum
 resident set size of any process of the build (GNU time's "Maximum resident set size"; the workers of
@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak", default="", help="comma-separated --num values to measure peak memory for")
     ap.add_argument("--speedup", type=int, default=0, help="items for the --num-proc speed-up")
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="--num-proc to compare with 1")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each setting")
     args = ap.parse_args(argv)
     for num in [int(n) for n in args.peak.split(",") if n]:
         load = os.getloadavg()[0]
@@ -52,13 +54,18 @@ def main(argv: list[str] | None = None) -> int:
             f"build-rl --num {num:6d}: peak RSS {peak} MB, {dt:7.1f} s ({num / dt:.2f} items/s), load {load:.2f}"
         )
     if args.speedup:
-        load0 = os.getloadavg()[0]
-        t1, _ = _run(args.speedup, 1, timed=False)
-        tn, _ = _run(args.speedup, args.procs, timed=False)
-        load1 = os.getloadavg()[0]
+        # Alternate the two settings (A B A B ...) so that a change of the machine's load hits both alike.
+        walls: dict[int, list[float]] = {1: [], args.procs: []}
+        loads = [os.getloadavg()[0]]
+        for _ in range(args.repeats):
+            for procs in (1, args.procs):
+                walls[procs].append(_run(args.speedup, procs, timed=False)[0])
+                loads.append(os.getloadavg()[0])
+        w1, wn = statistics.median(walls[1]), statistics.median(walls[args.procs])
         print(
-            f"build-rl --num {args.speedup}: --num-proc 1 {t1:.1f} s, --num-proc {args.procs} {tn:.1f} s, "
-            f"speed-up {t1 / tn:.2f}x (load average {load0:.2f} before, {load1:.2f} after, {os.cpu_count()} cores)"
+            f"build-rl --num {args.speedup}: --num-proc 1 {w1:.1f} s, --num-proc {args.procs} {wn:.1f} s wall "
+            f"(medians of {args.repeats}): speed-up {w1 / wn:.2f}x; load average {min(loads):.2f}-"
+            f"{max(loads):.2f} on {os.cpu_count()} cores"
         )
     return 0
 

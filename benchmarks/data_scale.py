@@ -40,6 +40,27 @@ def _run(num: int, procs: int, *, timed: bool) -> tuple[float, int | None]:
     return dt, int(m.group(1)) // 1024 if m else None
 
 
+def _busy(n: int) -> int:
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def _calibrate(procs: int) -> float:
+    """Speed-up of ``procs`` workers on pure CPU work, now: what the machine offers this process group (on
+    a shared machine with Linux's autogroup scheduling, more processes do not get a larger share)."""
+    from cv_data._parallel import imap_ordered
+
+    times = []
+    for n in (1, procs):
+        t0 = time.perf_counter()
+        for _ in imap_ordered(_busy, [3_000_000] * 16 * procs, num_proc=n):
+            pass
+        times.append(time.perf_counter() - t0)
+    return times[0] / times[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peak", default="", help="comma-separated --num values to measure peak memory for")
@@ -57,11 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         # Alternate the two settings (A B A B ...) so that a change of the machine's load hits both alike.
         walls: dict[int, list[float]] = {1: [], args.procs: []}
         loads = [os.getloadavg()[0]]
+        before = _calibrate(args.procs)
         for _ in range(args.repeats):
             for procs in (1, args.procs):
                 walls[procs].append(_run(args.speedup, procs, timed=False)[0])
                 loads.append(os.getloadavg()[0])
         w1, wn = statistics.median(walls[1]), statistics.median(walls[args.procs])
+        after = _calibrate(args.procs)
+        print(
+            f"pure-CPU speed-up of {args.procs} workers on this machine now: {before:.2f}x before, {after:.2f}x after"
+        )
         print(
             f"build-rl --num {args.speedup}: --num-proc 1 {w1:.1f} s, --num-proc {args.procs} {wn:.1f} s wall "
             f"(medians of {args.repeats}): speed-up {w1 / wn:.2f}x; load average {min(loads):.2f}-"

@@ -266,3 +266,6 @@ def test_codevision_release_sft_becomes_sft_records(tmp_path: Path) -> None:
     ]
     assert [im.size for im in rec["images"]] == [(240, 160), (120, 80)] and rec["answer"] == "HELLO"
     assert (tmp_path / "out" / "dataset_info.json").is_file()
+    # the release's rows have no tools column (its system prompt describes the tool): none is invented
+    (row,) = pq.read_table(tmp_path / "out" / "data").to_pylist()
+    assert (row["system"], row["tools"]) == ("You are an advanced MLLM ...", "")

@@ -342,3 +342,25 @@ def test_canonical_call_text_keeps_the_reasoning_and_only_the_executed_call() ->
         assert out.endswith(first) and out.count("<tool_call>") == 1 and "expect" not in out
         assert parse_tool_calls(out).warnings == []
     assert canonical_call_text(fenced, parse_tool_calls(fenced)).startswith("<think>sideways</think>\n")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"code": "result = image", "description": "d", "image_index": 1},
+        {"code": "```python\nresult = image\n```", "image_index": "2"},
+        {"python": "result = image"},
+        '{"code": "result = image", "image_index": 0}',
+        {"description": "no code"},
+        {"code": "result = image", "image_index": "first"},
+        ["not", "an", "object"],
+    ],
+)
+def test_decoded_arguments_are_read_by_the_same_rules(arguments) -> None:
+    from cv_protocol import parse_tool_arguments
+
+    text = (
+        "<tool_call>\n" + json.dumps({"name": "code_image_tool", "arguments": arguments}) + "\n</tool_call>"
+    )
+    assert parse_tool_arguments(arguments) == parse_tool_calls(text)
+    assert parse_tool_arguments(arguments, name="other").kind == "wrong_tool"

@@ -109,3 +109,45 @@ def test_op_records_carry_the_effective_flag_that_rewards_read() -> None:
     assert noop.call.ok and real.call.ok
     assert [op["effective"] for op in noop.call.ops] == [False]
     assert [op["effective"] for op in real.call.ops] == [True]
+
+
+def test_the_preset_writes_every_tool_text_and_sets_the_code_limit() -> None:
+    from cv_protocol import RELEASE_PRESET
+
+    keep = (
+        "Please keep thinking step-by-step inside the <think></think> tags to determine the next action. "
+        "If additional tools are required, call them inside the <tool_calls></tool_calls> tags. "
+        "Otherwise, provide your final answer within the <answer></answer> tags."
+    )
+    sb = FakeSandbox()
+    ws = ImageWorkspace([Image.new("RGB", (8, 8))], max_images=3, preset="release")
+    assert ws.preset is RELEASE_PRESET
+    ok = ws.execute(sb, "rotate90", "", 0)
+    assert ok.call.ok and ok.text == "Here is the processed image. Now, analyze the returned results. " + keep
+    failed = ws.execute(sb, "fail", "", 0)
+    assert failed.text.startswith("Error: Code execution error: NameError") and failed.text.endswith(keep)
+    bad = ws.execute(sb, "rotate90", "", 7)
+    assert bad.call.error_kind == "bad_index"
+    assert bad.text == "Error: image_index 7 is out of range. Available images: 0 to 1. " + keep
+    # The release's limit is 2,048 characters: longer code is refused before it reaches the sandbox.
+    n = len(sb.calls)
+    long = ws.execute(sb, "rotate90" + " " * (2049 - 8), "", 0)
+    assert long.call.error_kind == "code_too_long" and len(sb.calls) == n and len(ws.images) == 2
+    assert long.call.error == "code is 2049 characters; the limit is 2048"
+    assert long.text == "Error: Code validation failed: Code too long. Maximum allowed length: 2048. " + keep
+    assert ws.execute(sb, "crop 0 0 4 4".ljust(2048), "", 0).call.ok  # 2,048 itself is allowed
+    assert (
+        ws.execute(sb, "rotate90", "", 0).text
+        == "Error: this conversation already holds 3 images (the limit); answer without further tool calls."
+    )
+    # The default preset keeps the sandbox's limit and its texts.
+    default = ImageWorkspace([Image.new("RGB", (8, 8))])
+    assert default.preset.max_code_chars == 20_000
+    assert default.execute(sb, "crop 0 0 4 4".ljust(3000), "", 0).call.ok
+    out = default.execute(sb, "x" * 20_001, "", 0)
+    assert out.text == (
+        "Execution failed (code_too_long): code is 20001 characters; the limit is 20000\n"
+        "No image was produced; fix the code and try again."
+    )
+    with pytest.raises(ValueError, match=r"unknown preset 'nope'; choose one of \[.*'release'.*\]"):
+        ImageWorkspace(preset="nope")

@@ -7,7 +7,20 @@ import importlib
 
 import pytest
 
-MODULES = ["config", "data", "env", "invariants", "models", "rewards", "rl", "sft", "testing", "cli", "_run"]
+MODULES = [
+    "config",
+    "data",
+    "env",
+    "invariants",
+    "models",
+    "rewards",
+    "rl",
+    "sft",
+    "testing",
+    "cli",
+    "_run",
+    "verl_tool",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

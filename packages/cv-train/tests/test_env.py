@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
 from cv_protocol import TOOL_SCHEMA
 from cv_sandbox import ExecResult, TraceOp
 from cv_train.env import CodeVisionEnv, CodeVisionEnvConfig
@@ -138,3 +139,58 @@ def test_sandbox_crash_becomes_a_tool_error() -> None:
     out = env.code_image_tool("result = image", "noop", 0)
     assert out[0]["type"] == "text" and "worker died" in out[0]["text"]
     assert env.trace[0].error_kind == "crash" and not env.trace[0].ok
+
+
+def test_the_env_answers_in_its_presets_words_and_enforces_its_code_limit() -> None:
+    from cv_protocol import RELEASE_PRESET
+
+    sb = FakeSandbox([ExecResult(image=Image.new("RGB", (4, 4)), trace=[TraceOp("rotate_90")])])
+    env = CodeVisionEnv(CodeVisionEnvConfig(preset="release"), sandbox=sb)
+    env.reset(images=[Image.new("RGB", (4, 4))])
+    out = env.code_image_tool("result = image.rotate(90)", "r", 0)
+    assert out[1]["text"] == RELEASE_PRESET.success_template
+    long = env.code_image_tool("x" * 2049, "r", 0)
+    assert long[0]["text"].startswith(
+        "Error: Code validation failed: Code too long. Maximum allowed length: 2048."
+    )
+    assert len(sb.calls) == 1 and env.trace[-1].error_kind == "code_too_long"
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_rl_template_shows_the_presets_schema_byte_for_byte(family: str) -> None:
+    """TRL renders the environment's methods through transformers' get_json_schema, which joins the release's
+    multi-line `code` description onto one line; the RL template fixes `tools` to the preset's own."""
+    import dataclasses
+
+    from cv_agent.templates import load_chat_template
+    from cv_protocol import DEFAULT_PRESET, RELEASE_PRESET
+    from cv_train.rl import with_preset_tools
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    base = load_chat_template(family, training=False)
+    env_tool = CodeVisionEnv(sandbox=FakeSandbox([])).code_image_tool
+    conv = [
+        {"role": "system", "content": [{"type": "text", "text": "SYS"}]},
+        {"role": "user", "content": [{"type": "text", "text": "Q?"}]},
+    ]
+
+    def render(template: str, tools: list) -> str:
+        out = render_jinja_template([conv], tools=tools, chat_template=template, add_generation_prompt=True)
+        return out[0][0] if isinstance(out, tuple) else out[0]
+
+    minimal = dataclasses.replace(DEFAULT_PRESET, name="minimal", tools_in_prompt=False)
+    for preset in (DEFAULT_PRESET, RELEASE_PRESET, minimal):
+        fixed = with_preset_tools(base, preset)
+        want = render(base, preset.tools() or None)
+        assert render(fixed, [env_tool]) == want  # what TRL hands it makes no difference
+        assert render(fixed, None) == want
+    assert "# Tools" not in render(with_preset_tools(base, minimal), [env_tool])
+    release = render(with_preset_tools(base, RELEASE_PRESET), [env_tool])
+    assert (
+        RELEASE_PRESET.tool_schema()["function"]["parameters"]["properties"]["code"]["description"].replace(
+            "\n", "\\n"
+        )
+        in release
+    )
+    # without the fix, TRL would show the schema of the method (the default preset's description, one-line args)
+    assert render(base, [env_tool]) != render(base, RELEASE_PRESET.tools())

@@ -10,17 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from cv_protocol import (
-    SYSTEM_PROMPT,
+    DEFAULT_PRESET,
     ParsedCall,
     ParseError,
+    Preset,
     extract_answer,
-    parse_error_text,
+    get_preset,
     parse_tool_calls,
 )
 from cv_sandbox import ImageWorkspace, Sandbox, ToolCall
 from PIL import Image
 
-from .backends.base import Generation, ModelBackend
+from .backends.base import Generation, ModelBackend, takes_tools
 from .images import ImageLike, model_copy, to_pil
 from .trajectory import Trajectory
 
@@ -37,7 +38,11 @@ class AgentConfig:
         max_pixels: Pixel budget of each image the model sees (reference RL: 8192·28·28).
         min_pixels: Lower pixel bound of model images (Qwen default 56·56).
         resize_factor: Side multiple of model images: 28 for Qwen2.5-VL, 32 for Qwen3-VL.
-        system_prompt: System message; ``None`` or ``""`` sends none.
+        preset: What the model is shown (:class:`cv_protocol.Preset` or a registry name such as
+            ``"default"`` or ``"release"``): the system prompt, the tool schema the backend renders, the
+            tool-response and parse-error texts and the code length limit enforced before a call runs. Given
+            as a name, it is resolved to the :class:`~cv_protocol.Preset` on construction.
+        system_prompt: Replaces the preset's system message; ``None`` keeps the preset's, ``""`` sends none.
         temperature: Sampling temperature passed to the backend; ``None`` uses the backend's default.
         max_images: Most images per episode (inputs + tool outputs); further tool calls are refused with an
             error message, so prompts cannot grow without bound.
@@ -49,11 +54,13 @@ class AgentConfig:
     max_pixels: int = 8192 * 28 * 28
     min_pixels: int = 56 * 56
     resize_factor: int = 28
-    system_prompt: str | None = SYSTEM_PROMPT
+    preset: Preset | str = "default"
+    system_prompt: str | None = None
     temperature: float | None = None
     max_images: int = 32
 
     def __post_init__(self) -> None:
+        self.preset = get_preset(self.preset)
         if self.max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.max_new_tokens < 1:
@@ -83,7 +90,11 @@ class _Episode:
         self.model_images: list[Image.Image] = []
         # Tool outputs and their lineage go straight into the trajectory's own lists.
         self.workspace = ImageWorkspace(
-            traj.images, traj.image_parents, traj.image_to_parent, max_images=agent.config.max_images
+            traj.images,
+            traj.image_parents,
+            traj.image_to_parent,
+            max_images=agent.config.max_images,
+            preset=agent.config.preset,
         )
 
     async def add_model_copy(self, image: Image.Image) -> None:
@@ -120,6 +131,11 @@ class Agent:
         self.config = config or AgentConfig()
         self._owns_sandbox = sandbox is None
         self._sandbox = sandbox
+
+    @property
+    def preset(self) -> Preset:
+        """The preset of this agent's episodes (``config.preset``)."""
+        return get_preset(self.config.preset)
 
     @property
     def sandbox(self) -> Sandbox:
@@ -167,8 +183,11 @@ class Agent:
             image_to_parent=[None] * len(full),
             meta=dict(meta or {}),
         )
-        if self.config.system_prompt:
-            traj.messages.append({"role": "system", "content": self.config.system_prompt})
+        system = self.config.system_prompt
+        if system is None:
+            system = self.preset.system_prompt
+        if system:
+            traj.messages.append({"role": "system", "content": system})
         content: list[dict[str, Any]] = [{"type": "image", "image_index": k} for k in range(len(full))]
         content.append({"type": "text", "text": question})
         traj.messages.append({"role": "user", "content": content})
@@ -221,6 +240,8 @@ class Agent:
         for im in traj.images[len(ep.model_images) :]:
             await ep.add_model_copy(im)
         model_s = sandbox_s = 0.0
+        # A backend written before presets (complete() without ``tools``) is called as it was.
+        tools = {"tools": self.preset.tools()} if takes_tools(self.backend) else {}
         try:
             while traj.stop_reason is None:
                 if traj.turns >= cfg.max_turns:
@@ -236,7 +257,11 @@ class Agent:
                 t0 = time.perf_counter()
                 try:
                     gen = await self.backend.complete(
-                        traj.messages, ep.model_images, max_new_tokens=max_new, temperature=cfg.temperature
+                        traj.messages,
+                        ep.model_images,
+                        max_new_tokens=max_new,
+                        temperature=cfg.temperature,
+                        **tools,
                     )
                 except Exception as e:  # noqa: BLE001 - any backend failure ends the episode, recorded
                     model_s += time.perf_counter() - t0
@@ -289,12 +314,12 @@ class Agent:
             use["prompt_tokens"] += gen.prompt_tokens
 
     def _reject(self, traj: Trajectory, turn: int, err: ParseError) -> None:
-        text = parse_error_text(err)
+        text = self.preset.parse_error_text(err)
         traj.messages.append({"role": "tool", "content": [{"type": "text", "text": text}]})
         traj.tool_calls.append(ToolCall(turn=turn, code="", ok=False, error=err.message, error_kind="parse"))
 
     async def _execute(self, ep: _Episode, turn: int, call: ParsedCall) -> float:
-        notes = call_notes(call)
+        notes = call_notes(call, self.preset)
         out = await ep.workspace.aexecute(
             self.sandbox, call.code, call.description, call.image_index, turn=turn
         )
@@ -316,21 +341,19 @@ class Agent:
         traj.messages.append({"role": "tool", "content": content})
 
 
-def call_notes(call: ParsedCall) -> list[str]:
+def call_notes(call: ParsedCall, preset: Preset | str = DEFAULT_PRESET) -> list[str]:
     """What the agent adds to a call's tool response about how it read the call (extra calls ignored, a
-    default image used); each note is appended on its own line.
+    default image used), in ``preset``'s words (:meth:`cv_protocol.Preset.call_notes`); each note is appended
+    on its own line.
 
     Example:
         >>> from cv_protocol import parse_tool_calls, render_tool_call
-        >>> call_notes(parse_tool_calls(render_tool_call("result = image", "noop", 0) * 2))
-        ['Note: your reply contained 2 tool calls; only the first was executed.']
+        >>> call = parse_tool_calls(render_tool_call("result = image", "noop", 0) * 2)
+        >>> call_notes(call), call_notes(call, "release")
+        (['Note: your reply contained 2 tool calls; only the first was executed.'], [])
     """
-    notes = []
-    if call.n_calls > 1:
-        notes.append(f"Note: your reply contained {call.n_calls} tool calls; only the first was executed.")
-    if any("image_index" in w for w in call.warnings):
-        notes.append(f"Note: no valid image_index was given; image {call.image_index} was used.")
-    return notes
+    defaulted = any("image_index" in w for w in call.warnings)
+    return get_preset(preset).call_notes(call.n_calls, call.image_index if defaulted else None)
 
 
 def _is_array(x: Any) -> bool:

@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from cv_protocol import PRESETS
+
 from .agent import Agent, AgentConfig
 from .backends.factory import make_backend
 from .trajectory import Trajectory, load_trajectories, save_trajectories
@@ -60,6 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             resize_factor=args.resize_factor,
             temperature=args.temperature,
+            preset=args.preset,
         )
         backend = make_backend(args.model)
     except (ValueError, ImportError) as e:
@@ -125,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--resize-factor", type=int, default=d.resize_factor, help="28 for Qwen2.5-VL, 32 for Qwen3-VL"
     )
     r.add_argument("--temperature", type=float, default=None)
+    r.add_argument(
+        "--preset",
+        default="default",
+        help=f"what the model is shown: system prompt, tool schema and texts, code limit (one of {sorted(PRESETS)})",
+    )
     r.set_defaults(fn=_cmd_run)
     v = sub.add_parser("view", help="write HTML pages for a directory of saved trajectories")
     v.add_argument("dir", help="directory holding trajectories.jsonl")

@@ -80,6 +80,7 @@ class ScriptedPolicy(ModelBackend):
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         from .backends.base import BackendError
 
@@ -90,6 +91,7 @@ class ScriptedPolicy(ModelBackend):
                 "n_messages": len(messages),
                 "n_images": len(images),
                 "image_sizes": [im.size for im in images],
+                "tools": tools,
             }
         )
         if self.latency_s:

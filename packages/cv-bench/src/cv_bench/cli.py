@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cv_data import SUITES, list_suites
-from cv_protocol import parse_model_spec
+from cv_protocol import PRESETS, parse_model_spec
 
 from .report import compare_runs, format_table, format_tool_table, write_report
 from .runner import MODEL_HELP, EvalConfig, evaluate
@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         help="per episode: viewer page + JSON (page), plus full-resolution images (full), or nothing",
     )
     e.add_argument("--label", default=None, help="row label in tables (default: the model spec)")
+    _preset_arg(e)
     e.add_argument("--quiet", action="store_true", help="no progress bar")
 
     d = sub.add_parser(
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--temperature", type=float, default=0.7)
     d.add_argument("--max-pixels", type=int, default=None, help="pixel budget of the teacher's images")
     d.add_argument("--formats", default="parquet,sharegpt", help="SFT files: parquet and/or sharegpt")
+    _preset_arg(d)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
 
     r = sub.add_parser("report", help="rebuild summary.json and report.html of a run and print its tables")
@@ -94,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list suites and their sizes")
     return p
+
+
+def _preset_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--preset",
+        default="default",
+        choices=sorted(PRESETS),
+        help="what the model is shown: system prompt, tool schema and texts, code limit "
+        "(release: the public CodeVision release's, for its models)",
+    )
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             trajectories=args.trajectories,
             progress=not args.quiet,
             label=args.label,
+            preset=args.preset,
         )
         outcome = evaluate(config)
     except (ValueError, FileNotFoundError, ImportError) as e:
@@ -220,6 +233,7 @@ def _distill(args: argparse.Namespace) -> int:
             max_pixels=args.max_pixels,
             formats=[f.strip() for f in args.formats.split(",") if f.strip()],
             progress=not args.quiet,
+            preset=args.preset,
         )
         outcome = distill(config)
     except (ValueError, FileNotFoundError, ImportError) as e:

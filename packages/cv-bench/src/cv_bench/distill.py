@@ -28,7 +28,14 @@ from typing import Any
 
 from cv_agent import Trajectory, call_notes
 from cv_data import BuildReport, save_sft, sft_record
-from cv_protocol import ParsedCall, canonical_call_text, content_text, parse_model_spec, parse_tool_calls
+from cv_protocol import (
+    ParsedCall,
+    Preset,
+    canonical_call_text,
+    content_text,
+    parse_model_spec,
+    parse_tool_calls,
+)
 
 from .results import load_results
 from .runner import EvalConfig, EvalOutcome, _suite_items, aevaluate, episode_name
@@ -63,6 +70,8 @@ class DistillConfig:
         formats: SFT files to write: ``parquet`` and/or ``sharegpt``.
         sandbox_workers: Worker processes of the shared sandbox.
         progress: Show a progress bar.
+        preset: What the teacher is shown (a ``cv_protocol.PRESETS`` name); the records carry the same
+            system prompt and tool texts, so train with the same preset.
     """
 
     model: str = ""
@@ -82,6 +91,7 @@ class DistillConfig:
     formats: Sequence[str] = _FORMATS
     sandbox_workers: int = 2
     progress: bool = True
+    preset: str = "default"
 
     def __post_init__(self) -> None:
         if self.model != "reference":
@@ -123,6 +133,7 @@ class DistillConfig:
             sandbox_workers=self.sandbox_workers,
             progress=self.progress,
             label=f"distill {self.model}",
+            preset=self.preset,
         )
 
 
@@ -151,7 +162,9 @@ def _strip_notes(text: str, notes: list[str]) -> str:
     return text[: -len(suffix)] if notes and text.endswith(suffix) else text
 
 
-def trajectory_to_sft(traj: Trajectory, *, record_id: str, item: Any, **extra: Any) -> dict[str, Any]:
+def trajectory_to_sft(
+    traj: Trajectory, *, record_id: str, item: Any, preset: Preset | str = "default", **extra: Any
+) -> dict[str, Any]:
     """The SFT record of a trajectory of the agent (:func:`cv_data.sft_record`).
 
     Each executed call is rewritten in the canonical format (:func:`cv_protocol.canonical_call_text`), and
@@ -163,6 +176,7 @@ def trajectory_to_sft(traj: Trajectory, *, record_id: str, item: Any, **extra: A
         traj: The trajectory (full-resolution images).
         record_id: The record's id.
         item: The item it solved (``id``, ``answer``, ``data_source``, ``transform``).
+        preset: The preset the episode ran with (its notes are the ones dropped).
         **extra: Further record fields.
 
     Example:
@@ -181,7 +195,7 @@ def trajectory_to_sft(traj: Trajectory, *, record_id: str, item: Any, **extra: A
         if m["role"] == "assistant":
             text = content_text(content)
             call = parse_tool_calls(text)
-            notes = call_notes(call) if isinstance(call, ParsedCall) else []
+            notes = call_notes(call, preset) if isinstance(call, ParsedCall) else []
             content = canonical_call_text(text, call) if isinstance(call, ParsedCall) else text
         elif m["role"] == "tool" and notes:
             content = [
@@ -205,7 +219,7 @@ def trajectory_to_sft(traj: Trajectory, *, record_id: str, item: Any, **extra: A
 
 
 def kept_records(
-    run_dir: str | Path, items: Sequence[Any], samples: int = 1
+    run_dir: str | Path, items: Sequence[Any], samples: int = 1, preset: Preset | str = "default"
 ) -> tuple[list[dict[str, Any]], BuildReport]:
     """SFT records of the verified-correct episodes of an evaluation run (``trajectories="full"``).
 
@@ -213,6 +227,7 @@ def kept_records(
         run_dir: The run directory.
         items: The run's items, in the order the records should have.
         samples: Episodes per item in the run.
+        preset: The run's preset.
 
     Returns:
         The records and a report: every finished episode counted, the wrong ones as ``verify`` errors.
@@ -232,7 +247,9 @@ def kept_records(
                 continue
             traj = Trajectory.load(run_dir / "trajectories" / episode_name(it.id, s))
             rid = f"teacher-{it.id}" + (f"-s{s}" if samples > 1 else "")
-            rec = trajectory_to_sft(traj, record_id=rid, item=it, correct=True, teacher_answer=r.pred)
+            rec = trajectory_to_sft(
+                traj, record_id=rid, item=it, preset=preset, correct=True, teacher_answer=r.pred
+            )
             records.append(rec)
             report.ok += 1
             report.stats[f"kind:{rec['kind']}"] = report.stats.get(f"kind:{rec['kind']}", 0) + 1
@@ -244,13 +261,13 @@ async def adistill(config: DistillConfig, *, items: Sequence[Any] | None = None)
     eval_config = config.eval_config()
     items = _suite_items(eval_config, items)
     evaluation = await aevaluate(eval_config, items=items)
-    records, report = kept_records(config.run_dir, items, config.samples)
+    records, report = kept_records(config.run_dir, items, config.samples, config.preset)
     position = {it.id: i for i, it in enumerate(items)}
     for msg in evaluation.errors:  # "<item id>#s<sample>: <error>"
         item_id = msg.split("#s", 1)[0]
         report.total += 1
         report.add_error(position.get(item_id, -1), item_id, "teacher", msg)
-    paths = save_sft(records, config.out, formats=config.formats, report=report)
+    paths = save_sft(records, config.out, formats=config.formats, report=report, preset=config.preset)
     return DistillOutcome(Path(config.out), records, report, paths, evaluation)
 
 

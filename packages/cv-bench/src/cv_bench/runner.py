@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cv_data import base_id_of, load_suite, variant_of
-from cv_protocol import parse_model_spec
+from cv_protocol import get_preset, parse_model_spec
 
 from .results import RESULTS_FILE, ItemResult, ResultStore, ToolCallSummary
 
@@ -40,7 +40,9 @@ ERRORS_FILE = "errors.jsonl"
 RUN_INFO_FILE = "run.json"
 
 #: Settings that define which episodes a run directory holds; a rerun must agree on them to resume.
-_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels")
+_IDENTITY_KEYS = ("model", "suite", "size", "seed", "data", "max_turns", "max_pixels", "preset")
+# What a run.json written before a key existed meant by it.
+_IDENTITY_DEFAULTS: dict[str, Any] = {"preset": "default"}
 
 
 @dataclass
@@ -68,6 +70,8 @@ class EvalConfig:
         sandbox_workers: Worker processes of the shared sandbox.
         progress: Show a tqdm progress bar with running accuracy.
         label: Row label in tables (default: the model spec).
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name: ``"default"``, ``"release"``, ...):
+            system prompt, tool schema, tool-response texts and code limit. Part of the run's identity.
     """
 
     model: str = ""
@@ -89,10 +93,12 @@ class EvalConfig:
     sandbox_workers: int = 2
     progress: bool = True
     label: str | None = None
+    preset: str = "default"
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError(MODEL_HELP)
+        get_preset(self.preset)  # an unknown name fails here, listing the registry
         if self.model != "reference":
             try:
                 parse_model_spec(self.model)
@@ -271,7 +277,8 @@ def _check_run_info(run_dir: Path, config: EvalConfig) -> dict[str, Any]:
     ident = {k: (str(v) if isinstance(v, Path) else v) for k, v in config.identity().items()}
     if path.exists():
         old = json.loads(path.read_text())
-        diff = {k: (old.get(k), ident[k]) for k in _IDENTITY_KEYS if old.get(k) != ident[k]}
+        old = {k: old.get(k, _IDENTITY_DEFAULTS.get(k)) for k in _IDENTITY_KEYS}
+        diff = {k: (old[k], ident[k]) for k in _IDENTITY_KEYS if old[k] != ident[k]}
         if diff and (run_dir / RESULTS_FILE).exists():
             lines = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
             raise ValueError(
@@ -351,7 +358,11 @@ def _agent_config(config: EvalConfig) -> Any:
     """The ``cv_agent.AgentConfig`` of the run; unset options keep the agent's defaults."""
     from cv_agent import AgentConfig
 
-    kw: dict[str, Any] = {"max_turns": config.max_turns, "max_new_tokens": config.max_new_tokens}
+    kw: dict[str, Any] = {
+        "max_turns": config.max_turns,
+        "max_new_tokens": config.max_new_tokens,
+        "preset": config.preset,
+    }
     if config.temperature is not None:
         kw["temperature"] = config.temperature
     if config.max_pixels is not None:

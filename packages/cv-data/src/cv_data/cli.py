@@ -153,8 +153,6 @@ def _build_rl(args: argparse.Namespace, out: Path, progress: bool) -> int:
 
 
 def _build_sft(args: argparse.Namespace, out: Path, progress: bool) -> int:
-    from cv_protocol import get_preset
-
     from .sft import SFTBuildConfig, build_sft_dataset
 
     if args.teacher:
@@ -173,13 +171,13 @@ def _build_sft(args: argparse.Namespace, out: Path, progress: bool) -> int:
         seed=args.seed,
         num_proc=args.num_proc,
         progress=progress,
+        preset=args.preset,
         **({"kinds": kinds} if kinds else {}),
     )
     shards = replace(_shards(args, "train"), records_per_shard=args.records_per_shard or 200)
     res = build_sft_dataset(
         cfg,
         out,
-        preset=get_preset(args.preset),
         shards=shards,
         shard=parse_shard(args.shard),
         overwrite=args.overwrite,

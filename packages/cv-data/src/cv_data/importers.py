@@ -516,6 +516,15 @@ class ShareGPTImporter(Importer):
     def rows(self, root: Path, start: int, stop: int) -> Iterator[Any]:
         yield from super().rows(self._entry(root)[0], start, stop)
 
+    def tools(self, row: Any, index: int, root: Path) -> str:
+        """Row ``index``'s own ShareGPT ``tools`` value (a JSON list), ``""`` when it has none (the release's
+        rows have none: its system prompt describes the tool), so the converted row is trained as published.
+        """
+        value = parse_row(row, index).get(self._entry(root)[1]["tools"])
+        if value is None or isinstance(value, str):
+            return value or ""
+        return json.dumps(value)
+
     def record(self, row: Any, index: int, root: Path) -> dict[str, Any]:
         """Row ``index`` as an SFT record; raises KeyError / ValueError with what is wrong."""
         from .sft.record import sft_record
@@ -623,8 +632,10 @@ def _sft_import_rows(task: _SFTImportTask) -> Any:
         stage = next((name for cls, name in stages if isinstance(e, cls)), "load")
         rid = task.row.get("id") if isinstance(task.row, dict) else None
         return RecordRows(error=(stage, rid, msg))
+    tools = IMPORTERS[task.importer].tools(task.row, task.index, Path(task.root))  # type: ignore[attr-defined]
     return RecordRows(
-        rows=[sft_row(rec)], stats={"tool_turns": sum(m["role"] == "tool" for m in rec["messages"])}
+        rows=[sft_row(rec, tools=tools)],
+        stats={"tool_turns": sum(m["role"] == "tool" for m in rec["messages"])},
     )
 
 

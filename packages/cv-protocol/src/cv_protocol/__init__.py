@@ -26,10 +26,18 @@ from .ops import (
     corrective_ops,
     rotation_degrees,
 )
-from .parsing import ParsedCall, ParseError, canonical_call_text, extract_answer, parse_tool_calls
+from .parsing import (
+    ParsedCall,
+    ParseError,
+    canonical_call_text,
+    extract_answer,
+    parse_tool_arguments,
+    parse_tool_calls,
+)
 from .presets import (
     DEFAULT_PRESET,
     PRESETS,
+    RELEASE_PRESET,
     SYSTEM_PROMPT,
     TOOL_SCHEMA,
     ExecOutcome,
@@ -62,6 +70,7 @@ __all__ = [
     "MODEL_KINDS",
     "ORIENTATION_OPS",
     "PRESETS",
+    "RELEASE_PRESET",
     "ROTATE_OPS",
     "SYSTEM_PROMPT",
     "TOOL_CALL_END",
@@ -86,6 +95,7 @@ __all__ = [
     "get_preset",
     "parse_error_text",
     "parse_model_spec",
+    "parse_tool_arguments",
     "parse_tool_calls",
     "render_tool_call",
     "rotation_degrees",

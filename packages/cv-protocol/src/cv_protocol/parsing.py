@@ -26,7 +26,14 @@ from .tool import (
     strip_tool_responses,
 )
 
-__all__ = ["ParseError", "ParsedCall", "canonical_call_text", "extract_answer", "parse_tool_calls"]
+__all__ = [
+    "ParseError",
+    "ParsedCall",
+    "canonical_call_text",
+    "extract_answer",
+    "parse_tool_arguments",
+    "parse_tool_calls",
+]
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
 _OPEN = TOOL_CALL_START
@@ -361,6 +368,32 @@ def parse_tool_calls(text: str) -> ParsedCall | ParseError:
     except Exception as e:  # noqa: BLE001 - parsing must never take down an episode
         return ParseError(
             "malformed", f"The tool call could not be read ({type(e).__name__}). {_FORMAT_HINT}", text
+        )
+
+
+def parse_tool_arguments(arguments: Any, name: str | None = TOOL_NAME) -> ParsedCall | ParseError:
+    """Read a call whose JSON a caller has already decoded (e.g. a training framework's own tool-call parser,
+    such as verl's) by the same rules as :func:`parse_tool_calls`: the same repairs, the same errors. Never
+    raises.
+
+    Args:
+        arguments: The call's ``arguments`` (normally a dict; a JSON string is decoded).
+        name: The tool name the call gave (``None``: not given).
+
+    Example:
+        >>> call = parse_tool_arguments({"code": "```python\\nresult = image\\n```", "image_index": "1"})
+        >>> call.code, call.image_index, call.warnings[0]
+        ('result = image', 1, 'removed a code fence around the code')
+        >>> parse_tool_arguments({"description": "no code"}).kind
+        'bad_arguments'
+    """
+    obj: dict[str, Any] = {"arguments": arguments} if name is None else {"name": name, "arguments": arguments}
+    try:
+        raw = json.dumps(obj, ensure_ascii=False, default=str)
+        return _interpret(obj, raw, [])
+    except Exception as e:  # noqa: BLE001 - parsing must never take down an episode
+        return ParseError(
+            "malformed", f"The tool call could not be read ({type(e).__name__}). {_FORMAT_HINT}", ""
         )
 
 

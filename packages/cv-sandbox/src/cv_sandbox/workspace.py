@@ -3,8 +3,8 @@
 Everything that runs a model's (or a script's) tool call goes through :class:`ImageWorkspace`: the agent loop
 (``cv_agent.Agent``), cv-train's RL environment, cv-data's SFT conversation writer and its replay check, and
 cv-bench's reference policy. So a call is checked, executed, recorded (:class:`ToolCall`, with the image
-lineage and crop boxes mapped into input image 0's frame) and answered (:func:`cv_protocol.tool_response_text`)
-the same way everywhere.
+lineage and crop boxes mapped into input image 0's frame) and answered (the texts of a
+:class:`cv_protocol.Preset`) the same way everywhere.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cv_protocol import tool_response_text
+from cv_protocol import DEFAULT_PRESET, Preset, get_preset
 from PIL import Image
 
 from .geometry import chain_to_input, map_box
@@ -102,8 +102,8 @@ class ToolOutcome:
 
     Attributes:
         call: The record of the call (also for failed and refused calls).
-        text: The text of the tool response for the model (:func:`cv_protocol.tool_response_text` or
-            a refusal).
+        text: The text of the tool response for the model (the workspace's preset's
+            :meth:`~cv_protocol.Preset.tool_response_text`, or its refusal text).
         index: Index of the new image in the workspace, else ``None``.
         image: The new full-resolution image, else ``None``.
         elapsed_s: Wall-clock seconds spent in the sandbox (0 when the call was refused before running).
@@ -119,11 +119,13 @@ class ToolOutcome:
 class ImageWorkspace:
     """The full-resolution images of one conversation with their lineage, and the tool that adds to them.
 
-    A call is checked (``image_index`` must exist; at most ``max_images`` images, refused before running),
-    run in the sandbox (a sandbox crash becomes a ``crash`` tool error, never an exception), and on success
+    A call is checked (``image_index`` must exist; at most ``max_images`` images; code no longer than the
+    preset's ``max_code_chars``; each refused before running, error kinds ``bad_index``, ``output_too_large``,
+    ``code_too_long``), run in the sandbox (a sandbox crash becomes a ``crash`` tool error, never an exception), and on success
     its output image is appended with its parent index and ``to_source`` map. Crop boxes are recorded both in
     the operated image's pixels (``box``) and mapped into input image 0's frame (``box_input``) through the
-    chained lineage maps (:func:`cv_sandbox.geometry.chain_to_input`).
+    chained lineage maps (:func:`cv_sandbox.geometry.chain_to_input`). Every tool-response text is the
+    preset's (:class:`cv_protocol.Preset`), so one preset choice decides what the model reads.
 
     Args:
         images: Images, index ``k`` as the model addresses it (inputs first). A list is used in place: new
@@ -133,6 +135,8 @@ class ImageWorkspace:
         to_parent: ``to_parent[k]``: image ``k``'s ``ExecResult.to_source`` as a list (``None``: an input or
             untrackable); used in place, padded like ``parents``.
         max_images: Most images the workspace may hold; further calls are refused.
+        preset: What the model is shown: tool-response texts and the code length limit (a
+            :class:`cv_protocol.Preset` or a registry name such as ``"release"``).
 
     Example:
         >>> from cv_sandbox import Sandbox
@@ -150,7 +154,9 @@ class ImageWorkspace:
         to_parent: list[list[float] | None] | None = None,
         *,
         max_images: int = 32,
+        preset: Preset | str = DEFAULT_PRESET,
     ) -> None:
+        self.preset = get_preset(preset)
         if max_images < 1:
             raise ValueError(f"max_images must be >= 1, got {max_images}")
         self.images: list[Image.Image] = images if isinstance(images, list) else list(images)
@@ -218,17 +224,24 @@ class ImageWorkspace:
             image_index=index,
         )
         n = len(self.images)
+        preset = self.preset
         if not 0 <= index < n:
             call.error = f"image_index {image_index!r} does not exist; valid indices are 0..{n - 1}."
             call.error_kind = "bad_index"
-            text = f"Execution failed (bad_index): {call.error}\nNo image was produced; fix the call and try again."
+            text = preset.failure_text("bad_index", call.error, index=image_index, last=n - 1)
             return call, index, ToolOutcome(call, text)
         if n >= self.max_images:
             call.error = (
                 f"this conversation already holds {n} images (the limit); answer without further tool calls."
             )
             call.error_kind = "output_too_large"
-            return call, index, ToolOutcome(call, f"Execution failed (output_too_large): {call.error}")
+            return call, index, ToolOutcome(call, preset.failure_text("image_limit", call.error))
+        if len(call.code) > preset.max_code_chars:
+            # The preset's limit is what the model was told (the release's is 2,048); the sandbox's own
+            # limit stays a safety bound behind it.
+            call.error = f"code is {len(call.code)} characters; the limit is {preset.max_code_chars}"
+            call.error_kind = "code_too_long"
+            return call, index, ToolOutcome(call, preset.failure_text("code_too_long", call.error))
         return call, index, None
 
     def _finish(self, call: ToolCall, index: int, result: ExecResult, elapsed: float) -> ToolOutcome:
@@ -242,10 +255,10 @@ class ImageWorkspace:
             self.to_parent.append(list(result.to_source) if result.to_source is not None else None)
             call.ok = True
             call.output_index = k
-            return ToolOutcome(call, tool_response_text(result, k), k, result.image, elapsed)
+            return ToolOutcome(call, self.preset.tool_response_text(result, k), k, result.image, elapsed)
         call.error = result.error or "no image was produced"
         call.error_kind = result.error_kind or "bad_result"
-        return ToolOutcome(call, tool_response_text(result, None), elapsed_s=elapsed)
+        return ToolOutcome(call, self.preset.tool_response_text(result, None), elapsed_s=elapsed)
 
     def _ops(self, index: int, result: ExecResult) -> list[dict[str, Any]]:
         to_input = self.to_input(index)

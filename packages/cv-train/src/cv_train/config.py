@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from cv_protocol import get_preset
 
 #: Model families we ship chat templates and model classes for.
 FAMILIES: tuple[str, ...] = ("qwen2_5_vl", "qwen3_vl")
@@ -69,6 +70,10 @@ class ModelRecipe:
             ``output_dir``) or a checkpoint path.
         deepspeed: Path of a DeepSpeed JSON config passed to the trainer (usually set via accelerate instead).
         dataloader_num_workers: DataLoader worker processes.
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name: ``"default"``, ``"release"``, ...):
+            the system prompt and tool texts of data built in-process, the tool schema rendered into SFT and
+            RL prompts, the RL environment's tool description and responses and its code limit. Evaluate
+            with the same name (``cv-bench eval --preset``); it is saved in ``recipe.yaml``.
     """
 
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
@@ -101,8 +106,13 @@ class ModelRecipe:
     resume_from_checkpoint: str | None = None
     deepspeed: str | None = None
     dataloader_num_workers: int = 0
+    preset: str = "default"
 
     def __post_init__(self) -> None:
+        try:
+            get_preset(self.preset)
+        except ValueError as e:
+            raise RecipeError(f"preset: {e}") from None
         if not self.model:
             raise RecipeError(
                 "model is empty: set model to a Hugging Face id, a local path or 'tiny:qwen2_5_vl'"
@@ -184,7 +194,8 @@ class SFTRecipe(ModelRecipe):
             image) unless ``drop_long`` is set.
         drop_long: Drop over-long conversations (with a warning and a count) instead of failing.
         assistant_only_loss: Train only on assistant tokens (system, user and tool tokens masked).
-        render_tools: Render the tool schema into the system turn, as GRPO and the agent do at inference.
+        render_tools: Render the preset's tool schema into the system turn, as GRPO and the agent do at
+            inference (only where the preset shows it: ``Preset.tools_in_prompt``).
     """
 
     output_dir: str = "runs/sft"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cv_protocol import SYSTEM_PROMPT, TOOL_CALL_START, content_text
+from cv_protocol import TOOL_CALL_START, Preset, content_text, get_preset
 from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -210,16 +210,19 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def load_sft_records(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[dict[str, Any]]:
+def load_sft_records(
+    dataset: str, num_synthetic: int = 64, seed: int = 0, preset: Preset | str = "default"
+) -> list[dict[str, Any]]:
     """Records for an :class:`~cv_train.config.SFTRecipe` ``dataset`` value.
 
     ``"cv-data"``: build ``num_synthetic`` trajectories in-process with cv-data's five-kind builder (a small
-    ``num_synthetic`` for smoke runs); anything else: a path (:func:`read_sft_records`).
+    ``num_synthetic`` for smoke runs), with ``preset``'s system prompt and tool texts; anything else: a path
+    (:func:`read_sft_records`), whose records carry the texts they were built with.
     """
     if dataset == "cv-data":
         from cv_data import SFTBuildConfig, build_sft
 
-        return list(build_sft(SFTBuildConfig(num=num_synthetic, seed=seed)))
+        return list(build_sft(SFTBuildConfig(num=num_synthetic, seed=seed, preset=preset)))
     return read_sft_records(dataset)
 
 
@@ -245,11 +248,14 @@ def _item_dict(item: Any) -> dict[str, Any]:
     return {f: getattr(item, f) for f in fields if hasattr(item, f)}
 
 
-def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict[str, Any]]:
+def rl_rows(
+    items: Iterable[Any], system_prompt: str | None = None, *, preset: Preset | str = "default"
+) -> list[dict[str, Any]]:
     """Turn RL items (cv-data ``Item`` or dicts) into GRPO rows, validating each.
 
     Each row has a conversational ``prompt`` (system + user with one image placeholder per image), ``images``,
-    and the reward columns ``answer``, ``transform``, ``bbox``, ``choices``, ``task_type``, ``item_id``.
+    and the reward columns ``answer``, ``transform``, ``bbox``, ``choices``, ``task_type``, ``item_id``. The
+    system message is ``preset``'s system prompt unless ``system_prompt`` replaces it.
 
     Example:
         >>> from cv_data.testing import tiny_items
@@ -258,7 +264,7 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
         (['system', 'user'], 1)
     """
     if system_prompt is None:
-        system_prompt = SYSTEM_PROMPT
+        system_prompt = get_preset(preset).system_prompt
     rows = []
     for i, raw in enumerate(items):
         item = _item_dict(raw)
@@ -304,11 +310,11 @@ def rl_rows(items: Iterable[Any], system_prompt: str | None = None) -> list[dict
     return rows
 
 
-def rl_dataset(items: Sequence[Any]) -> Any:
-    """``datasets.Dataset`` of :func:`rl_rows` for ``GRPOTrainer``."""
+def rl_dataset(items: Sequence[Any], preset: Preset | str = "default") -> Any:
+    """``datasets.Dataset`` of :func:`rl_rows` (with ``preset``'s system prompt) for ``GRPOTrainer``."""
     import datasets
 
-    rows = rl_rows(items)
+    rows = rl_rows(items, preset=preset)
     # Uniform prompt shape for Arrow: content as parts everywhere.
     for row in rows:
         row["prompt"] = [

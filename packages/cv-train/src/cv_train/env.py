@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cv_protocol import Preset, get_preset
 from cv_sandbox import ImageWorkspace, SandboxConfig, ToolCall, shared_sandbox
 from PIL import Image
 
@@ -16,12 +17,17 @@ class CodeVisionEnvConfig:
     Attributes:
         timeout_s: Wall-clock limit of one tool call in the sandbox.
         max_images: Refuse further calls once a rollout holds this many images (bounds memory and tokens).
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name or a :class:`cv_protocol.Preset`):
+            the tool-response texts and the code limit of the tool. The tool schema in RL prompts is the
+            preset's too, put there by the chat template (:func:`cv_train.rl.prepare_rl_processor`).
     """
 
     timeout_s: float = 10.0
     max_images: int = 16
+    preset: Preset | str = "default"
 
     def __post_init__(self) -> None:
+        self.preset = get_preset(self.preset)
         if self.timeout_s <= 0:
             raise ValueError(f"timeout_s={self.timeout_s}: set a positive tool timeout in seconds")
         if self.max_images < 2:
@@ -52,7 +58,7 @@ class CodeVisionEnv:
         self.row: dict[str, Any] = {}
         #: One ``cv_sandbox.ToolCall`` per tool call (``turn`` counts the calls), as the agent records them.
         self.trace: list[ToolCall] = []
-        self.workspace = ImageWorkspace(max_images=self.config.max_images)
+        self.workspace = ImageWorkspace(max_images=self.config.max_images, preset=self.config.preset)
 
     @property
     def sandbox(self) -> Any:
@@ -73,12 +79,13 @@ class CodeVisionEnv:
         self.row = {k: v for k, v in row.items() if k not in ("images", "image", "prompt")}
         self.trace = []
         # Inputs are their own frames; crop boxes are mapped into image 0's frame for the crop reward.
-        self.workspace = ImageWorkspace(images, max_images=self.config.max_images)
+        self.workspace = ImageWorkspace(images, max_images=self.config.max_images, preset=self.config.preset)
         return None
 
-    # No return annotation and a docstring generated from cv_protocol.TOOL_SCHEMA (below the class): TRL renders
-    # the tool schema from this signature with transformers' get_json_schema, and it must be byte-identical to
-    # the schema SFT data and the agent render, or RL prompts would differ from everything else.
+    # No return annotation and a docstring generated from cv_protocol.TOOL_SCHEMA (below the class): TRL reads
+    # the tool's name and arguments from this signature with transformers' get_json_schema, which renders the
+    # default preset's schema byte-identically. cv-train's RL chat template shows the run's preset's schema
+    # exactly instead (transformers would join a multi-line argument description onto one line).
     def code_image_tool(self, code: str, description: str, image_index: int):
         # Returns content blocks: [{"type": "image", "image": PIL}, {"type": "text", ...}] or only a text block.
         out = self.workspace.execute(self.sandbox, code, description, image_index, turn=len(self.trace))

@@ -44,15 +44,29 @@ def completion_text(token_ids: Sequence[int], tokenizer: Any) -> str:
 
 def rollout_record(text: str, env: CodeVisionEnv | None, row: dict[str, Any]) -> Any:
     """Build a cv-rewards ``RolloutRecord`` from a completion text, its environment trace and the item labels."""
+    return trace_record(text, [call.to_dict() for call in (env.trace if env is not None else [])], row)
+
+
+def trace_record(text: str, calls: Sequence[dict[str, Any]], row: dict[str, Any]) -> Any:
+    """Build a cv-rewards ``RolloutRecord`` from a completion text, its tool calls as ``cv_sandbox.ToolCall``
+    dicts (``ToolCall.to_dict()``: the RL environment's trace, or the verl tool's, :mod:`cv_train.verl_tool`)
+    and the item labels (``answer``, ``transform``, ``bbox``, ``choices``, ``task_type``, ``item_id``,
+    ``question``).
+
+    Example:
+        >>> r = trace_record("<answer>A</answer>", [{"ok": True, "ops": [{"name": "rotate_90"}]}], {"answer": "A"})
+        >>> r.tool_calls[0].op_names, r.gt_answer
+        (['rotate_90'], 'A')
+    """
     from cv_rewards import RolloutRecord, ToolCallRecord
 
-    # The trace holds cv_agent.ToolCall records: cv-rewards reads them as it reads agent trajectories
-    # (``ok``, ops with ``box_input`` mapped into input image 0's frame).
-    calls = [ToolCallRecord.from_dict(call.to_dict()) for call in (env.trace if env is not None else [])]
+    # cv-rewards reads ToolCall dicts as it reads agent trajectories (``ok``, ops with ``box_input`` mapped
+    # into input image 0's frame).
+    tool_calls = [ToolCallRecord.from_dict(call) for call in calls]
     bbox = row.get("bbox")
     return RolloutRecord(
         completion=text,
-        tool_calls=calls,
+        tool_calls=tool_calls,
         transform=list(row.get("transform") or []),
         bbox=list(bbox) if bbox else None,
         gt_answer=str(row.get("answer", "")),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from cv_protocol import Preset, get_preset
 
 from ._run import train_and_save, training_args_kwargs, use_cpu
 from .config import RecipeError, RLRecipe
@@ -162,12 +165,47 @@ def _make_trainer_class() -> type:
     return CodeVisionGRPOTrainer
 
 
-def prepare_rl_processor(processor: Any, family: str) -> Any:
-    """Put our tool-aware chat template and TRL's hermes tool-call parser on a processor."""
+def _jinja_literal(value: Any) -> str:
+    """``value`` (JSON data) as a Jinja literal that evaluates back to it."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_jinja_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_jinja_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        # Jinja reads string literals with Python's unicode-escape rules, so JSON's ASCII escapes round-trip.
+        return json.dumps(value, ensure_ascii=True)
+    if isinstance(value, int | float):
+        return repr(value)
+    raise TypeError(f"cannot write {type(value).__name__} into a chat template")
+
+
+def with_preset_tools(template: str, preset: Preset | str) -> str:
+    """``template`` rendering ``preset``'s tool schemas whatever ``tools`` it is called with.
+
+    TRL hands the chat template the environment's tool *methods*, which transformers turns into schemas from
+    their docstrings (joining a multi-line argument description onto one line); fixing ``tools`` at the top of
+    the template makes RL prompts show the preset's schema byte for byte, as inference and SFT do (and none
+    when the preset does not show it, ``Preset.tools_in_prompt``). Tool calls still run through TRL's methods.
+
+    Example:
+        >>> with_preset_tools("{{ tools | length }}", "default").startswith("{%- set tools = [")
+        True
+    """
+    tools = get_preset(preset).tools()
+    return "{%- set tools = " + (_jinja_literal(tools) if tools else "none") + " -%}\n" + template
+
+
+def prepare_rl_processor(processor: Any, family: str, preset: Preset | str = "default") -> Any:
+    """Put our tool-aware chat template (showing ``preset``'s tool schema, :func:`with_preset_tools`) and
+    TRL's hermes tool-call parser on a processor."""
     from cv_agent.templates import load_chat_template
     from trl import chat_template_utils
 
-    template = load_chat_template(family, training=False)
+    template = with_preset_tools(load_chat_template(family, training=False), preset)
     processor.chat_template = template
     processor.tokenizer.chat_template = template
     if getattr(processor.tokenizer, "response_template", None) is None:
@@ -196,14 +234,16 @@ def build_rl_trainer(recipe: RLRecipe, items: list[Any] | None = None) -> Any:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if items is None:
         items = load_rl_items(recipe.dataset, recipe.num_synthetic, recipe.seed)
-    dataset = rl_dataset(items)
+    dataset = rl_dataset(items, recipe.preset)
     model, processor, family = load_model_and_processor(recipe)
-    prepare_rl_processor(processor, family)
+    prepare_rl_processor(processor, family, recipe.preset)
     args = GRPOConfig(**grpo_config_kwargs(recipe), use_cpu=use_cpu())
     reward = make_process_reward(
         processor.tokenizer, variant=recipe.reward_variant, num_generations=recipe.num_generations
     )
-    env_config = CodeVisionEnvConfig(timeout_s=recipe.sandbox_timeout_s, max_images=recipe.max_turns + 1)
+    env_config = CodeVisionEnvConfig(
+        timeout_s=recipe.sandbox_timeout_s, max_images=recipe.max_turns + 1, preset=recipe.preset
+    )
     trainer_cls = _make_trainer_class()
     trainer = trainer_cls(
         model=model,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from cv_protocol import content_text
 
 from ._run import resolve_resume as resolve_resume  # re-exported: part of this module's API
 from ._run import train_and_save, training_args_kwargs, use_cpu
@@ -146,6 +149,31 @@ def _drop_long(dataset: Any, collator: Any, max_length: int) -> Any:
     return dataset.select(keep)
 
 
+def warn_other_system_prompts(records: Sequence[dict[str, Any]], preset: Any) -> int:
+    """Warn (with a count) when records carry a system prompt other than ``preset``'s: the tool block the
+    trainer renders is the preset's, so such data was probably built for another preset. Returns the count.
+
+    Example:
+        >>> from cv_protocol import get_preset
+        >>> warn_other_system_prompts([{"messages": [{"role": "system", "content": "x"}]}], get_preset("default"))
+        1
+    """
+    other = 0
+    for rec in records:
+        first = rec.get("messages", [{}])[0] if rec.get("messages") else {}
+        if first.get("role") == "system" and content_text(first.get("content", "")) != preset.system_prompt:
+            other += 1
+    if other:
+        logger.warning(
+            "%d of %d SFT records have a system prompt other than preset %r's; set the recipe's preset to the "
+            "one the data was built with",
+            other,
+            len(records),
+            preset.name,
+        )
+    return other
+
+
 def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = None) -> Any:
     """Build a ready-to-train ``SFTTrainer`` from a recipe (and optional in-memory records).
 
@@ -155,15 +183,17 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
         >>> trainer.train()  # doctest: +SKIP
     """
     from cv_agent.templates import load_chat_template
-    from cv_protocol import TOOL_SCHEMA
+    from cv_protocol import get_preset
     from trl import SFTConfig, SFTTrainer
 
     from .data import load_sft_records, sft_dataset
     from .models import load_model_and_processor, peft_config, quantization_config
 
     quantization_config(recipe)  # fail fast (QLoRA without CUDA) before building any data
+    preset = get_preset(recipe.preset)
     if records is None:
-        records = load_sft_records(recipe.dataset, recipe.num_synthetic, recipe.seed)
+        records = load_sft_records(recipe.dataset, recipe.num_synthetic, recipe.seed, preset)
+    warn_other_system_prompts(records, preset)
     dataset = sft_dataset(records)
     model, processor, family = load_model_and_processor(recipe)
     template = load_chat_template(family, training=True)
@@ -174,7 +204,7 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
         chat_template=template,
         max_length=recipe.max_length,
         assistant_only_loss=recipe.assistant_only_loss,
-        tools=[TOOL_SCHEMA] if recipe.render_tools else None,
+        tools=(preset.tools() or None) if recipe.render_tools else None,
     )
     if recipe.drop_long:
         dataset = _drop_long(dataset, collator, recipe.max_length)

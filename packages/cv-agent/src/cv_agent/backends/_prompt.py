@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cv_protocol import TOOL_SCHEMA
+from cv_protocol import DEFAULT_PRESET
 from PIL import Image
 
 from cv_agent.templates import TEMPLATE_FAMILIES, load_chat_template
@@ -66,18 +66,26 @@ def render_prompt(
     images: list[Image.Image],
     *,
     pass_tools: bool,
+    tools: list[dict[str, Any]] | None = None,
 ) -> tuple[str, list[Image.Image]]:
-    """Prompt text (tool schema in the system turn when ``pass_tools``) and the images in placeholder order.
+    """Prompt text (the tool schemas in the system turn when ``pass_tools``) and the images in placeholder order.
+
+    Args:
+        tools: The tool schemas to render (the agent's preset's, :meth:`cv_protocol.Preset.tools`; ``[]``:
+            none); ``None``: the default preset's.
 
     Raises:
         BackendError: The template dropped image placeholders (the invariant whose violation breaks vision
             features).
     """
     hf_messages, ordered = to_hf_messages(messages, images)
+    if tools is None:
+        tools = DEFAULT_PRESET.tools()
     text = apply_chat_template(
         hf_messages,
         chat_template=template,
-        tools=[TOOL_SCHEMA] if pass_tools else None,
+        # None, not []: some templates render tool boilerplate for an empty list.
+        tools=(tools or None) if pass_tools else None,
         add_generation_prompt=True,
         tokenize=False,
     )

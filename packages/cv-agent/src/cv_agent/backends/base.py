@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +39,11 @@ class ModelBackend:
     ``{"type": "text", "text": ...}`` / ``{"type": "image", "image_index": k}``; ``images[k]`` is the image a
     placeholder refers to (already resized to the model's pixel budget). Roles: ``system``, ``user``,
     ``assistant`` (raw reply text, tool calls inline) and ``tool`` (the tool response).
+
+    ``tools`` is the list of tool schemas the prompt shows the model (the agent passes its preset's,
+    :meth:`cv_protocol.Preset.tools`; ``[]``: none); ``None`` leaves it to the backend (the local backends
+    render the default preset's schema). A subclass whose ``complete`` takes no ``tools`` argument is called
+    without it (:func:`takes_tools`).
     """
 
     name: str = "backend"
@@ -53,9 +60,13 @@ class ModelBackend:
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         """Generate the next assistant reply with usage information."""
-        text = await self.generate(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
+        extra = {"tools": tools} if _accepts_tools(type(self).generate) else {}
+        text = await self.generate(
+            messages, images, max_new_tokens=max_new_tokens, temperature=temperature, **extra
+        )
         return Generation(text=text)
 
     async def generate(
@@ -65,6 +76,7 @@ class ModelBackend:
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> str:
         """Generate the next assistant reply (text only).
 
@@ -73,7 +85,10 @@ class ModelBackend:
             >>> asyncio.run(ScriptedPolicy(["<answer>A</answer>"]).generate([], []))
             '<answer>A</answer>'
         """
-        gen = await self.complete(messages, images, max_new_tokens=max_new_tokens, temperature=temperature)
+        extra = {"tools": tools} if _accepts_tools(type(self).complete) else {}
+        gen = await self.complete(
+            messages, images, max_new_tokens=max_new_tokens, temperature=temperature, **extra
+        )
         return gen.text
 
     async def aclose(self) -> None:
@@ -87,3 +102,20 @@ class ModelBackend:
             asyncio.run(self.aclose())
             return
         raise RuntimeError("close() called inside an event loop; use `await backend.aclose()`")
+
+
+def takes_tools(backend: ModelBackend) -> bool:
+    """Whether ``backend.complete`` accepts the ``tools`` argument (backends written before presets do not).
+
+    Example:
+        >>> from cv_agent.testing import ScriptedPolicy
+        >>> takes_tools(ScriptedPolicy(["<answer>A</answer>"]))
+        True
+    """
+    return _accepts_tools(type(backend).complete)
+
+
+@functools.cache
+def _accepts_tools(method: Any) -> bool:
+    params = inspect.signature(method).parameters
+    return "tools" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -42,7 +42,8 @@ class TransformersBackendConfig:
         chat_template: ``"auto"`` (the model's own template if it renders tool calls, else ours for its
             family), ``"model"`` (always the model's), a family name (``"qwen2_5_vl"``/``"qwen3_vl"``) or a
             path to a ``.jinja`` file.
-        pass_tools: Render the tool schema into the system turn (hermes ``# Tools`` block).
+        pass_tools: Render the tool schemas into the system turn (hermes ``# Tools`` block): those the agent
+            passes (its preset's), else the default preset's. ``False``: never.
         max_new_tokens: Default generation length.
         temperature: ``0`` is greedy decoding; ``> 0`` samples.
         top_p: Nucleus sampling when sampling.
@@ -137,9 +138,12 @@ class TransformersBackend(ModelBackend):
 
     # -- prompting ---------------------------------------------------------------------------------------
     def build_prompt(
-        self, messages: list[dict[str, Any]], images: list[Image.Image]
+        self,
+        messages: list[dict[str, Any]],
+        images: list[Image.Image],
+        tools: list[dict[str, Any]] | None = None,
     ) -> tuple[str, list[Image.Image]]:
-        """The rendered prompt text and the images in placeholder order."""
+        """The rendered prompt text and the images in placeholder order (``tools``: as :meth:`complete`)."""
         self._load()
         return render_prompt(
             self._processor.apply_chat_template,
@@ -147,6 +151,7 @@ class TransformersBackend(ModelBackend):
             messages,
             images,
             pass_tools=self.config.pass_tools,
+            tools=tools,
         )
 
     def _generate_sync(
@@ -182,10 +187,11 @@ class TransformersBackend(ModelBackend):
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._load)
-        text, ordered = self.build_prompt(messages, images)
+        text, ordered = self.build_prompt(messages, images, tools)
         return await loop.run_in_executor(
             self._executor,
             self._generate_sync,

@@ -237,7 +237,10 @@ class OpenAIBackend(ModelBackend):
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
+        # The server's chat template renders the prompt; ``tools`` is not sent yet (the server would render
+        # its own tool block and parse calls itself).
         slots = self._ensure_clients()
         # Encode before taking a connection slot (CPU work must not hold one). Encoding new images runs in
         # a thread so that it never stalls other episodes' event-loop work; with every image already

@@ -21,7 +21,8 @@ class VLLMBackendConfig:
         path: Local model directory.
         chat_template: ``"auto"`` (ours for Qwen2.5-VL/Qwen2-VL, whose stock template has no tools; the
             model's otherwise), ``"model"``, a family name or a ``.jinja`` path.
-        pass_tools: Render the tool schema into the system turn.
+        pass_tools: Render the tool schemas into the system turn: those the agent passes (its preset's),
+            else the default preset's. ``False``: never.
         max_new_tokens: Default generation length.
         temperature: Sampling temperature (0 = greedy).
         top_p: Nucleus sampling.
@@ -136,8 +137,14 @@ class VLLMBackend(ModelBackend):
             self.config.chat_template, own, model=self.config.path, auto_family="qwen2_5_vl"
         )
 
-    def build_prompt(self, messages: list[dict[str, Any]], images: list[Image.Image]) -> dict[str, Any]:
-        """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}``."""
+    def build_prompt(
+        self,
+        messages: list[dict[str, Any]],
+        images: list[Image.Image],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The vLLM prompt dict: ``{"prompt": text, "multi_modal_data": {"image": [...]}}`` (``tools``: as
+        :meth:`complete`)."""
         self._ensure_engine()
         text, ordered = render_prompt(
             self._tokenizer.apply_chat_template,
@@ -145,6 +152,7 @@ class VLLMBackend(ModelBackend):
             messages,
             images,
             pass_tools=self.config.pass_tools,
+            tools=tools,
         )
         if "<|image_pad|><|image_pad|>" in text:
             raise BackendError(
@@ -174,10 +182,11 @@ class VLLMBackend(ModelBackend):
         *,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Generation:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._ensure_engine)
-        prompt = self.build_prompt(messages, images)
+        prompt = self.build_prompt(messages, images, tools)
         params = self.sampling_params(max_new_tokens, temperature)
         if self._queue is None or self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cv_protocol import DEFAULT_PRESET, Preset
+from cv_protocol import Preset, get_preset
 from cv_sandbox import Sandbox, SandboxConfig, shared_sandbox
 
 from cv_data._parallel import pmap
@@ -35,6 +35,8 @@ class SFTBuildConfig:
         progress: Show a progress bar.
         sandbox: Configuration of the sandbox that executes every call (one per worker process; calls
             within a trajectory are sequential, so one warm sandbox worker is enough).
+        preset: What the model is shown (a ``cv_protocol.PRESETS`` name or a :class:`cv_protocol.Preset`):
+            the system prompt and tool-response texts of every record; train and evaluate with the same one.
     """
 
     num: int = 100
@@ -43,8 +45,10 @@ class SFTBuildConfig:
     num_proc: int = 1
     progress: bool = True
     sandbox: SandboxConfig = field(default_factory=lambda: SandboxConfig(workers=1))
+    preset: Preset | str = "default"
 
     def __post_init__(self) -> None:
+        get_preset(self.preset)  # an unknown name fails here, listing the registry
         if self.num < 0:
             raise ValueError(f"num must be >= 0, got {self.num}")
         bad = set(self.kinds) - set(SFT_KINDS)
@@ -56,8 +60,11 @@ class SFTBuildConfig:
             raise ValueError(f"num_proc must be >= 1, got {self.num_proc}")
 
 
-def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | None = None) -> dict[str, Any]:
-    """Build and execute one trajectory of ``kind`` (deterministic in ``(seed, index, kind)``).
+def make_trajectory(
+    index: int, kind: str, seed: int = 0, sandbox: Sandbox | None = None, preset: Preset | str = "default"
+) -> dict[str, Any]:
+    """Build and execute one trajectory of ``kind`` (deterministic in ``(seed, index, kind)``), with
+    ``preset``'s system prompt and tool-response texts.
 
     Example:
         >>> rec = make_trajectory(0, "single_tool", seed=1)
@@ -68,7 +75,8 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
         raise ValueError(f"unknown kind {kind!r}; choose from {SFT_KINDS}")
     sb = sandbox or shared_sandbox()
     rng = np.random.default_rng([seed, index, SFT_KINDS.index(kind), 5])
-    item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question), rng, index, seed)
+    pre = get_preset(preset)
+    item, conv = BUILDERS[kind](lambda it: Conversation(sb, it.images[0], it.question, pre), rng, index, seed)
     return conv.record(
         id=f"sft-{kind}-s{seed}-{index:06d}",
         kind=kind,
@@ -79,9 +87,9 @@ def make_trajectory(index: int, kind: str, seed: int = 0, sandbox: Sandbox | Non
     )
 
 
-def _sft_one(args: tuple[int, str, int, SandboxConfig]) -> dict[str, Any]:
-    i, kind, seed, sbcfg = args
-    return make_trajectory(i, kind, seed, shared_sandbox(sbcfg))
+def _sft_one(args: tuple[int, str, int, SandboxConfig, Preset]) -> dict[str, Any]:
+    i, kind, seed, sbcfg, preset = args
+    return make_trajectory(i, kind, seed, shared_sandbox(sbcfg), preset)
 
 
 def sft_plan(cfg: SFTBuildConfig) -> list[str]:
@@ -113,9 +121,10 @@ def build_sft(
     cfg = config or SFTBuildConfig()
     report = report if report is not None else BuildReport()
     plan = sft_plan(cfg)
-    args = [(i, plan[i], cfg.seed, cfg.sandbox) for i in range(cfg.num)]
+    preset = get_preset(cfg.preset)
+    args = [(i, plan[i], cfg.seed, cfg.sandbox, preset) for i in range(cfg.num)]
     out: list[dict[str, Any]] = []
-    for (i, kind, _, _), (res, err) in zip(
+    for (i, kind, *_), (res, err) in zip(
         args,
         pmap(_sft_one, args, num_proc=cfg.num_proc, desc="build-sft", total=cfg.num, progress=cfg.progress),
         strict=True,
@@ -145,7 +154,7 @@ class _SFTTask:
 def _sft_rows(task: _SFTTask) -> RecordRows:
     rid = f"sft-{task.kind}-s{task.seed}-{task.index:06d}"
     try:
-        rec = make_trajectory(task.index, task.kind, task.seed, shared_sandbox(task.sandbox))
+        rec = make_trajectory(task.index, task.kind, task.seed, shared_sandbox(task.sandbox), task.preset)
     except Exception as e:  # noqa: BLE001 - a failed trajectory is reported, the build goes on
         return RecordRows(error=("execute", rid, f"{type(e).__name__}: {e}"))
     return RecordRows(rows=[sft_row(rec, task.preset)], stats={f"kind:{task.kind}": 1})
@@ -162,9 +171,10 @@ tool turns (`trl.data_utils.prepare_multimodal_messages`), so a trajectory with 
 with "Number of images provided (N) does not match number of image placeholders (1)"."""
 
 
-def sft_spec(cfg: SFTBuildConfig, *, preset: Preset = DEFAULT_PRESET) -> BuildSpec:
+def sft_spec(cfg: SFTBuildConfig) -> BuildSpec:
     """The :class:`~cv_data.shards.BuildSpec` of an SFT build (see :func:`build_sft_dataset`)."""
     plan = sft_plan(cfg)
+    preset = get_preset(cfg.preset)
 
     def tasks(start: int, stop: int):
         for i in range(start, stop):
@@ -197,7 +207,6 @@ def build_sft_dataset(
     config: SFTBuildConfig,
     out: str | Path,
     *,
-    preset: Preset = DEFAULT_PRESET,
     shards: ShardConfig | None = None,
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
@@ -212,7 +221,7 @@ def build_sft_dataset(
         >>> res.report.stats["kind:no_tool"], (res.out / "dataset_info.json").is_file()
         (1, True)
     """
-    spec = sft_spec(config, preset=preset)
+    spec = sft_spec(config)
     return run_build(
         spec,
         out,

@@ -1,14 +1,15 @@
 """Writing an SFT conversation while executing each of its tool calls for real.
 
 Calls run through :class:`cv_sandbox.ImageWorkspace`, the one tool-call executor (the agent loop and RL use
-it too), so the tool messages of SFT data are exactly what a model sees at inference time.
+it too), with the same preset (system prompt, tool-response texts, code limit), so the tool messages of SFT
+data are exactly what a model sees at inference time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cv_protocol import SYSTEM_PROMPT, render_tool_call
+from cv_protocol import DEFAULT_PRESET, Preset, get_preset, render_tool_call
 from cv_sandbox import ImageWorkspace, ToolOutcome
 from PIL import Image
 
@@ -35,6 +36,8 @@ class Conversation:
         sandbox: Executes the calls.
         image: The input image (image 0).
         question: The user question.
+        preset: What the model is shown (:class:`cv_protocol.Preset` or a registry name): the system prompt
+            and the tool-response texts.
 
     Example:
         >>> from cv_sandbox import shared_sandbox
@@ -46,11 +49,14 @@ class Conversation:
         (['system', 'user', 'assistant', 'tool', 'assistant'], [['rotate_90']])
     """
 
-    def __init__(self, sandbox: Any, image: Image.Image, question: str) -> None:
+    def __init__(
+        self, sandbox: Any, image: Image.Image, question: str, preset: Preset | str = DEFAULT_PRESET
+    ) -> None:
         self.sandbox = sandbox
-        self.workspace = ImageWorkspace([image])
+        self.preset = get_preset(preset)
+        self.workspace = ImageWorkspace([image], preset=self.preset)
         self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": [_text(SYSTEM_PROMPT)]},
+            {"role": "system", "content": [_text(self.preset.system_prompt)]},
             {"role": "user", "content": [{"type": "image"}, _text(question)]},
         ]
         #: Per tool call, the op names the sandbox traced.

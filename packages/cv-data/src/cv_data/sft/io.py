@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from cv_protocol import DEFAULT_PRESET, IMAGE_TOKEN, Preset, content_text
+from cv_protocol import DEFAULT_PRESET, IMAGE_TOKEN, Preset, content_text, get_preset
 
 from cv_data._images import decode, to_struct
 from cv_data.records import Layout, image_struct_type, iter_parquet_rows
@@ -27,6 +27,7 @@ __all__ = [
     "save_sft",
     "sft_row",
     "sharegpt_conversation",
+    "sharegpt_tools",
 ]
 
 
@@ -50,11 +51,26 @@ def _parquet_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 SHAREGPT_TAGS: dict[str, str] = {"user": "human", "assistant": "gpt", "tool": "tool", "system": "system"}
 
 
-def sharegpt_conversation(record: dict[str, Any], preset: Preset = DEFAULT_PRESET) -> dict[str, Any]:
+def sharegpt_tools(preset: Preset = DEFAULT_PRESET) -> str:
+    """The ShareGPT ``tools`` value of records built with ``preset``: the JSON list of its tool schema, from
+    which LLaMA-Factory's Qwen templates write the same ``# Tools`` block into the system prompt as the chat
+    template does at inference; ``""`` (no block) for a preset whose system prompt alone describes the tool
+    (``tools_in_prompt=False``).
+
+    Example:
+        >>> json.loads(sharegpt_tools())[0]["function"]["name"]
+        'code_image_tool'
+    """
+    return json.dumps([preset.tool_schema()]) if preset.tools_in_prompt else ""
+
+
+def sharegpt_conversation(
+    record: dict[str, Any], preset: Preset = DEFAULT_PRESET, *, tools: str | None = None
+) -> dict[str, Any]:
     """A record in LLaMA-Factory's ShareGPT form: ``conversations`` (``from`` / ``value``, one ``<image>`` per
-    image), ``system`` and ``tools`` (the JSON list of ``preset``'s tool schema, from which LLaMA-Factory's
-    Qwen templates write the same ``# Tools`` block into the system prompt as the chat template does at
-    inference). Tool values are the response texts without ``<tool_response>`` tags: the template adds them.
+    image), ``system`` (the record's own system turn) and ``tools`` (:func:`sharegpt_tools` of ``preset``,
+    the preset the record was built with, or ``tools`` as given, e.g. an imported row's own column). Tool
+    values are the response texts without ``<tool_response>`` tags: the template adds them.
 
     Example:
         >>> rec = {"messages": [{"role": "system", "content": [{"type": "text", "text": "S"}]},
@@ -71,7 +87,11 @@ def sharegpt_conversation(record: dict[str, Any], preset: Preset = DEFAULT_PRESE
         for m in msgs
         if m["role"] != "system"
     ]
-    return {"conversations": turns, "system": system, "tools": json.dumps([preset.tool_schema()])}
+    return {
+        "conversations": turns,
+        "system": system,
+        "tools": sharegpt_tools(preset) if tools is None else tools,
+    }
 
 
 def llamafactory_dataset_info(file_name: str, name: str = "codevision_sft") -> dict[str, Any]:
@@ -145,15 +165,19 @@ SFT_LAYOUT = Layout(
         "images": "the images (PNG bytes), once each, in placeholder order: the input, then tool outputs",
         "conversations": "the same turns in LLaMA-Factory's ShareGPT form (from: human/gpt/tool, <image> tokens)",
         "system": "the system prompt (ShareGPT)",
-        "tools": "JSON list of the tool schema (ShareGPT; LLaMA-Factory writes the # Tools block from it)",
+        "tools": "JSON list of the preset's tool schema (ShareGPT; LLaMA-Factory writes the # Tools block "
+        "from it); empty where the system prompt alone describes the tool",
         "meta": "JSON object of the writer's extra fields",
     },
     _sft_schema,
 )
 
 
-def sft_row(record: dict[str, Any], preset: Preset = DEFAULT_PRESET) -> dict[str, Any]:
-    """``record`` as a row of :data:`SFT_LAYOUT` (images PNG-encoded once)."""
+def sft_row(
+    record: dict[str, Any], preset: Preset = DEFAULT_PRESET, *, tools: str | None = None
+) -> dict[str, Any]:
+    """``record`` as a row of :data:`SFT_LAYOUT` (images PNG-encoded once); ``preset`` is the one the record
+    was built with (its ``tools`` column, :func:`sharegpt_conversation`)."""
     extra = {k: v for k, v in record.items() if k not in (*RECORD_FIELDS, "messages", "images")}
     return {
         **{k: record.get(k) for k in RECORD_FIELDS},
@@ -162,7 +186,7 @@ def sft_row(record: dict[str, Any], preset: Preset = DEFAULT_PRESET) -> dict[str
         "tool_ops": [list(ops) for ops in record.get("tool_ops") or []],
         "messages": _parquet_messages(record["messages"]),
         "images": [to_struct(im) for im in record["images"]],
-        **sharegpt_conversation(record, preset),
+        **sharegpt_conversation(record, preset, tools=tools),
         "meta": json.dumps(extra, ensure_ascii=False, default=str),
     }
 
@@ -173,13 +197,15 @@ def save_sft(
     *,
     formats: Sequence[str] = ("parquet",),
     report: BuildReport | None = None,
-    preset: Preset = DEFAULT_PRESET,
+    preset: Preset | str = DEFAULT_PRESET,
 ) -> dict[str, Path]:
     """Save a small set of trajectories (for large ones: ``cv-data build-sft``, which streams and shards).
 
     ``parquet``: ``sft.parquet`` (:data:`SFT_LAYOUT`: images stored once, read by cv-train, ``datasets``
     and, through ``dataset_info.json``, LLaMA-Factory). ``sharegpt``: also ``sharegpt.json`` + ``images/``,
     a second copy of every image for tools that want JSON and files. The report goes to ``report.json``.
+    ``preset`` is the one the records were built with (a ``cv_protocol.PRESETS`` name or a Preset): it
+    gives the ShareGPT ``tools`` column (:func:`sharegpt_tools`).
 
     Example:
         >>> import tempfile
@@ -196,6 +222,7 @@ def save_sft(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = list(records)
+    preset = get_preset(preset)
     paths: dict[str, Path] = {}
     info: dict[str, Any] = {}
     if "parquet" in formats:

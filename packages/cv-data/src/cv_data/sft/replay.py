@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cv_protocol import ParsedCall, content_text, parse_error_text, parse_tool_calls
+from cv_protocol import ParsedCall, Preset, content_text, get_preset, parse_tool_calls
 from cv_sandbox import ImageWorkspace, Sandbox, shared_sandbox
 
 from cv_data._images import same_pixels
@@ -16,8 +16,11 @@ def _has_image(message: dict[str, Any]) -> bool:
     return any(p["type"] == "image" for p in message["content"])
 
 
-def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) -> list[str]:
-    """Re-execute every tool call of ``record`` and compare with its stored tool messages.
+def replay_trajectory(
+    record: dict[str, Any], sandbox: Sandbox | None = None, preset: Preset | str = "default"
+) -> list[str]:
+    """Re-execute every tool call of ``record`` and compare with its stored tool messages (written with
+    ``preset``'s texts).
 
     Calls are read with :func:`cv_protocol.parse_tool_calls` and run through
     :class:`cv_sandbox.ImageWorkspace`, as the agent reads and runs them. Replay stops at the first call
@@ -37,7 +40,8 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
     stored = record["images"]
     first_reply = next((j for j, m in enumerate(msgs) if m["role"] == "assistant"), len(msgs))
     n_inputs = sum(1 for m in msgs[:first_reply] for p in m["content"] if p["type"] == "image")
-    ws = ImageWorkspace(list(stored[:n_inputs]))
+    pre = get_preset(preset)
+    ws = ImageWorkspace(list(stored[:n_inputs]), preset=pre)
     problems: list[str] = []
     for j, m in enumerate(msgs):
         if m["role"] != "assistant":
@@ -48,7 +52,7 @@ def replay_trajectory(record: dict[str, Any], sandbox: Sandbox | None = None) ->
             # A call the parser could not read must be answered with its error message.
             if tool is not None and (
                 call.kind == "no_call"
-                or content_text(tool["content"]) != parse_error_text(call)
+                or content_text(tool["content"]) != pre.parse_error_text(call)
                 or _has_image(tool)
             ):
                 problems.append(f"message {j}: tool message does not answer an unreadable call ({call.kind})")

@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/data_scale.py --peak 400,4000          # peak RSS (/usr/bin/time -v) per --num
     python benchmarks/data_scale.py --speedup 200 --procs 2  # wall and CPU time, --num-proc 1 vs 2
+    python benchmarks/data_scale.py --tiny 4000,40000        # peak RSS of the bookkeeping alone
 
 Each run is a fresh `cv-data build-rl` process writing to a temporary folder. Peak memory is the maximum
 resident set size of any process of the build (GNU time's "Maximum resident set size"; the workers of
@@ -40,6 +41,36 @@ def _run(num: int, procs: int, *, timed: bool) -> tuple[float, int | None]:
     return dt, int(m.group(1)) // 1024 if m else None
 
 
+_TINY = """
+import sys
+from PIL import Image
+from cv_data import Item, RLBuildConfig, build_rl, sources
+
+def tiny(i, seed, split):  # a 32 x 32 image: what grows with --num is then the build's own bookkeeping
+    return Item(f"tiny-{i}", [Image.new("RGB", (32, 32), (i % 256, 0, 0))], "Which item?", str(i),
+                data_source="bench/tiny", split=split)
+
+sources.SOURCES["tiny"] = tiny
+build_rl(RLBuildConfig(num=int(sys.argv[2]), sources={"tiny": 1.0}, p_identity=1.0, progress=False), sys.argv[1])
+"""
+
+
+def _run_tiny(num: int) -> tuple[float, int | None]:
+    out = Path(tempfile.mkdtemp()) / "rl"
+    gnu_time = shutil.which("time") or "/usr/bin/time"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [gnu_time, "-v", sys.executable, "-c", _TINY, str(out), str(num)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dt = time.perf_counter() - t0
+    shutil.rmtree(out.parent, ignore_errors=True)
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return dt, int(m.group(1)) // 1024 if m else None
+
+
 def _busy(n: int) -> int:
     s = 0
     for i in range(n):
@@ -67,7 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speedup", type=int, default=0, help="items for the --num-proc speed-up")
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 2, help="--num-proc to compare with 1")
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs of each setting")
+    ap.add_argument(
+        "--tiny", default="", help="comma-separated --num values of a 32x32-image source (bookkeeping)"
+    )
     args = ap.parse_args(argv)
+    for num in [int(n) for n in args.tiny.split(",") if n]:
+        dt, peak = _run_tiny(num)
+        print(f"build-rl of {num:6d} tiny items: peak RSS {peak} MB, {dt:7.1f} s")
     for num in [int(n) for n in args.peak.split(",") if n]:
         load = os.getloadavg()[0]
         dt, peak = _run(num, 1, timed=True)

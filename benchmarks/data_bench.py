@@ -5,8 +5,8 @@ Usage: python benchmarks/data_bench.py [--num 24] [--seed 0]
 The encode-only bound is what writing the produced images costs by itself (PNG, compress_level=1, as
 cv-data writes them). The in-memory builders (sources, ``build_rl_items``, ``build_bench``, ``build_sft``)
 do not encode, so their ratio compares making a sample with encoding it (target >= 0.5: making costs at
-most twice the encoding). The streamed builders (``build_rl`` / ``build_bench_dataset`` to a sharded
-folder) make, encode and write, so their ratio is at most 1 (>= 0.5: everything else costs no more than
+most twice the encoding). The streamed builders (``build_rl`` / ``build_bench_dataset`` /
+``build_sft_dataset`` to a sharded folder) make, encode and write, so their ratio is at most 1 (>= 0.5: everything else costs no more than
 the encoding).
 """
 
@@ -27,6 +27,8 @@ from cv_data import (
     build_rl,
     build_rl_items,
     build_sft,
+    build_sft_dataset,
+    load_sft,
     read_items,
 )
 from cv_data._images import encode_png
@@ -110,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
             encode_png(im)
     enc = time.perf_counter() - t1
     rows.append(("build_sft (trajectories)", len(recs), _rate(len(recs), dt), _rate(len(recs), enc)))
+
+    out = tempfile.mkdtemp()
+    t0 = time.perf_counter()
+    build_sft_dataset(SFTBuildConfig(num=sft_n, seed=args.seed, progress=False), out)
+    dt = time.perf_counter() - t0
+    recs = load_sft(out)
+    t1 = time.perf_counter()
+    for r in recs:
+        for im in r["images"]:
+            encode_png(im)
+    enc = time.perf_counter() - t1
+    rows.append(("build_sft_dataset (disk)", len(recs), _rate(len(recs), dt), _rate(len(recs), enc)))
 
     print(f"{'builder':28s} {'n':>5s} {'samples/s':>10s} {'encode-only/s':>14s} {'ratio':>6s}")
     for name, n, rate, bound in rows:

@@ -71,6 +71,32 @@ def _run_tiny(num: int) -> tuple[float, int | None]:
     return dt, int(m.group(1)) // 1024 if m else None
 
 
+def _cpu_split(num: int, procs: int) -> tuple[float, float, float]:
+    """``(wall, CPU seconds of the main process, CPU seconds of all its descendants)`` of one build, polled
+    with psutil (the fork server's workers are not children the main process waits for, so rusage misses
+    them)."""
+    import psutil
+
+    out = Path(tempfile.mkdtemp()) / "rl"
+    cmd = [*CLI, "build-rl", "--out", str(out), "--num", str(num), "--num-proc", str(procs), "--no-progress"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    main_ps, seen, main_cpu = psutil.Process(proc.pid), {}, 0.0
+    while proc.poll() is None:
+        try:
+            t = main_ps.cpu_times()
+            main_cpu = t.user + t.system
+            for c in main_ps.children(recursive=True):
+                ct = c.cpu_times()
+                seen[c.pid] = ct.user + ct.system
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    dt = time.perf_counter() - t0
+    shutil.rmtree(out.parent, ignore_errors=True)
+    return dt, main_cpu, sum(seen.values())
+
+
 def _busy(n: int) -> int:
     s = 0
     for i in range(n):
@@ -101,7 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--tiny", default="", help="comma-separated --num values of a 32x32-image source (bookkeeping)"
     )
+    ap.add_argument(
+        "--cpu-split",
+        type=int,
+        default=0,
+        help="items: CPU seconds of the main process and of the workers, --num-proc 1 vs --procs, and the "
+        "speed-up they allow on idle cores (for a machine too busy to time the speed-up)",
+    )
     args = ap.parse_args(argv)
+    if args.cpu_split:
+        runs = {p: [_cpu_split(args.cpu_split, p) for _ in range(args.repeats)] for p in (1, args.procs)}
+        one = statistics.median(m + w for _, m, w in runs[1])
+        main_n = statistics.median(m for _, m, _ in runs[args.procs])
+        total_n = statistics.median(m + w for _, m, w in runs[args.procs])
+        bound = one / max(main_n, total_n / args.procs)
+        print(
+            f"build-rl --num {args.cpu_split}: CPU {one:.1f} s with --num-proc 1; with --num-proc {args.procs}: "
+            f"main {main_n:.1f} s + workers {total_n - main_n:.1f} s = {total_n:.1f} s (medians of "
+            f"{args.repeats}); on {args.procs} idle cores: speed-up <= {bound:.2f}x (load {os.getloadavg()[0]:.2f})"
+        )
     for num in [int(n) for n in args.tiny.split(",") if n]:
         dt, peak = _run_tiny(num)
         print(f"build-rl of {num:6d} tiny items: peak RSS {peak} MB, {dt:7.1f} s")

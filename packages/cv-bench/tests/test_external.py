@@ -105,4 +105,4 @@ def test_a_build_bench_folder_is_evaluated(tmp_path: Path) -> None:
             trajectories="none",
         )
     )
-    assert out.new == 12 and out.summary["overall"] == 100.0
+    assert out.new == 12 and out.summary["avg"] == 100.0

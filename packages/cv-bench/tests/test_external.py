@@ -83,3 +83,26 @@ def test_items_suite_reads_cv_data_files(tmp_path: Path) -> None:
         )
     )
     assert out.new == 6 and out.summary["avg"] == 100.0
+
+
+def test_a_build_bench_folder_is_evaluated(tmp_path: Path) -> None:
+    """`cv-data build-bench` writes a sharded folder (verl layout by default); cv-bench evaluates it as is."""
+    from cv_data import BenchConfig, ShardConfig, build_bench_dataset
+
+    res = build_bench_dataset(
+        BenchConfig("orientation", num=2, sources=["chart"], progress=False),
+        tmp_path / "bench",
+        shards=ShardConfig(split="test", records_per_shard=1),
+    )
+    assert len(res.files) == 2
+    out = evaluate(
+        EvalConfig(
+            model="reference",
+            suite="items",
+            data=str(res.out),
+            out=tmp_path / "run",
+            progress=False,
+            trajectories="none",
+        )
+    )
+    assert out.new == 12 and out.summary["avg"] == 100.0

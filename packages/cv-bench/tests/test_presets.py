@@ -78,3 +78,8 @@ def test_distill_with_the_release_preset_writes_release_texts(tmp_path: Path) ->
     assert json.loads((tmp_path / "run" / "run.json").read_text())["preset"] == "release"
     assert replay_trajectory(rec, preset="release") == []
     assert replay_trajectory(rec) != []  # the default preset's texts are not what the record holds
+    import pyarrow.parquet as pq
+
+    (row,) = pq.read_table(tmp_path / "sft.parquet", columns=["system", "tools"]).to_pylist()
+    assert row["system"] == RELEASE_PRESET.system_prompt  # the ShareGPT view shows the same preset
+    assert json.loads(row["tools"]) == [RELEASE_PRESET.tool_schema()]

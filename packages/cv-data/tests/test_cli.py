@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from cv_data import SOURCES, read_items
 from cv_data.cli import main
 
 
@@ -19,42 +16,8 @@ def test_cli_teacher_points_to_cv_bench_distill(capsys) -> None:
     assert err.count("\n") == 1 and "cv-bench distill --model openai:URL#MODEL" in err
 
 
-def test_cli_builds(tmp_path: Path, capsys) -> None:
-    assert (
-        main(
-            [
-                "build-rl",
-                "--out",
-                str(tmp_path / "rl.parquet"),
-                "--num",
-                "3",
-                "--sources",
-                "chart,document",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert len(read_items(tmp_path / "rl.parquet")) == 3
-    assert (tmp_path / "rl.report.json").exists()
-    assert (
-        main(
-            [
-                "build-bench",
-                "--out",
-                str(tmp_path / "b"),
-                "--num",
-                "1",
-                "--suite",
-                "orientation",
-                "--format",
-                "verl",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert pq.read_table(tmp_path / "b" / "data.parquet").num_rows == 6
+def test_cli_builds_sft(tmp_path: Path, capsys) -> None:
+    """build-rl and build-bench: test_build.py."""
     assert (
         main(
             [
@@ -70,35 +33,12 @@ def test_cli_builds(tmp_path: Path, capsys) -> None:
         )
         == 0
     )
-    assert (tmp_path / "sft" / "sft.parquet").exists() and (tmp_path / "sft" / "sharegpt.json").exists()
-    assert "wrote 2 trajectories" in capsys.readouterr().out
-
-
-def test_cli_input_with_bad_records(tmp_path: Path) -> None:
-    rows = [{"image": "missing.png", "question": "q", "answer": "a"}]
-    item = SOURCES["document"](0, 0, "test")
-    item.images[0].save(tmp_path / "doc.png")
-    rows.append({"image": "doc.png", "question": item.question, "answer": item.answer})
-    (tmp_path / "t.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    out = tmp_path / "bench.parquet"
-    assert (
-        main(
-            [
-                "build-bench",
-                "--out",
-                str(out),
-                "--input",
-                str(tmp_path / "t.jsonl"),
-                "--input-format",
-                "table",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert len(read_items(out)) == 6
-    rep = json.loads((tmp_path / "bench.report.json").read_text())
-    assert len(rep["errors"]) == 1 and rep["errors"][0]["stage"] == "image"
+    out = tmp_path / "sft"
+    assert [p.name for p in (out / "data").iterdir()] == ["train-00000-of-00001.parquet"]
+    assert (out / "dataset_info.json").is_file() and not (out / "sharegpt.json").exists()
+    assert "build-sft: 2 rows from 2/2 records" in capsys.readouterr().out
+    assert main(["build-sft", "--out", str(tmp_path / "x"), "--formats", "parquet,sharegpt"]) == 2
+    assert "no longer needed" in capsys.readouterr().err
 
 
 def test_cli_errors_are_clear(tmp_path: Path, capsys) -> None:

@@ -85,7 +85,7 @@ def test_build_save_load(tmp_path: Path) -> None:
     recs = build_sft(
         SFTBuildConfig(num=3, seed=1, kinds={"error_recovery": 1.0, "single_tool": 1.0}, progress=False)
     )
-    paths = save_sft(recs, tmp_path)
+    paths = save_sft(recs, tmp_path, formats=["parquet", "sharegpt"])
     for src in (tmp_path, paths["sharegpt"]):
         back = load_sft(src)
         assert [r["id"] for r in back] == [r["id"] for r in recs]
@@ -96,10 +96,11 @@ def test_build_save_load(tmp_path: Path) -> None:
                 for x, y in zip(r["images"], b["images"], strict=True)
             )
     info = json.loads((tmp_path / "dataset_info.json").read_text())
-    assert info["codevision_sft"]["formatting"] == "sharegpt"
+    assert info["codevision_sft"]["file_name"] == "sft.parquet"
+    assert info["codevision_sft_json"]["file_name"] == "sharegpt.json"
     sg = json.loads(paths["sharegpt"].read_text())
     for conv in sg:
-        assert sum(m["content"].count("<image>") for m in conv["messages"]) == len(conv["images"])
+        assert sum(m["value"].count("<image>") for m in conv["conversations"]) == len(conv["images"])
     assert json.loads(paths["report"].read_text())["ok"] == 3
 
 

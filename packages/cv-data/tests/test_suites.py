@@ -70,9 +70,9 @@ def test_variant_names_have_one_spelling() -> None:
 
 @pytest.mark.parametrize("name", BUILTIN_SUITES)
 def test_cli_build_bench_accepts_every_builtin_suite(name: str, tmp_path: Path) -> None:
-    out = tmp_path / "bench.parquet"
+    out = tmp_path / "bench"
     assert main(["build-bench", "--suite", name, "--num", "1", "--out", str(out), "--no-progress"]) == 0
-    report = json.loads((tmp_path / "bench.report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["ok"] == 1 and report["stats"]["items"] == SUITES[name].n_items(1)
 
 

@@ -216,3 +216,43 @@ def test_cv_data_trajectories_and_items_pass_validation(tmp_path: Path) -> None:
     assert len(sft_dataset(back)) == 3
     rows = rl_rows(load_rl_items("cv-data", num_synthetic=3, seed=1))
     assert len(rows) == 3 and all(r["answer"] and r["images"] for r in rows)
+
+
+def test_release_verl_parquet_and_cv_data_builds_are_rl_datasets(tmp_path: Path) -> None:
+    """The CodeVision release's RL parquet (box in `extra_info.bbox_2d`, `transform` keyed by op, its own
+    system prompt) and a `cv-data build-rl` folder (verl layout, sharded) both load as RL items."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from cv_data import RLBuildConfig, build_rl, write_verl
+    from cv_data.testing import tiny_items
+    from cv_train.data import load_rl_items
+
+    items = tiny_items(3, seed=2)
+    path = write_verl(items, tmp_path / "train_group_1.parquet", system_prompt="release prompt")
+    rows = []
+    for row, it in zip(pq.read_table(path).to_pylist(), items, strict=True):
+        extra = {k: v for k, v in row["extra_info"].items() if k not in ("tools_kwargs", "need_tools_kwargs")}
+        extra["bbox_2d"], extra["bbox"] = extra.pop("bbox"), None
+        extra["transform"] = dict.fromkeys(it.transform, 1) if it.transform else None
+        rows.append({**row, "extra_info": extra})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    got = rl_rows(load_rl_items(str(path)))
+    assert [r["bbox"] for r in got] == [it.bbox for it in items]
+    assert [r["transform"] for r in got] == [it.transform for it in items]
+    assert [r["item_id"] for r in got] == [it.id for it in items]
+
+    build_rl(RLBuildConfig(num=2, sources={"chart": 1.0}, progress=False), tmp_path / "rl")
+    assert [r["item_id"] for r in rl_rows(load_rl_items(str(tmp_path / "rl")))] == [
+        "chart-s0-000000",
+        "chart-s0-000001",
+    ]
+
+
+def test_a_build_sft_folder_is_an_sft_dataset(tmp_path: Path) -> None:
+    from cv_data import SFTBuildConfig, build_sft_dataset
+
+    cfg = SFTBuildConfig(num=2, seed=1, kinds={"single_tool": 1.0}, progress=False)
+    build_sft_dataset(cfg, tmp_path / "sft")
+    records = read_sft_records(tmp_path / "sft")
+    assert [r["id"] for r in records] == ["sft-single_tool-s1-000000", "sft-single_tool-s1-000001"]
+    assert len(sft_dataset(records)) == 2

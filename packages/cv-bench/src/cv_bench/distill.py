@@ -272,7 +272,7 @@ async def adistill(config: DistillConfig, *, items: Sequence[Any] | None = None)
         item_id = msg.split("#s", 1)[0]
         report.total += 1
         report.add_error(position.get(item_id, -1), item_id, "teacher", msg)
-    paths = save_sft(records, config.out, formats=config.formats, report=report)
+    paths = save_sft(records, config.out, formats=config.formats, report=report, preset=config.preset)
     return DistillOutcome(Path(config.out), records, report, paths, evaluation)
 
 

@@ -3,6 +3,7 @@
 from .bench import (
     BenchConfig,
     build_bench,
+    build_bench_dataset,
     corruption_variants,
     load_external,
     load_suite,
@@ -10,15 +11,30 @@ from .bench import (
 )
 from .expert import STYLES as CODE_STYLES
 from .expert import orientation_code
+from .importers import IMPORTERS, Importer
+from .inputs import INPUT_FORMATS, InputSpec
 from .item import TASK_TYPES, Item, check_bbox
-from .records import read_items, read_verl, write_items, write_parquet, write_verl
+from .records import (
+    LAYOUTS,
+    Layout,
+    item_row,
+    iter_items,
+    read_items,
+    read_verl,
+    verl_item,
+    verl_row,
+    write_items,
+    write_parquet,
+    write_verl,
+)
 from .report import BuildReport, RecordError
-from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl_items, sample_transform
+from .rl import ORIENTATION_TRANSFORMS, RLBuildConfig, build_rl, build_rl_items, rl_item, sample_transform
 from .sft import (
     SFT_KINDS,
     SFTBuildConfig,
     TrajectoryError,
     build_sft,
+    build_sft_dataset,
     load_sft,
     make_trajectory,
     read_sft,
@@ -26,6 +42,7 @@ from .sft import (
     save_sft,
     sft_record,
 )
+from .shards import BuildResult, ShardConfig, parse_shard, write_card
 from .sources import (
     SOURCES,
     make_chart_item,
@@ -61,6 +78,9 @@ from .transforms import (
 
 __all__ = [
     "BUILTIN_SUITES",
+    "IMPORTERS",
+    "INPUT_FORMATS",
+    "LAYOUTS",
     "CODE_STYLES",
     "CORRUPTIONS",
     "CORRUPTION_SEVERITY",
@@ -74,23 +94,33 @@ __all__ = [
     "TRANSFORMS",
     "BenchConfig",
     "BuildReport",
+    "BuildResult",
     "ColumnMap",
+    "Importer",
+    "InputSpec",
     "Item",
+    "Layout",
     "RLBuildConfig",
     "RecordError",
     "SFTBuildConfig",
+    "ShardConfig",
     "SuiteInfo",
     "TrajectoryError",
     "apply_transform",
     "apply_transforms",
     "base_id_of",
     "build_bench",
+    "build_bench_dataset",
+    "build_rl",
     "build_rl_items",
     "build_sft",
+    "build_sft_dataset",
     "check_bbox",
     "corrupt",
     "corruption_variants",
     "get_suite",
+    "item_row",
+    "iter_items",
     "list_suites",
     "load_external",
     "load_hf",
@@ -107,11 +137,13 @@ __all__ = [
     "map_bbox",
     "orientation_code",
     "orientation_variants",
+    "parse_shard",
     "read_items",
     "read_rows",
     "read_sft",
     "read_verl",
     "replay_trajectory",
+    "rl_item",
     "rows_to_items",
     "sample_transform",
     "save_sft",
@@ -119,6 +151,9 @@ __all__ = [
     "transform_item",
     "variant_name",
     "variant_of",
+    "verl_item",
+    "verl_row",
+    "write_card",
     "write_items",
     "write_parquet",
     "write_verl",

@@ -295,12 +295,34 @@ def _row_item(
     )
 
 
-def _stage(e: Exception) -> str:
+def row_item_stage(e: Exception) -> str:
+    """The report stage of an error :func:`row_item` raised."""
     if isinstance(e, KeyError):
         return "columns"
     if isinstance(e, _ImageError):
         return "image"
     return "bbox" if "bbox" in str(e) else "load"
+
+
+def row_item(
+    row: dict[str, Any],
+    index: int,
+    columns: ColumnMap,
+    data_source: str,
+    split: str = "test",
+    image_dir: str | Path | None = None,
+    id_prefix: str | None = None,
+) -> Item:
+    """Row ``index`` of a table as an item (see :func:`rows_to_items`).
+
+    Raises:
+        KeyError: A required column is missing (the message lists the columns tried).
+        ValueError: An unreadable image, unknown transform or a box outside the image.
+    """
+    rid = _pick(row, columns.id)
+    rid = str(rid) if rid is not None else f"{id_prefix or data_source}-{index:06d}"
+    root = Path(image_dir).expanduser() if image_dir is not None else None
+    return _row_item(row, index, rid, columns, data_source, split, root)
 
 
 def rows_to_items(
@@ -346,7 +368,7 @@ def rows_to_items(
             out.append(_row_item(row, i, rid, columns, data_source, split, root))
             report.ok += 1
         except (KeyError, ValueError, TypeError) as e:
-            report.add_error(i, rid, _stage(e), str(e.args[0]) if isinstance(e, KeyError) else str(e))
+            report.add_error(i, rid, row_item_stage(e), str(e.args[0]) if isinstance(e, KeyError) else str(e))
     return out
 
 

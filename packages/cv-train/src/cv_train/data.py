@@ -165,7 +165,8 @@ def sft_dataset(records: Iterable[dict[str, Any]]) -> Any:
 def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
     """Read SFT records from disk.
 
-    cv-data's own output (``sft.parquet`` / ``sharegpt.json`` from ``save_sft``) is read with ``cv_data.load_sft``;
+    cv-data's own output (a ``cv-data build-sft`` folder, ``sft.parquet`` / ``sharegpt.json`` from ``save_sft``)
+    is read with ``cv_data.load_sft``;
     otherwise a ``.jsonl`` file (or a folder holding one) whose ``images`` are paths relative to the file.
 
     Example:
@@ -179,7 +180,8 @@ def read_sft_records(path: str | Path) -> list[dict[str, Any]]:
             f"SFT dataset {str(p)!r} does not exist: set dataset to a cv-data SFT folder or 'cv-data'"
         )
     cv_data_files = [p] if p.suffix in (".parquet", ".json") else [p / "sft.parquet", p / "sharegpt.json"]
-    if any(f.is_file() for f in cv_data_files):
+    build_folder = any((p / "data").glob("*.parquet"))  # written by `cv-data build-sft`
+    if build_folder or any(f.is_file() for f in cv_data_files):
         from cv_data import load_sft
 
         return list(load_sft(p))
@@ -354,9 +356,11 @@ def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[
     """Items for an :class:`~cv_train.config.RLRecipe` ``dataset`` value.
 
     ``"cv-data"``: ``num_synthetic`` items from cv-data's RL builder; ``"toy"``: ``num_synthetic`` items of
-    cv-data's toy task, the four orientations equally often; anything else: a file/folder written by
-    ``cv_data.write_items``. Rows cv-data cannot read are an error (with their count and first message),
-    never silently skipped.
+    cv-data's toy task, the four orientations equally often; anything else is read with
+    ``cv_data.read_items``: a ``cv-data build-rl`` folder (``data/*.parquet``), a ``write_items`` file, or
+    a verl RL parquet file or folder such as the CodeVision release's ``train_group_*.parquet`` (box in
+    ``extra_info.bbox`` or ``bbox_2d``). Rows cv-data cannot read are an error (with their count and first
+    message), never silently skipped.
     """
     if dataset in ("cv-data", "toy"):
         from cv_data import RLBuildConfig, build_rl_items
@@ -370,7 +374,7 @@ def load_rl_items(dataset: str, num_synthetic: int = 64, seed: int = 0) -> list[
     p = Path(dataset)
     if not p.exists():
         raise DatasetError(
-            f"RL dataset {dataset!r} does not exist: set dataset to a cv-data item folder or 'cv-data'"
+            f"RL dataset {dataset!r} does not exist: set dataset to a cv-data build folder, a verl parquet or 'cv-data'"
         )
     from cv_data import read_items
     from cv_data.report import BuildReport

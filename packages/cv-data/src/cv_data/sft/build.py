@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,11 +14,13 @@ from cv_sandbox import Sandbox, SandboxConfig, shared_sandbox
 
 from cv_data._parallel import pmap
 from cv_data.report import BuildReport
+from cv_data.shards import BuildResult, BuildSpec, RecordRows, ShardConfig, run_build
 
 from .conversation import Conversation
+from .io import SFT_LAYOUT, llamafactory_dataset_info, sft_row
 from .kinds import BUILDERS, SFT_KINDS
 
-__all__ = ["SFTBuildConfig", "build_sft", "make_trajectory"]
+__all__ = ["SFTBuildConfig", "build_sft", "build_sft_dataset", "make_trajectory", "sft_plan", "sft_spec"]
 
 
 @dataclass
@@ -88,6 +93,20 @@ def _sft_one(args: tuple[int, str, int, SandboxConfig, Preset]) -> dict[str, Any
     return make_trajectory(i, kind, seed, shared_sandbox(sbcfg), preset)
 
 
+def sft_plan(cfg: SFTBuildConfig) -> list[str]:
+    """The kind of every trajectory ``0 .. num-1`` (drawn once from the mixture, so any range of a sharded
+    build gets the same kinds as the whole).
+
+    Example:
+        >>> sft_plan(SFTBuildConfig(num=3, kinds={"no_tool": 1.0}))
+        ['no_tool', 'no_tool', 'no_tool']
+    """
+    names = [k for k in BUILDERS if cfg.kinds.get(k, 0) > 0]
+    w = np.array([cfg.kinds[k] for k in names], dtype=float)
+    rng = np.random.default_rng([cfg.seed, 99])
+    return [str(names[j]) for j in rng.choice(len(names), size=cfg.num, p=w / w.sum())]
+
+
 def build_sft(
     config: SFTBuildConfig | None = None, *, report: BuildReport | None = None
 ) -> list[dict[str, Any]]:
@@ -102,10 +121,7 @@ def build_sft(
     """
     cfg = config or SFTBuildConfig()
     report = report if report is not None else BuildReport()
-    names = [k for k in BUILDERS if cfg.kinds.get(k, 0) > 0]
-    w = np.array([cfg.kinds[k] for k in names], dtype=float)
-    rng = np.random.default_rng([cfg.seed, 99])
-    plan = [str(names[j]) for j in rng.choice(len(names), size=cfg.num, p=w / w.sum())]
+    plan = sft_plan(cfg)
     preset = get_preset(cfg.preset)
     args = [(i, plan[i], cfg.seed, cfg.sandbox, preset) for i in range(cfg.num)]
     out: list[dict[str, Any]] = []
@@ -122,3 +138,97 @@ def build_sft(
         report.ok += 1
         report.stats[f"kind:{kind}"] = report.stats.get(f"kind:{kind}", 0) + 1
     return out
+
+
+# ------------------------------------------------------------------------------------ streaming
+
+
+@dataclass(frozen=True)
+class _SFTTask:
+    index: int
+    kind: str
+    seed: int
+    sandbox: SandboxConfig
+    preset: Preset
+
+
+def _sft_rows(task: _SFTTask) -> RecordRows:
+    rid = f"sft-{task.kind}-s{task.seed}-{task.index:06d}"
+    try:
+        rec = make_trajectory(task.index, task.kind, task.seed, shared_sandbox(task.sandbox), task.preset)
+    except Exception as e:  # noqa: BLE001 - a failed trajectory is reported, the build goes on
+        return RecordRows(error=("execute", rid, f"{type(e).__name__}: {e}"))
+    return RecordRows(rows=[sft_row(rec, task.preset)], stats={f"kind:{task.kind}": 1})
+
+
+_SFT_USAGE = """- cv-train: `dataset: {out}` in an SFT recipe (`cv_data.load_sft`; cv-train's chat template renders
+  the images of tool turns and masks tool tokens).
+- LLaMA-Factory: `dataset_dir: {out}`, `dataset: codevision_sft` (`dataset_info.json`: the ShareGPT columns
+  `conversations`, `images`, `system`, `tools`, as the CodeVision release configures them).
+- `datasets.load_dataset("parquet", data_files="{out}/data/*.parquet", split="train")`.
+
+Stock TRL `SFTTrainer` does not load these records: TRL fills and counts image placeholders only outside
+tool turns (`trl.data_utils.prepare_multimodal_messages`), so a trajectory with a tool-output image fails
+with "Number of images provided (N) does not match number of image placeholders (1)"."""
+
+
+def sft_spec(cfg: SFTBuildConfig) -> BuildSpec:
+    """The :class:`~cv_data.shards.BuildSpec` of an SFT build (see :func:`build_sft_dataset`)."""
+    plan = sft_plan(cfg)
+    preset = get_preset(cfg.preset)
+
+    def tasks(start: int, stop: int):
+        for i in range(start, stop):
+            yield _SFTTask(i, plan[i], cfg.seed, cfg.sandbox, preset)
+
+    kinds = dict(sorted((k, v) for k, v in cfg.kinds.items() if v > 0))
+    command = ["cv-data", "build-sft", "--out", "OUT", "--num", str(cfg.num), "--seed", str(cfg.seed)]
+    command += ["--kinds", ",".join(f"{k}={v:g}" for k, v in kinds.items())]
+    if preset.name != "default":
+        command += ["--preset", preset.name]
+    return BuildSpec(
+        builder="build-sft",
+        num=cfg.num,
+        layout=SFT_LAYOUT,
+        tasks=tasks,
+        make=_sft_rows,
+        settings={"seed": cfg.seed, "kinds": kinds, "preset": preset.name},
+        command=shlex.join(command),
+        title="CodeVision SFT trajectories",
+        description=(
+            f"{cfg.num} multi-turn trajectories written by cv-data's scripted expert; every tool output was "
+            "produced by executing the code in cv-sandbox. Images are stored once per trajectory."
+        ),
+        usage=_SFT_USAGE,
+        extra_files={"dataset_info.json": json.dumps(llamafactory_dataset_info("data"), indent=2) + "\n"},
+    )
+
+
+def build_sft_dataset(
+    config: SFTBuildConfig,
+    out: str | Path,
+    *,
+    shards: ShardConfig | None = None,
+    shard: tuple[int, int] = (0, 1),
+    overwrite: bool = False,
+) -> BuildResult:
+    """Stream an SFT build of any size to ``out`` (``data/train-*.parquet`` in :data:`SFT_LAYOUT`, the card,
+    ``report.json`` and LLaMA-Factory's ``dataset_info.json``) with bounded memory; resumable and shardable
+    like :func:`cv_data.build_rl`.
+
+    Example:
+        >>> import tempfile
+        >>> res = build_sft_dataset(SFTBuildConfig(num=1, kinds={"no_tool": 1.0}, progress=False), tempfile.mkdtemp())
+        >>> res.report.stats["kind:no_tool"], (res.out / "dataset_info.json").is_file()
+        (1, True)
+    """
+    spec = sft_spec(config)
+    return run_build(
+        spec,
+        out,
+        config=shards or ShardConfig(records_per_shard=200),
+        shard=shard,
+        num_proc=config.num_proc,
+        progress=config.progress,
+        overwrite=overwrite,
+    )

@@ -217,7 +217,8 @@ def test_cli_default_rl_run_learns_from_a_warm_start_writes_a_checkpoint_and_res
     # Step 1 was restored from the checkpoint (identical log entry, timings included), not re-run.
     assert state["log_history"][0] == first["log_history"][0] and state["log_history"][1]["step"] == 2
     logs = [h for h in state["log_history"] if "reward" in h]
-    # A learning signal: the policy calls the tool, the rewards of a group differ, the update is not zero.
+    # A learning signal at every step: the policy calls the tool, the rollouts of some group get different
+    # rewards (GRPO learns only from those), the update is not zero.
     assert all(h["tools/tool_call_rate"] > 0 for h in logs)
-    assert all(h["reward_std"] > 0 and h["grad_norm"] > 0 for h in logs)
+    assert all(h["frac_reward_zero_std"] < 1 and h["grad_norm"] > 0 for h in logs)
     assert any(h["reward/must_use"] > 0 for h in logs)

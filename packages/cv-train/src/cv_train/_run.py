@@ -63,6 +63,88 @@ def resolve_resume(recipe: Any) -> str | None:
     return last
 
 
+def load_checkpoint_weights(model: Any, checkpoint: str | Path) -> None:
+    """Load a checkpoint's full weights (``model.safetensors``, single or sharded) into ``model``, in place.
+
+    ``save_pretrained`` writes Qwen-VL checkpoints in the legacy key layout (``visual.*``, ``model.layers.*``)
+    and ``from_pretrained`` maps them back; transformers' ``Trainer`` resumes with a plain ``load_state_dict``,
+    only warns that no key matched and trains on from whatever the model held (transformers#43701). We rename
+    the keys with the model's own mapping, as ``from_pretrained`` does, and refuse any mismatch.
+
+    Raises:
+        RecipeError: the checkpoint holds no safetensors weights, needs a conversion beyond renaming, or its
+            keys still do not match the model's (another model or size was resumed).
+
+    Example:
+        >>> load_checkpoint_weights(trainer.model, "runs/sft-tiny/checkpoint-8")  # doctest: +SKIP
+    """
+    import json
+
+    from safetensors.torch import load_file
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+
+    from .config import RecipeError
+
+    ckpt = Path(checkpoint)
+    single, index = ckpt / "model.safetensors", ckpt / "model.safetensors.index.json"
+    if single.is_file():
+        files = [single]
+    elif index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        files = [ckpt / f for f in shards]
+    else:
+        raise RecipeError(f"cannot resume from {ckpt}: it holds no model.safetensors(.index.json)")
+    # The mapping the model was loaded with (from_pretrained attaches it), else its class's registered one.
+    transforms = getattr(model, "_weight_conversions", None) or get_model_conversion_mapping(model)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    expected = model.state_dict()
+    state: dict[str, Any] = {}
+    for file in files:
+        for key, tensor in load_file(str(file), device="cpu").items():
+            name, converter = rename_source_key(key, renamings, converters, model.base_model_prefix, expected)
+            if converter is not None:
+                raise RecipeError(
+                    f"cannot resume from {ckpt}: key {key!r} needs a weight conversion ({converter}), "
+                    "not a renaming; cv-train only resumes checkpoints whose keys rename onto the model's"
+                )
+            state[name] = tensor
+    result = model.load_state_dict(state, strict=False)
+    # A tied parameter (lm_head tied to the embeddings) is not saved: loading its source restores it.
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
+    missing = [k for k in result.missing_keys if k not in tied]
+    unexpected = list(result.unexpected_keys)
+    if missing or unexpected:
+        raise RecipeError(
+            f"cannot resume from {ckpt}: its weights do not match the model ({len(unexpected)} unexpected "
+            f"key(s), e.g. {unexpected[:2]}; {len(missing)} missing, e.g. {missing[:2]}); resume it with the "
+            "model and recipe that wrote it"
+        )
+
+
+class ResumeWeightsMixin:
+    """Trainer mixin (before the TRL trainer in the bases): resuming restores the checkpoint's full weights
+    through :func:`load_checkpoint_weights`. Adapter (PEFT), FSDP and SageMaker checkpoints keep transformers'
+    own loading; DeepSpeed resumes through its own checkpoint files and never calls this."""
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        from transformers import PreTrainedModel
+        from transformers.utils import is_sagemaker_mp_enabled
+
+        target = self.model if model is None else model  # type: ignore[attr-defined]
+        if (
+            isinstance(target, PreTrainedModel)
+            and not getattr(self, "is_fsdp_enabled", False)
+            and not is_sagemaker_mp_enabled()
+            and not getattr(target, "_hf_peft_config_loaded", False)
+        ):
+            logger.info("loading the weights of %s", resume_from_checkpoint)
+            load_checkpoint_weights(target, resume_from_checkpoint)
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)  # type: ignore[misc]
+
+
 def train_and_save(recipe: ModelRecipe, build_trainer: Callable[[], Any]) -> Path:
     """Write ``recipe.yaml``, build the trainer, train (resuming if asked) and save ``<output_dir>/final``."""
     out = Path(recipe.output_dir)

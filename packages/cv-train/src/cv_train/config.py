@@ -606,9 +606,12 @@ def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
 def toy_rl_recipe(**overrides: Any) -> RLRecipe:
     """The default ``cv-train rl`` run: GRPO on the toy task from the cached toy-SFT tiny model.
 
-    The warm start (``model="tiny-sft:qwen2_5_vl"``, :func:`toy_sft_recipe` trained once and cached) calls the
-    tool, and its answers differ within a group, so the rewards do too: a broken reward, mask or advantage shows
-    as a zero ``reward_std`` or a zero tool-call rate instead of passing silently.
+    The warm start (``model="tiny-sft:qwen2_5_vl"``: :func:`toy_sft_recipe`, then a brief fine-tune on a noisy
+    teacher that applies a wrong rotation 60 % of the time; trained once and cached, see
+    :mod:`cv_train.warm_start`) calls the tool with a real distribution over rotations, so the rollouts of a
+    group differ and so do their rewards: a broken reward, mask or advantage shows as ``frac_reward_zero_std``
+    1, a zero gradient or a zero tool-call rate instead of passing silently. (The expert SFT alone is nearly
+    deterministic: every rollout of a group could be the same, which gives GRPO nothing to learn from.)
 
     Example:
         >>> toy_rl_recipe().model

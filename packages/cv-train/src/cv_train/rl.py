@@ -10,7 +10,7 @@ from typing import Any
 
 from cv_protocol import Preset, get_preset
 
-from ._run import train_and_save, training_args_kwargs, use_cpu
+from ._run import ResumeWeightsMixin, train_and_save, training_args_kwargs, use_cpu
 from .callbacks import tool_collapse_callback
 from .config import RecipeError, RLRecipe
 from .env import CodeVisionEnv, CodeVisionEnvConfig
@@ -101,8 +101,9 @@ def _check_vllm(recipe: RLRecipe) -> None:
 def _make_trainer_class() -> type:
     from trl import GRPOTrainer
 
-    class CodeVisionGRPOTrainer(GRPOTrainer):
-        """``GRPOTrainer`` that checks the image-token invariant after every rollout and before every loss.
+    class CodeVisionGRPOTrainer(ResumeWeightsMixin, GRPOTrainer):
+        """``GRPOTrainer`` that checks the image-token invariant after every rollout and before every loss, and
+        whose resume restores the checkpoint's weights (:class:`~cv_train._run.ResumeWeightsMixin`).
 
         TRL quietly drops every image of a batch when the counts disagree (its "safe fallback"); training on
         image tokens without their images is silent data loss, so we stop with a clear error instead.

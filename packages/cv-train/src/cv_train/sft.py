@@ -9,8 +9,8 @@ from typing import Any
 
 from cv_protocol import content_text
 
+from ._run import ResumeWeightsMixin, train_and_save, training_args_kwargs, use_cpu
 from ._run import resolve_resume as resolve_resume  # re-exported: part of this module's API
-from ._run import train_and_save, training_args_kwargs, use_cpu
 from .config import SFTRecipe
 from .invariants import check_image_tokens
 
@@ -217,7 +217,11 @@ def build_sft_trainer(recipe: SFTRecipe, records: list[dict[str, Any]] | None = 
         dataset_kwargs={"skip_prepare_dataset": True},
         use_cpu=use_cpu(),
     )
-    trainer = SFTTrainer(
+
+    class CodeVisionSFTTrainer(ResumeWeightsMixin, SFTTrainer):
+        """``SFTTrainer`` whose resume restores the checkpoint's weights (:class:`ResumeWeightsMixin`)."""
+
+    trainer = CodeVisionSFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,

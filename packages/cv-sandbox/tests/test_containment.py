@@ -109,9 +109,11 @@ def test_killed_worker_is_replaced(sb: Sandbox) -> None:
     t, out = _run_in_thread(sb, "while True:\n    pass")
     _busy_child(wpid)
     os.kill(wpid, signal.SIGKILL)
-    t.join(5)
+    t.join(15)
     (r,) = out
-    assert r.error_kind == "crash"
+    # The worker's death is not a verdict on the code: the call runs again on a fresh worker, and the
+    # endless loop gets its own verdict.
+    assert r.error_kind == "timeout"
     r2 = sb.run("result = image.rotate(90, expand=True)", [IMG])
     assert r2.ok and r2.ops == ["rotate_90"]
     assert sb.worker_pids() != [wpid]

@@ -209,6 +209,32 @@ def test_config_rejects_isolation_without_hardening() -> None:
         SandboxConfig(min_isolation="paranoid")
 
 
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def test_a_call_after_the_worker_died_runs_on_a_fresh_one() -> None:
+    """A worker that died between calls (OOM killer, an operator's kill) costs no call: nothing of the next
+    call had run, so it is retried on a fresh worker instead of coming back as a crash."""
+    img = __import__("PIL.Image").Image.new("L", (2, 2), 7)
+    with Sandbox(SandboxConfig(workers=1)) as sb:
+        for _ in range(3):
+            (pid,) = sb.worker_pids()
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not _gone(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)  # the worker's children (the spare the next call takes) die with it
+            r = sb.run("result = image.point(lambda v: v + 1)", [img])
+            assert r.ok, r.error
+            assert r.image.getpixel((0, 0)) == 8
+            assert sb.worker_pids() != [pid]
+
+
 def test_worker_sits_in_its_own_pid_namespace() -> None:
     with Sandbox(SandboxConfig(workers=1)) as sb:
         (pid,) = sb.worker_pids()

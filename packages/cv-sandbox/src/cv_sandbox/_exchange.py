@@ -31,7 +31,17 @@ import socket
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, TypeVar
 
-from ._wire import WireClosed, WireError, WireTimeout, _wait, frame_bytes, recv_frame, send_frame, write_all
+from ._wire import (
+    CallLost,
+    WireClosed,
+    WireError,
+    WireTimeout,
+    _wait,
+    frame_bytes,
+    recv_frame,
+    send_frame,
+    write_all,
+)
 
 # ------------------------------------------------------------------------------------------- replies
 
@@ -138,10 +148,20 @@ def call_child(
     The input pixels must already be in the shared input region (``image``/``nbytes`` describe them). Never
     raises for anything the child does: a late, dead or lying child becomes an error reply, and
     ``supervisor`` is told to kill, reap or retire it. ``load_result`` reads (or only checks) the result
-    image; it may raise :class:`WireError`, ``TypeError`` or ``ValueError`` for an invalid one.
+    image; it may raise :class:`WireError`, ``TypeError`` or ``ValueError`` for an invalid one. Raises
+    :class:`CallLost` when the child was gone before it got the request, or died with its worker.
     """
     try:
         send_frame(child.req_w, {"code": code, "image": image, "nbytes": nbytes}, b"", deadline)
+    except (WireClosed, BrokenPipeError) as exc:
+        # The child was dead before it could read the request, so nothing of this call ran: have it reaped
+        # and let the caller run the call on another child.
+        try:
+            supervisor.reap_child(child)
+        except (WireError, OSError):
+            pass  # the worker is gone too; the supervisor knows it must be replaced
+        raise CallLost(f"the sandbox child was gone before the call: {exc}") from exc
+    try:
         reply, _ = recv_frame(
             child.res_r, deadline, max_header=reply_header_limit(max_stdout_chars), max_payload=0
         )
@@ -149,7 +169,14 @@ def call_child(
         supervisor.kill_child(child)
         return error_reply("timeout", timeout_message(timeout_s)), None
     except (WireClosed, BrokenPipeError):  # the child died: ask why
-        return error_reply(*supervisor.reap_child(child)), None
+        try:
+            why = supervisor.reap_child(child)
+        except (
+            WireError,
+            OSError,
+        ) as exc:  # its worker died too: an outside event, not a verdict on the code
+            raise CallLost(f"the sandbox worker died during the call: {exc}") from exc
+        return error_reply(*why), None
     except (WireError, OSError, ValueError, RecursionError) as exc:  # garbage on the pipe
         supervisor.kill_child(child)
         return error_reply("crash", f"invalid reply from sandbox child: {type(exc).__name__}"), None
@@ -264,7 +291,7 @@ def read_worker_message(
         os.set_inheritable(f, False)
     try:
         if not marker:
-            raise WireError("connection closed")
+            raise WireClosed("the worker closed its control socket")
         msg, _ = recv_frame(fd, deadline, max_header=1 << 16, max_payload=0)
         if marker == _OFFER:
             cid, slot = msg.get("id"), msg.get("slot")

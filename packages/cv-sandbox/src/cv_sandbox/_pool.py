@@ -45,7 +45,7 @@ from ._exchange import (
     timeout_message,
 )
 from ._harden import DISABLE_ENV
-from ._wire import WireError, WireTimeout, read_image, write_image
+from ._wire import CallLost, WireClosed, WireError, WireTimeout, read_image, write_image
 
 
 class SandboxConfig(Protocol):
@@ -168,6 +168,8 @@ class Worker:
         self.ready = False
         self.hardening: dict[str, bool] = {}
         self._backstop = 0.0  # the current call's last moment before the worker itself is given up on
+        # The worker stopped answering after a call's reply was safe: the reply stands, the worker is replaced.
+        self.failed = False
         # Pixels travel through shared-memory regions, never through pipes.
         self.in_bytes = config.max_input_pixels * 4
         self.out_bytes = config.max_output_pixels * 4 + 64
@@ -218,6 +220,7 @@ class Worker:
         finally:
             theirs.close()
         self.ctl = ours
+        self.failed = False
         self.cur = None
         self.spares.clear()
         self.dirty.clear()
@@ -359,11 +362,18 @@ class Worker:
         self._ask("kill", child, self._backstop)  # raises WireTimeout if the worker does not answer
 
     def reap_child(self, child: ChildLink) -> tuple[str, str]:
-        status = self._ask("reap", child, time.monotonic() + _REAP_S)
+        try:
+            status = self._ask("reap", child, time.monotonic() + _REAP_S)
+        except (WireError, OSError):
+            self.failed = True  # the worker cannot account for its children any more
+            raise
         return str(status.get("error_kind") or "crash"), str(status.get("error") or "")
 
     def retire_child(self, child: ChildLink) -> None:
-        self._retire(child, self._backstop)
+        try:
+            self._retire(child, self._backstop)
+        except (WireError, OSError):  # only bookkeeping: the reply in hand stands; the worker is replaced
+            self.failed = True
 
     def _retire(self, child: ChildLink, deadline: float, then_take: int | None = None) -> None:
         if self.cur is child:
@@ -385,10 +395,14 @@ class Worker:
             raise WireError("the worker is not running")
         timeout_s = self.config.timeout_s
         self._backstop = time.monotonic() + timeout_s + _BACKSTOP_S
-        self._drain(self._backstop)
-        link, taken = self._child(self._backstop)
+        try:
+            self._drain(self._backstop)
+            link, taken = self._child(self._backstop)
+            self._await_clean(link.slot, self._backstop)  # no earlier child may see this call's pixels
+        except (WireClosed, OSError) as exc:  # the worker is gone and this call has not started
+            self.failed = True
+            raise CallLost(f"the sandbox worker was gone before the call: {exc}") from exc
         slot = self.slots[link.slot]
-        self._await_clean(link.slot, self._backstop)  # no earlier child may see this call's pixels
         meta, nbytes = write_image(slot.in_map, im)  # one memcpy straight into shared memory
         _zero(slot.in_map, nbytes, slot.in_used)
         slot.in_used = nbytes
@@ -402,25 +416,36 @@ class Worker:
                 _zero(slot.out_map, 0, n)
 
         # Straight to the child and back: the worker is not woken on the way.
-        reply = call_child(
-            link,
-            code,
-            meta,
-            nbytes,
-            deadline=min(time.monotonic() + timeout_s, self._backstop),
-            timeout_s=timeout_s,
-            max_stdout_chars=self.config.max_stdout_chars,
-            out_capacity=self.out_bytes,
-            load_result=load,
-            supervisor=self,
-        )
+        try:
+            reply = call_child(
+                link,
+                code,
+                meta,
+                nbytes,
+                deadline=min(time.monotonic() + timeout_s, self._backstop),
+                timeout_s=timeout_s,
+                max_stdout_chars=self.config.max_stdout_chars,
+                out_capacity=self.out_bytes,
+                load_result=load,
+                supervisor=self,
+            )
+        except CallLost:  # that child was gone: the spare it was must still be replaced
+            if taken and not self.failed:
+                try:
+                    self._send("take", link.id, self._backstop)
+                except (WireError, OSError):
+                    self.failed = True
+            raise
         # Only now (the result is safe) the worker hears about this call: it retires the child and forks
         # the spare that replaces the one taken, in one wake-up and off this call's path.
         take = link.id if taken else None
-        if self.cur is link and link.calls >= self.config.calls_per_child:
-            self._retire(link, self._backstop, then_take=take)
-        elif take is not None:
-            self._send("take", take, self._backstop)
+        try:
+            if self.cur is link and link.calls >= self.config.calls_per_child:
+                self._retire(link, self._backstop, then_take=take)
+            elif take is not None:
+                self._send("take", take, self._backstop)
+        except (WireError, OSError):  # the worker died after the child answered: the reply is still right
+            self.failed = True
         return reply
 
 
@@ -575,13 +600,22 @@ class WorkerPool:
                     return error_reply("crash", f"sandbox worker could not start: {exc}"), None
                 continue
             try:
-                return worker.call(code, im)
+                reply = worker.call(code, im)
+            except CallLost as exc:  # none of its code ran: run it once more (on a fresh worker if need be)
+                if worker.failed:
+                    self._replace(worker)
+                if attempt == 1:
+                    return error_reply("crash", f"sandbox worker failed: {exc}"), None
+                continue
             except WireTimeout:  # the worker did not answer by the backstop
                 self._replace(worker)
                 return error_reply("timeout", timeout_message(self.config.timeout_s)), None
             except (WireError, OSError, ValueError) as exc:
                 self._replace(worker)
                 return error_reply("crash", f"sandbox worker failed: {exc}"), None
+            if worker.failed:
+                self._replace(worker)
+            return reply
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _replace(self, worker: Worker) -> None:

@@ -219,7 +219,11 @@ def rl_spec(
     num = source.count() if source is not None else cfg.num
     settings: dict[str, Any] = {"seed": cfg.seed, "split": cfg.split, "preset": preset.name}
     if source is None or cfg.transform_input:
-        settings |= {"p_identity": cfg.p_identity, "p_compose": cfg.p_compose, "transforms": list(cfg.transforms)}
+        settings |= {
+            "p_identity": cfg.p_identity,
+            "p_compose": cfg.p_compose,
+            "transforms": list(cfg.transforms),
+        }
     if source is None:
         settings["sources"] = dict(sorted(cfg.sources.items()))
     else:

@@ -577,30 +577,19 @@ def toy_sft_recipe(**overrides: Any) -> SFTRecipe:
         >>> r.dataset, r.freeze_vision
         ('toy', False)
     """
-    values: dict[str, Any] = dict(
-        model="tiny:qwen2_5_vl",
-        output_dir="runs/sft-tiny",
+    # The tiny recipe's settings, changed only where the toy task needs it.
+    toy: dict[str, Any] = dict(
         dataset="toy",
         preset="minimal",
         num_synthetic=256,
         max_steps=600,
         per_device_train_batch_size=8,
-        gradient_accumulation_steps=1,
         learning_rate=2e-3,
-        lr_scheduler_type="constant",
-        warmup_ratio=0.0,
         freeze_vision=False,
-        bf16=False,
-        gradient_checkpointing=False,
-        max_pixels=64 * 64,
-        min_pixels=28 * 28,
-        max_length=4096,
         save_steps=200,
         logging_steps=25,
-        report_to=["none"],
     )
-    values.update(overrides)
-    return SFTRecipe(**values)
+    return tiny_sft_recipe(**(toy | overrides))
 
 
 def toy_rl_recipe(**overrides: Any) -> RLRecipe:
@@ -617,31 +606,20 @@ def toy_rl_recipe(**overrides: Any) -> RLRecipe:
         >>> toy_rl_recipe().model
         'tiny-sft:qwen2_5_vl'
     """
-    values: dict[str, Any] = dict(
+    toy: dict[str, Any] = dict(
         model="tiny-sft:qwen2_5_vl",
-        output_dir="runs/rl-tiny",
         dataset="toy",
         preset="minimal",
         num_synthetic=64,
         max_steps=4,
         per_device_train_batch_size=8,
-        gradient_accumulation_steps=1,
         num_generations=4,
-        max_turns=3,
         max_completion_length=160,
-        learning_rate=1e-4,
         beta=0.0,
         freeze_vision=False,
-        bf16=False,
-        gradient_checkpointing=False,
-        max_pixels=64 * 64,
-        min_pixels=28 * 28,
         save_steps=2,
-        logging_steps=1,
-        report_to=["none"],
     )
-    values.update(overrides)
-    return RLRecipe(**values)
+    return tiny_rl_recipe(**(toy | overrides))
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, cls: type[ModelRecipe]) -> None:

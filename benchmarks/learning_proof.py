@@ -477,6 +477,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _pct_ci(v: Sequence[float]) -> str:
+    """``(rate, low, high, ...)`` as ``"rate [low, high]"`` in percent."""
+    return f"{_pct(v[0])} [{_pct(v[1])}, {_pct(v[2])}]"
+
+
 def analyse(out: Path, s: Settings, steps: list[Step], wall_s: float, quick: bool) -> dict[str, Any]:
     e, r = out / "eval", out / "runs"
     chance = read_eval(e / "chance", "untrained")
@@ -581,10 +586,7 @@ def write_report(
     ]
     for row in summary["sft"]:
         op, ans = row["op"], row["answer"]
-        lines.append(
-            f"| {row['run']} | {_pct(op[0])} [{_pct(op[1])}, {_pct(op[2])}] | "
-            f"{_pct(ans[0])} [{_pct(ans[1])}, {_pct(ans[2])}] | {op[3]} |"
-        )
+        lines.append(f"| {row['run']} | {_pct_ci(op)} | {_pct_ci(ans)} | {op[3]} |")
     lines += [
         "",
         "## Is the answer read from the tool's image? (`tool_image_probe.py`: held-out rotated items; the image",
@@ -596,10 +598,7 @@ def write_report(
     ]
     for p in summary["probe"]:
         t, i = p["follows_tool"], p["follows_input"]
-        lines.append(
-            f"| {p['run']} | {p['n']} | {_pct(t[0])} [{_pct(t[1])}, {_pct(t[2])}] | "
-            f"{_pct(i[0])} [{_pct(i[1])}, {_pct(i[2])}] |"
-        )
+        lines.append(f"| {p['run']} | {p['n']} | {_pct_ci(t)} | {_pct_ci(i)} |")
     lines += [
         "",
         "## GRPO from the noisy start (held-out items, 4 samples each at temperature 1; differences with 95 %",

@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from cv_sandbox import Sandbox, SandboxConfig
-from cv_sandbox._exchange import serve_calls
+from cv_sandbox._exchange import call_child, serve_calls
 from cv_sandbox._pool import SLOTS, Worker
-from cv_sandbox._wire import recv_frame, send_frame
+from cv_sandbox._wire import recv_frame, send_frame, write_image
 from cv_sandbox._zygote import _WARM_STEPS, Zygote, _Slot
 from cv_sandbox.testing import children_of
 from PIL import Image
@@ -205,3 +205,43 @@ def test_a_child_about_to_end_skips_the_tidy_up_after_its_reply() -> None:
     finally:
         for fd in (req_r, req_w, res_r, res_w):
             os.close(fd)
+
+
+# ------------------------------------------------------------------------------ scheduling
+
+
+def test_background_work_never_preempts_a_call() -> None:
+    """The worker (forking, hardening, warming, reaping) runs SCHED_BATCH, whose wake-ups never preempt a
+    running task; a spare ready for its call runs the normal policy; a child that has answered switches
+    itself (under its seccomp filter) back to SCHED_BATCH for its exit."""
+    w = Worker(SandboxConfig(workers=1))
+    try:
+        w.wait_ready()
+        deadline = time.monotonic() + 10
+        while len(w.spares) < 2:
+            w._recv(deadline)
+        time.sleep(0.3)  # both spares hardened and warmed
+        worker = w.pid() or 0
+        assert os.sched_getscheduler(worker) == os.SCHED_BATCH
+        spares = children_of(worker)
+        assert len(spares) == 2 and all(os.sched_getscheduler(p) == os.SCHED_OTHER for p in spares)
+        link, _ = w._child(deadline)
+        meta, nbytes = write_image(w.slots[link.slot].in_map, Image.new("L", (4, 4)))
+        reply, _ = call_child(
+            link,
+            "result = image",
+            meta,
+            nbytes,
+            deadline=deadline,
+            timeout_s=10,
+            max_stdout_chars=100,
+            out_capacity=w.out_bytes,
+            load_result=lambda image, n: None,
+            supervisor=w,
+        )
+        assert reply["ok"]
+        time.sleep(0.2)  # it waits to be let go (the worker was not told to fork a replacement)
+        policies = sorted(os.sched_getscheduler(p) for p in children_of(worker))
+        assert policies == sorted([os.SCHED_BATCH, os.SCHED_OTHER])
+    finally:
+        w.stop()

@@ -53,6 +53,7 @@ SYSCALL_PROBES: list[tuple[str, str]] = [
     ("memfd_create", "319, b'x', 0"),
     ("sched_setaffinity", "203, {victim}, 0, 0"),
     ("setpriority", "141, 0, {victim}, 19"),
+    ("sched_setscheduler_other", "144, {victim}, 5, 0"),
     ("getcwd", "79, 0, 0"),
 ]
 

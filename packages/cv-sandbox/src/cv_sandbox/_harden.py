@@ -247,7 +247,9 @@ ALLOWED_SYSCALLS = (
     "times",
 )
 #: Allowed only about the calling process itself (first argument 0).
-SELF_ONLY_SYSCALLS = ("sched_getaffinity", "getrusage", "prlimit64")
+#: (``sched_setscheduler``: a child that has answered its last call hands its exit to the background, see
+#: :mod:`cv_sandbox._zygote`; without privileges it can only lower its own priority.)
+SELF_ONLY_SYSCALLS = ("sched_getaffinity", "sched_setscheduler", "getrusage", "prlimit64")
 #: Answered with ENOSYS, so libc falls back to an older call (which the filter then refuses).
 ENOSYS_SYSCALLS = ("clone3",)
 
@@ -285,6 +287,7 @@ SYSCALLS_X86_64: dict[str, int] = {
     "sigaltstack": 131,
     "gettid": 186,
     "futex": 202,
+    "sched_setscheduler": 144,
     "sched_getaffinity": 204,
     "restart_syscall": 219,
     "clock_gettime": 228,
@@ -315,6 +318,7 @@ SYSCALLS_AARCH64: dict[str, int] = {
     "clock_gettime": 113,
     "clock_getres": 114,
     "clock_nanosleep": 115,
+    "sched_setscheduler": 119,
     "sched_getaffinity": 123,
     "sched_yield": 124,
     "restart_syscall": 128,

@@ -16,6 +16,11 @@ as it has reaped it: the caller writes the next call's pixels into the shared re
 that ran earlier code is gone. Pipes are never shared between children, so nothing one child writes can
 reach a call served by another; by default each child serves one call and exits, so user code never shares
 a process with anything of another call.
+
+All of that supervision is background work and runs under ``SCHED_BATCH`` (the same share of the CPU, but
+its wake-ups never preempt a running task): a spare switches to the normal policy once it is ready for its
+call, and back to ``SCHED_BATCH`` once it has answered, so neither forking the next spare nor tearing down
+the last child's address space delays the caller or the next call.
 """
 
 from __future__ import annotations
@@ -222,6 +227,10 @@ class Zygote:
         # Children must not walk (and so copy-on-write) every object the zygote holds.
         gc.collect()
         gc.freeze()
+        # Forking, hardening and warming spares, and reaping children, is background work: it must never
+        # preempt a call (the caller copying pixels or a result, a child starting its call). Children switch
+        # to the normal policy once they are ready for their call (see _child_main).
+        _set_policy(BACKGROUND)
 
     def _warm_up(self) -> None:
         """Run representative code once so lazy imports and caches happen before any fork."""
@@ -349,6 +358,7 @@ class Zygote:
                 os.setsid()
             except OSError:
                 pass
+            _set_policy(FOREGROUND)  # its call must preempt background work when it comes
             if self.harden:
                 status["seccomp"] = _harden.restrict_syscalls(self.seccomp, status)
         except (WireError, OSError):
@@ -361,6 +371,9 @@ class Zygote:
 
         # After each reply of a reused child: free this call's cycles (only young objects are walked).
         serve_calls(req_r, res_w, handle, self.calls_per_child, after_reply=lambda: gc.collect(0))
+        # Answered: tearing down this address space is background work too (it must not delay the caller,
+        # which is copying the result out).
+        _set_policy(BACKGROUND)
         # Exit only once the caller has let go of this child (it closes the request pipe when it has the
         # result): tearing down the address space must not compete with the caller copying the result.
         try:
@@ -601,6 +614,23 @@ class Zygote:
             for fd in (child.req_w, child.res_r):
                 os.close(fd)
             child.req_w = child.res_r = -1
+
+
+#: Scheduling policies of background work (``SCHED_BATCH``: the same share of the CPU, but its wake-ups
+#: never preempt a running task) and of calls.
+BACKGROUND = getattr(os, "SCHED_BATCH", None)
+FOREGROUND = getattr(os, "SCHED_OTHER", None)
+
+
+def _set_policy(policy: int | None) -> None:
+    """Switch this process between :data:`BACKGROUND` and :data:`FOREGROUND` (the same priority, so no
+    privilege is needed; where the platform refuses, scheduling stays as it was)."""
+    if policy is None:
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError:
+        pass
 
 
 def _map_ahead(region: mmap.mmap, start: int, end: int) -> None:

@@ -9,7 +9,10 @@
 
 Three ways of calling: *back to back* (the next call right after the previous one, as in a tight loop),
 *paced like an agent loop* (``--pace-ms`` of model time between calls: spares are ready when a call comes)
-and *throughput with all workers busy* (``--workers`` threads calling back to back).
+and *throughput with all workers busy* (``--workers`` threads calling back to back). Paced calls are also
+compared with a *two-process floor*: the cheapest exchange with another process that moves the same pixels
+(a pipe, shared memory, the same three 4 MB copies, no isolation, nothing run), so a ratio can be read
+against the best any design that copies the pixels to another process and back can do on this machine.
 
 Run: ``uv run python benchmarks/sandbox_bench.py [--rounds N] [--pace-ms MS] [--json out.json]``.
 Prints p50 latencies (ms) and the ratios against the target (sandbox <= 1.5x in-process), splits each
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import mmap
 import os
 import random
 import statistics
@@ -107,6 +111,55 @@ def in_process(code: str, image: Image.Image) -> Image.Image:
     }
     exec(compile(code, "<tool code>", "exec"), ns)  # noqa: S102 - the unisolated baseline
     return ns["result"]
+
+
+_FLOOR_SCRIPT = r"""
+import json, mmap, os, sys
+fd_in, fd_out, req_r, res_w, cap = (int(v) for v in sys.argv[1:6])
+m_in, m_out = mmap.mmap(fd_in, cap, prot=mmap.PROT_READ), mmap.mmap(fd_out, cap)
+while msg := os.read(req_r, 65536):
+    n = json.loads(msg)["nbytes"]
+    memoryview(m_out)[:n] = memoryview(m_in)[:n]  # stands for writing the result
+    os.write(res_w, json.dumps({"ok": True, "nbytes": n}).encode())
+"""
+
+
+class TwoProcessFloor:
+    """The cheapest exchange with another process that moves the same pixels as cv-sandbox: a small JSON
+    request and reply on pipes, and three copies of the image's 4-bytes-per-pixel layout (into shared
+    memory, the other process's result, out of shared memory) — no isolation, no compile, no code run."""
+
+    def __init__(self, image: Image.Image) -> None:
+        self.raw = image.convert("RGBA").tobytes()  # the layout cv-sandbox copies (RGB is stored as RGBX)
+        cap = len(self.raw)
+        self.fds = [os.memfd_create("floor-in"), os.memfd_create("floor-out")]
+        for fd in self.fds:
+            os.ftruncate(fd, cap)
+        self.m_in, self.m_out = (mmap.mmap(fd, cap) for fd in self.fds)
+        req_r, self.req_w = os.pipe()
+        self.res_r, res_w = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FLOOR_SCRIPT, *map(str, (*self.fds, req_r, res_w, cap))],
+            pass_fds=(*self.fds, req_r, res_w),
+        )
+        os.close(req_r)
+        os.close(res_w)
+
+    def call(self) -> bytes:
+        n = len(self.raw)
+        memoryview(self.m_in)[:n] = self.raw
+        os.write(self.req_w, json.dumps({"code": "result = image", "nbytes": n}).encode())
+        n = json.loads(os.read(self.res_r, 65536))["nbytes"]
+        return bytes(memoryview(self.m_out)[:n])
+
+    def close(self) -> None:
+        os.close(self.req_w)
+        self.proc.wait()
+        os.close(self.res_r)
+        self.m_in.close()
+        self.m_out.close()
+        for fd in self.fds:
+            os.close(fd)
 
 
 def fresh_interpreter(code: str, image: Image.Image) -> Image.Image:
@@ -201,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold": [],
         "paced_in_process": [],
         "paced_sandbox": [],
+        "paced_floor": [],
     }
     cpu = {"in_process": 0.0, "caller": 0.0, "workers": 0.0}  # CPU seconds over the back-to-back rounds
     per_op: dict[str, dict[str, list[float]]] = {
@@ -249,19 +303,25 @@ def main(argv: list[str] | None = None) -> int:
         n_sandbox_calls = len(times["sandbox"]) + len(times["sandbox_new_code"])
         time.sleep(0.3)  # the last children are reaped (their CPU time then counts)
         cpu["workers"] = tree_cpu_s(sb.worker_pids()) - workers_cpu0
-        # Paced like an agent loop: model time passes between calls (both ways wait the same).
-        for _k in range(max(1, args.rounds // 2)):
-            for _name, code in OP_MIX:
-                ways = ["in_process", "sandbox"]
-                order.shuffle(ways)
-                for way in ways:
-                    time.sleep(args.pace_ms / 1000)
-                    t0 = time.perf_counter()
-                    if way == "in_process":
-                        in_process(code, image)
-                    else:
-                        assert sb.run(code, [image]).ok
-                    times[f"paced_{way}"].append(time.perf_counter() - t0)
+        # Paced like an agent loop: model time passes between calls (every way waits the same).
+        floor = TwoProcessFloor(image)
+        try:
+            for _k in range(max(1, args.rounds // 2)):
+                for _name, code in OP_MIX:
+                    ways = ["in_process", "sandbox", "floor"]
+                    order.shuffle(ways)
+                    for way in ways:
+                        time.sleep(args.pace_ms / 1000)
+                        t0 = time.perf_counter()
+                        if way == "in_process":
+                            in_process(code, image)
+                        elif way == "sandbox":
+                            assert sb.run(code, [image]).ok
+                        else:
+                            floor.call()
+                        times[f"paced_{way}"].append(time.perf_counter() - t0)
+        finally:
+            floor.close()
     thr = throughput(image, args)
     for k in range(args.fresh_calls):
         _, code = OP_MIX[k % len(OP_MIX)]
@@ -311,6 +371,12 @@ def main(argv: list[str] | None = None) -> int:
         f"paced like an agent loop ({args.pace_ms:g} ms between calls): in-process {pip:.1f} ms | "
         f"cv-sandbox {psb:.1f} ms = {psb / pip:.2f}x"
     )
+    pfl = p50(times["paced_floor"])
+    print(
+        f"  two-process floor (a pipe, shared memory, the same three pixel copies, nothing run): "
+        f"{pfl:.2f} ms per call, paced; in-process + floor = {(pip + pfl) / pip:.2f}x (the best any design "
+        "that copies the pixels to another process and back reaches here)"
+    )
     print(
         f"throughput, {args.throughput_workers} workers busy: cv-sandbox {thr['sandbox']:.0f} calls/s | "
         f"in-process, {args.throughput_workers} threads {thr['in_process']:.0f} calls/s "
@@ -335,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio_sandbox_in_process": sbx / ip,
                     "paced_p50_ms": {"in_process": pip, "sandbox": psb},
                     "ratio_paced_sandbox_in_process": psb / pip,
+                    "paced_two_process_floor_ms": pfl,
+                    "ratio_paced_in_process_plus_floor": (pip + pfl) / pip,
                     "cpu_ms_per_call": {"in_process": cpu_ip, "sandbox": cpu_sb, "caller": cpu_caller},
                     "throughput_calls_per_s": thr,
                     "load_average_1min": os.getloadavg()[0],

@@ -236,6 +236,27 @@ def test_a_call_after_the_worker_died_runs_on_a_fresh_one() -> None:
             assert sb.worker_pids() != [pid]
 
 
+def test_a_call_after_every_spare_was_killed_runs_on_the_next() -> None:
+    """Spares killed from outside before a call reached them (both of them, twice over) cost no call either:
+    none of its code had run, so it goes to the next spare (or a fresh worker)."""
+    from cv_sandbox.testing import children_of
+
+    img = __import__("PIL.Image").Image.new("L", (2, 2), 7)
+    with Sandbox(SandboxConfig(workers=1)) as sb:
+        assert sb.run("result = image", [img]).ok
+        for _ in range(2):
+            time.sleep(0.3)  # the replacement spares are forked
+            (worker,) = sb.worker_pids()
+            spares = children_of(worker)
+            assert len(spares) == 2
+            for pid in spares:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+            r = sb.run("result = image.point(lambda v: v + 1)", [img])
+            assert r.ok, r.error
+            assert r.image.getpixel((0, 0)) == 8
+
+
 def test_worker_sits_in_its_own_pid_namespace() -> None:
     with Sandbox(SandboxConfig(workers=1)) as sb:
         (pid,) = sb.worker_pids()

@@ -67,6 +67,10 @@ _BACKSTOP_S = 0.4
 _REAP_S = 2.0
 #: Pairs of pixel regions per worker (children take them in turn; see the module docstring).
 SLOTS = 2
+#: Tries of one call whose code never ran (its child, or its worker, was gone before the call reached it):
+#: enough for every spare a worker keeps ahead to have been killed, bounded so that a machine killing every
+#: child cannot keep a call looping.
+_TRIES = 4
 
 # The worker imports only the internals it runs, not the package's public API (asyncio, ssl, cv_protocol,
 # ... : ~100 more memory mappings, which every fork copies and every child's exit tears down again).
@@ -587,7 +591,8 @@ class WorkerPool:
             w.stop()
 
     def _call(self, worker: Worker, code: str, im: Image.Image) -> tuple[dict[str, Any], Image.Image | None]:
-        for attempt in (0, 1):
+        last = _TRIES - 1
+        for attempt in range(_TRIES):
             if self.closed:
                 return error_reply("closed", _CLOSED_MESSAGE), None
             try:
@@ -596,15 +601,15 @@ class WorkerPool:
                 worker.wait_ready()
             except (WireError, OSError, RuntimeError) as exc:
                 worker.kill()
-                if attempt == 1:
+                if attempt >= 1:  # a worker that failed to start twice will not start
                     return error_reply("crash", f"sandbox worker could not start: {exc}"), None
                 continue
             try:
                 reply = worker.call(code, im)
-            except CallLost as exc:  # none of its code ran: run it once more (on a fresh worker if need be)
+            except CallLost as exc:  # none of its code ran: run it again (on a fresh worker if need be)
                 if worker.failed:
                     self._replace(worker)
-                if attempt == 1:
+                if attempt == last:
                     return error_reply("crash", f"sandbox worker failed: {exc}"), None
                 continue
             except WireTimeout:  # the worker did not answer by the backstop

@@ -68,8 +68,9 @@ class CallLost(WireError):
     """A call ended without a verdict on its code: its child was gone before the request reached it, or the
     worker itself died during the call (user code cannot reach its worker: seccomp, its own PID namespace;
     the worker dies only from outside). Sandboxed code has no effect outside its child, so the pool runs
-    the call once more on a fresh worker and the caller gets the code's own verdict. A child that dies while
-    its worker lives is never retried: the code may be what killed it."""
+    the call again (on the worker's next spare, or on a fresh worker; a few tries at most) and the caller
+    gets the code's own verdict. A child that dies during its call while its worker lives is never retried:
+    the code may be what killed it."""
 
 
 def expected_nbytes(mode: str, w: int, h: int, native: bool = False) -> int:

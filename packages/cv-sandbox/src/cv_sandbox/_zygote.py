@@ -371,11 +371,10 @@ class Zygote:
 
         # After each reply of a reused child: free this call's cycles (only young objects are walked).
         serve_calls(req_r, res_w, handle, self.calls_per_child, after_reply=lambda: gc.collect(0))
-        # Answered: tearing down this address space is background work too (it must not delay the caller,
-        # which is copying the result out).
-        _set_policy(BACKGROUND)
         # Exit only once the caller has let go of this child (it closes the request pipe when it has the
-        # result): tearing down the address space must not compete with the caller copying the result.
+        # result), and as background work: tearing down the address space must not compete with the caller
+        # copying the result, nor with the next call.
+        _set_policy(BACKGROUND)
         try:
             os.read(req_r, 1)
         except OSError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from cv_protocol import DEFAULT_PRESET, Preset
 
 from ._parallel import pmap
 from .importers import IMPORTERS
-from .inputs import InputSpec
+from .inputs import InputSpec, ItemTask, item_tasks
 from .item import Item
 from .records import LAYOUTS, layout_row, read_items, read_verl
 from .report import BuildReport
@@ -261,23 +261,10 @@ def variants_per_base(cfg: BenchConfig) -> int:
     return max(1, len(SUITES[cfg.suite].variants))
 
 
-@dataclass(frozen=True)
-class _BenchTask:
-    index: int
-    cfg: BenchConfig
-    layout: str
-    preset: Preset
-    source: InputSpec | None = None
-    row: Any = None
-
-
-def _bench_record(task: _BenchTask) -> RecordRows:
-    item = None
-    if task.source is not None:
-        try:
-            item = task.source.item(task.row, task.index)
-        except (KeyError, ValueError, TypeError) as e:
-            return RecordRows(error=task.source.error(task.row, e))
+def _bench_record(task: ItemTask[BenchConfig]) -> RecordRows:
+    item = task.input_item()
+    if isinstance(item, RecordRows):
+        return item
     if item is not None and not item.meta.get("base_id"):
         item.meta = {**item.meta, "base_id": item.id}
     variants = _bench_one((task.index, task.cfg, item))
@@ -310,14 +297,6 @@ def bench_spec(
         settings |= {"corruptions": list(cfg.corruptions), "severities": list(cfg.severities or [])}
     settings |= {"input": source.identity()} if source is not None else {"sources": list(cfg.sources or [])}
 
-    def tasks(start: int, stop: int) -> Iterator[_BenchTask]:
-        if source is None:
-            for i in range(start, stop):
-                yield _BenchTask(i, cfg, layout, preset)
-        else:
-            for i, row in enumerate(source.rows(start, stop), start):
-                yield _BenchTask(i, cfg, layout, preset, source, row)
-
     parts = ["cv-data", "build-bench", "--out", "OUT", "--suite", cfg.suite, "--seed", str(cfg.seed)]
     parts += ["--format", layout]
     if preset.name != "default":
@@ -332,7 +311,7 @@ def bench_spec(
         builder="build-bench",
         num=num,
         layout=LAYOUTS[layout],
-        tasks=tasks,
+        tasks=item_tasks(cfg, layout, preset, source),
         make=_bench_record,
         settings=settings,
         command=command or shlex.join(parts),

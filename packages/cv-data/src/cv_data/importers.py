@@ -109,7 +109,7 @@ class Importer:
         if files[0].suffix == ".parquet":
             yield from parquet_range(files, start, stop)
             return
-        for i, row in enumerate(_text_rows(files)):
+        for i, row in enumerate(text_rows(files)):
             if i >= stop:
                 return
             if i >= start:
@@ -122,7 +122,8 @@ class Importer:
         raise NotImplementedError
 
 
-def _text_rows(files: list[Path]) -> Iterator[Any]:
+def text_rows(files: list[Path]) -> Iterator[Any]:
+    """The raw rows of JSONL (lines), JSON (list items or values) and TSV (dicts) files, in order."""
     for f in files:
         if f.suffix == ".jsonl":
             with open(f, encoding="utf-8") as fh:
@@ -270,7 +271,7 @@ class VStarImporter(Importer):
             return False
         if files[0].suffix != ".jsonl":
             return files[0].suffix == ".json"
-        first = next(_text_rows(files[:1]), None)
+        first = next(text_rows(files[:1]), None)
         try:
             row = parse_row(first, 0) if first is not None else {}
         except ValueError:

@@ -9,14 +9,15 @@ the published layouts of :data:`cv_data.importers.IMPORTERS` (``vstar``, ``hrben
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from .importers import IMPORTERS, SFT_IMPORTERS
+from cv_protocol import Preset
+
+from .importers import IMPORTERS, SFT_IMPORTERS, text_rows
 from .item import Item
 from .records import (
     count_parquet_rows,
@@ -29,6 +30,7 @@ from .records import (
     verl_item,
 )
 from .report import BuildReport
+from .shards import RecordRows
 from .tables import ColumnMap, find_table, row_item, row_item_stage
 
 #: Input formats of :class:`InputSpec`: the generic ones, then every importer (:data:`IMPORTERS`).
@@ -106,7 +108,7 @@ class InputSpec:
         files = self.files()
         if files and files[0].suffix == ".parquet":
             return count_parquet_rows(Path(self.path).expanduser())
-        return sum(1 for _ in self._text_rows(files))
+        return sum(1 for _ in text_rows(files))
 
     def rows(self, start: int, stop: int) -> Iterator[Any]:
         """The raw rows ``start .. stop-1`` (a parquet file's row groups before ``start`` are skipped)."""
@@ -122,26 +124,11 @@ class InputSpec:
         if files and files[0].suffix == ".parquet":
             yield from parquet_range(files, start, stop)
             return
-        for i, row in enumerate(self._text_rows(files)):
+        for i, row in enumerate(text_rows(files)):
             if i >= stop:
                 return
             if i >= start:
                 yield row
-
-    def _text_rows(self, files: list[Path]) -> Iterator[Any]:
-        for f in files:
-            if f.suffix == ".jsonl":
-                with open(f, encoding="utf-8") as fh:
-                    for line in fh:
-                        if line.strip():
-                            yield line
-            elif f.suffix == ".json":
-                data = json.loads(f.read_text(encoding="utf-8"))
-                yield from data if isinstance(data, list) else list(data.values())
-            elif f.suffix == ".tsv":
-                csv.field_size_limit(1 << 30)  # HRBench TSVs inline whole images as base64
-                with open(f, encoding="utf-8", newline="") as fh:
-                    yield from csv.DictReader(fh, delimiter="\t")
 
     def _hf(self) -> Any:
         try:
@@ -224,3 +211,45 @@ def _jsonl_files(p: Path) -> list[Path]:
         if found:
             return found
     raise FileNotFoundError(f"{p} holds no parquet or .jsonl records")
+
+
+_C = TypeVar("_C")
+
+
+@dataclass(frozen=True)
+class ItemTask(Generic[_C]):
+    """One record of an item build (RL items, benchmark suites): its index, the build's settings, and the
+    input row it is made from (none for a synthetic item). Crosses to worker processes, so it is plain."""
+
+    index: int
+    cfg: _C
+    layout: str
+    preset: Preset
+    source: InputSpec | None = None
+    row: Any = None
+
+    def input_item(self) -> Item | RecordRows | None:
+        """The input row as an item (None for a synthetic record), or the failed record saying why."""
+        if self.source is None:
+            return None
+        try:
+            return self.source.item(self.row, self.index)
+        except (KeyError, ValueError, TypeError) as e:
+            return RecordRows(error=self.source.error(self.row, e))
+
+
+def item_tasks(
+    cfg: _C, layout: str, preset: Preset, source: InputSpec | None
+) -> Callable[[int, int], Iterator[ItemTask[_C]]]:
+    """A build's ``tasks(start, stop)``: synthetic records by index, or the rows of ``source`` read a range
+    at a time."""
+
+    def tasks(start: int, stop: int) -> Iterator[ItemTask[_C]]:
+        if source is None:
+            for i in range(start, stop):
+                yield ItemTask(i, cfg, layout, preset)
+        else:
+            for i, row in enumerate(source.rows(start, stop), start):
+                yield ItemTask(i, cfg, layout, preset, source, row)
+
+    return tasks

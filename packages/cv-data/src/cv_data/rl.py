@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from cv_protocol import DEFAULT_PRESET, FLIP_OPS, ROTATE_OPS, Preset
 
 from ._parallel import pmap
 from .importers import IMPORTERS
-from .inputs import InputSpec
+from .inputs import InputSpec, ItemTask, item_tasks
 from .item import Item
 from .records import LAYOUTS, layout_row
 from .report import BuildReport
@@ -172,23 +172,10 @@ def build_rl_items(
 # ------------------------------------------------------------------------------------ streaming
 
 
-@dataclass(frozen=True)
-class _RLTask:
-    index: int
-    cfg: RLBuildConfig
-    layout: str
-    preset: Preset
-    source: InputSpec | None = None
-    row: Any = None
-
-
-def _rl_record(task: _RLTask) -> RecordRows:
-    item = None
-    if task.source is not None:
-        try:
-            item = task.source.item(task.row, task.index)
-        except (KeyError, ValueError, TypeError) as e:
-            return RecordRows(error=task.source.error(task.row, e))
+def _rl_record(task: ItemTask[RLBuildConfig]) -> RecordRows:
+    item = task.input_item()
+    if isinstance(item, RecordRows):
+        return item
     res = rl_item(task.index, task.cfg, item)
     key = f"transform:{'+'.join(res.transform) or 'none'}"
     return RecordRows(rows=[layout_row(task.layout, res, task.index, task.preset)], stats={key: 1})
@@ -232,14 +219,6 @@ def rl_spec(
     if layout == "verl":
         settings["system_prompt_sha"] = _sha(preset.system_prompt)
 
-    def tasks(start: int, stop: int) -> Iterator[_RLTask]:
-        if source is None:
-            for i in range(start, stop):
-                yield _RLTask(i, cfg, layout, preset)
-        else:
-            for i, row in enumerate(source.rows(start, stop), start):
-                yield _RLTask(i, cfg, layout, preset, source, row)
-
     what = "the items of " + Path(source.path).name if source is not None else "synthetic RL items"
     title = "CodeVision RL items"
     if source is not None and source.format in IMPORTERS:
@@ -250,7 +229,7 @@ def rl_spec(
         builder="build-rl",
         num=num,
         layout=LAYOUTS[layout],
-        tasks=tasks,
+        tasks=item_tasks(cfg, layout, preset, source),
         make=_rl_record,
         settings=settings,
         command=command or _rl_command(cfg, layout, preset, source),
